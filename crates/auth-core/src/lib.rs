@@ -1,0 +1,54 @@
+//! The provider-agnostic heart of kunci: tokens, expiry logic, the traits every provider and
+//! store implements, and the [`TokenManager`] that caches and refreshes tokens.
+//!
+//! ```
+//! use auth_core::{Fetched, Token, TokenManager, source};
+//! use secrecy::SecretString;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), auth_core::Error> {
+//! // Any async closure can be a token source; provider crates implement `TokenSource`.
+//! let demo = source::from_fn("demo", |request: auth_core::FetchRequest| async move {
+//!     let expires = request.sent_at + Duration::from_secs(3600);
+//!     Ok(Fetched::new(Token::bearer(SecretString::from("t0k3n"), request.sent_at, Some(expires))?))
+//! });
+//! let manager = TokenManager::builder(demo).build()?;
+//! let token = manager.token().await?; // fetched once, then served from the cache
+//! assert_eq!(token.header_value().to_str().unwrap(), "Bearer t0k3n");
+//! # Ok(()) }
+//! ```
+//!
+//! The crate depends on no provider and no store backend. Feature `http` adds the one HTTP
+//! exchange all provider crates share ([`http`](crate::http)); feature `test-util` adds
+//! [`ManualClock`] and [`TokioClock`].
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod clock;
+pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod jwt;
+pub mod manager;
+pub mod policy;
+pub mod source;
+pub mod store;
+pub mod token;
+
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::{ManualClock, TokioClock};
+pub use clock::{Clock, MonoTime, SharedClock, SystemClock};
+pub use error::{Error, ErrorKind};
+pub use manager::{Stats, TokenGuard, TokenManager, TokenManagerBuilder};
+pub use policy::{Deadlines, Freshness, RefreshPolicy};
+pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
+pub use store::{MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
+pub use token::{AuthScheme, Token};
+
+/// Re-exported so provider crates and users name the same versions.
+pub use secrecy;
+pub use time;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -1,0 +1,319 @@
+//! Where tokens are kept between calls, processes and hosts: the [`TokenStore`] trait and the
+//! in-memory store. File and Redis stores live in the `auth-store` crate.
+
+use std::{
+    collections::HashMap,
+    error::Error as StdError,
+    fmt,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::{error::Error, token::Token};
+
+/// Names one entry: provider and account, e.g. `sehatmu:3310fd56-…`.
+///
+/// Only ASCII letters, digits and `._-:@` are allowed, at most 200 of them, so a key is safe as
+/// a file name and a Redis key alike.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(Arc<str>);
+
+impl StoreKey {
+    /// Validates and wraps a key.
+    pub fn new(key: impl AsRef<str>) -> Result<Self, Error> {
+        let key = key.as_ref();
+        let ok = !key.is_empty()
+            && key.len() <= 200
+            && !key.starts_with('.')
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:@".contains(&b));
+        if ok {
+            Ok(Self(key.into()))
+        } else {
+            Err(Error::configuration(
+                "a store key must be 1 to 200 ASCII letters, digits or `._-:@`, not starting with `.`",
+            ))
+        }
+    }
+
+    /// `provider:account`.
+    pub fn for_account(provider: &str, account: &str) -> Result<Self, Error> {
+        Self::new(format!("{provider}:{account}"))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a store keeps per key.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct StoredEntry {
+    /// The current token, if any.
+    pub token: Option<Token>,
+    /// The refresh material, when the provider rotates it (or when `kunci login` saved it).
+    pub refresh: Option<SecretString>,
+    /// No request may be sent before this moment (a cool-down after a failure).
+    pub cooldown_until: Option<OffsetDateTime>,
+    /// The version this entry was read at; stores bump it on every save.
+    pub version: u64,
+}
+
+impl StoredEntry {
+    /// An entry holding a token.
+    pub fn with_token(token: Token) -> Self {
+        Self { token: Some(token), ..Self::default() }
+    }
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The entry's version is not the one the writer read: someone else saved in between.
+    #[error("the store entry `{key}` was changed by another writer (expected version {expected}, found {found})")]
+    Conflict {
+        /// The key.
+        key: StoreKey,
+        /// The version the writer expected (0: no entry).
+        expected: u64,
+        /// The version found (0: no entry).
+        found: u64,
+    },
+    /// The store cannot be reached now (Redis down, …); the caller may retry later.
+    #[error("the token store is unavailable: {message}")]
+    Unavailable {
+        /// What failed, without secrets.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+    /// An entry cannot be read back (corrupt file, wrong encryption key, tampered data).
+    #[error("the token store entry is unreadable: {message}")]
+    Corrupt {
+        /// What failed and where, without secrets.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+    /// Any other failure (permissions, disk full, …).
+    #[error("the token store failed: {message}")]
+    Other {
+        /// What failed, without secrets.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// An "unavailable" error with a cause.
+    pub fn unavailable(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Unavailable { message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    /// A "corrupt" error.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::Corrupt { message: message.into(), source: None }
+    }
+
+    /// Any other error, with a cause.
+    pub fn other(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Other { message: message.into(), source: Some(Box::new(source)) }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::store(e.to_string()).with_source(e)
+    }
+}
+
+/// Held while one process refreshes a key; dropped or released when done.
+#[async_trait]
+pub trait StoreLock: Send + Sync + fmt::Debug {
+    /// Releases the lock. Stores whose lock also frees itself (a TTL, an OS file lock) make
+    /// this best-effort.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Persistence for token entries, shared by every manager (and process) using the same key.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// Reads an entry; `Ok(None)` when there is none.
+    async fn load(&self, key: &StoreKey) -> Result<Option<StoredEntry>, StoreError>;
+
+    /// Writes `entry` if the stored version is still `expected` (0: no entry yet), and returns the
+    /// new version. Fails with [`StoreError::Conflict`] otherwise, changing nothing. The write is
+    /// atomic: a reader sees the old entry or the new one, never a mix.
+    async fn save(&self, key: &StoreKey, entry: &StoredEntry, expected: u64) -> Result<u64, StoreError>;
+
+    /// Removes an entry (no error if there is none).
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Waits until this caller holds the refresh lock for `key`, among every process sharing the
+    /// store. `ttl` bounds how long a holder that died keeps others waiting, for stores where
+    /// the lock would otherwise outlive its holder.
+    async fn lock(&self, key: &StoreKey, ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError>;
+
+    /// A short description for status output (`file:/home/…`, `redis://host/…`); never a
+    /// password.
+    fn describe(&self) -> String;
+}
+
+/// A cheaply cloneable, shared [`TokenStore`].
+#[derive(Clone, Debug)]
+pub struct SharedTokenStore(Arc<dyn TokenStore>);
+
+impl SharedTokenStore {
+    /// Wraps a store.
+    pub fn new(store: impl TokenStore + 'static) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl std::ops::Deref for SharedTokenStore {
+    type Target = dyn TokenStore;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl SharedTokenStore {
+    /// Wraps a store that is already shared.
+    pub fn from_arc(store: Arc<dyn TokenStore>) -> Self {
+        Self(store)
+    }
+}
+
+impl<S: TokenStore + 'static> From<S> for SharedTokenStore {
+    fn from(store: S) -> Self {
+        Self::new(store)
+    }
+}
+
+/// A store in this process's memory: for tests and single-process services that persist
+/// nothing. Clones share the same entries.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    entries: Arc<Mutex<HashMap<StoreKey, StoredEntry>>>,
+    locks: Arc<Mutex<HashMap<StoreKey, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<StoreKey, StoredEntry>> {
+        // A panic elsewhere while holding the map leaves it consistent (every write is one
+        // insert), so a poisoned lock is still safe to use.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+struct MemoryLock(#[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedMutexGuard<()>);
+
+#[async_trait]
+impl StoreLock for MemoryLock {
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<StoredEntry>, StoreError> {
+        Ok(self.entries().get(key).cloned())
+    }
+
+    async fn save(&self, key: &StoreKey, entry: &StoredEntry, expected: u64) -> Result<u64, StoreError> {
+        let mut entries = self.entries();
+        let found = entries.get(key).map_or(0, |e| e.version);
+        if found != expected {
+            return Err(StoreError::Conflict { key: key.clone(), expected, found });
+        }
+        let version = found + 1;
+        let mut stored = entry.clone();
+        stored.version = version;
+        entries.insert(key.clone(), stored);
+        Ok(version)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.entries().remove(key);
+        Ok(())
+    }
+
+    async fn lock(&self, key: &StoreKey, _ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
+        let mutex = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(key.clone()).or_default().clone()
+        };
+        Ok(Box::new(MemoryLock(mutex.lock_owned().await)))
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(StoreKey::new("sehatmu:3310fd56-10fb.sehatmu.client").is_ok());
+        assert!(StoreKey::for_account("kalsel", "default").is_ok());
+        for bad in ["", "../etc/passwd", "a/b", ".hidden", "spa ce", &"x".repeat(201)] {
+            assert!(StoreKey::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_compare_and_swap() {
+        let store = MemoryStore::new();
+        let key = StoreKey::new("t:a").unwrap();
+        assert!(store.load(&key).await.unwrap().is_none());
+        let v1 = store.save(&key, &StoredEntry::default(), 0).await.unwrap();
+        assert_eq!(v1, 1);
+        let err = store.save(&key, &StoredEntry::default(), 0).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { expected: 0, found: 1, .. }), "{err}");
+        assert_eq!(store.save(&key, &StoredEntry::default(), 1).await.unwrap(), 2);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, 2);
+        store.delete(&key).await.unwrap();
+        assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn memory_lock_excludes() {
+        let store = MemoryStore::new();
+        let key = StoreKey::new("t:a").unwrap();
+        let held = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        let store2 = store.clone();
+        let key2 = key.clone();
+        let waiter = tokio::spawn(async move { store2.lock(&key2, Duration::from_secs(1)).await.map(|_| ()) });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        held.release().await.unwrap();
+        waiter.await.unwrap().unwrap();
+    }
+}
