@@ -54,6 +54,7 @@ fn duration_nanos(d: Duration) -> u64 {
 
 /// A source of time. Implementations must be cheap: [`Clock::monotonic`] is read on every
 /// `token()` call.
+#[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The wall-clock time, in UTC.
     fn now(&self) -> OffsetDateTime;
@@ -111,7 +112,10 @@ pub struct SystemClock {
 
 impl SystemClock {
     /// The system clock.
-    #[allow(clippy::disallowed_methods, reason = "the clock module is where time is read")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the clock module is where time is read"
+    )]
     pub fn new() -> Self {
         Self {
             #[cfg(not(target_os = "linux"))]
@@ -127,7 +131,10 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods, reason = "the clock module is where time is read")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the clock module is where time is read"
+    )]
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
@@ -144,9 +151,15 @@ impl Clock for SystemClock {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code, reason = "one libc call with a valid out-pointer; see SAFETY")]
+#[allow(
+    unsafe_code,
+    reason = "one libc call with a valid out-pointer; see SAFETY"
+)]
 fn coarse_monotonic() -> MonoTime {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC_COARSE is supported by
     // every Linux kernel since 2.6.32; the call writes only into `ts`.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
@@ -182,12 +195,14 @@ impl ManualClock {
         use std::sync::atomic::Ordering::SeqCst;
         let n = duration_nanos(d);
         self.mono_nanos.fetch_add(n, SeqCst);
-        self.wall_nanos.fetch_add(i64::try_from(n).unwrap_or(i64::MAX), SeqCst);
+        self.wall_nanos
+            .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), SeqCst);
     }
 
     /// Sets the wall clock alone.
     pub fn set_wall(&self, wall: OffsetDateTime) {
-        self.wall_nanos.store(wall_to_nanos(wall), std::sync::atomic::Ordering::SeqCst);
+        self.wall_nanos
+            .store(wall_to_nanos(wall), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -200,7 +215,8 @@ fn wall_to_nanos(wall: OffsetDateTime) -> i64 {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         let nanos = self.wall_nanos.load(std::sync::atomic::Ordering::SeqCst);
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     fn monotonic(&self) -> MonoTime {
@@ -221,7 +237,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock that shows `wall` now and moves with tokio's clock.
     pub fn new(wall: OffsetDateTime) -> Arc<Self> {
-        Arc::new(Self { origin: tokio::time::Instant::now(), wall_origin: wall })
+        Arc::new(Self {
+            origin: tokio::time::Instant::now(),
+            wall_origin: wall,
+        })
     }
 }
 
@@ -238,7 +257,8 @@ impl Clock for TokioClock {
 
 /// Formats a time as RFC 3339 (`2026-11-22T10:00:00Z`), for messages.
 pub fn format_rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Converts a wall-clock difference to a [`Duration`], zero when negative.
@@ -270,16 +290,31 @@ mod tests {
         let m0 = clock.monotonic();
         clock.advance(Duration::from_secs(90));
         assert_eq!(clock.now(), datetime!(2026-01-01 00:01:30 UTC));
-        assert_eq!(clock.monotonic().saturating_duration_since(m0), Duration::from_secs(90));
+        assert_eq!(
+            clock.monotonic().saturating_duration_since(m0),
+            Duration::from_secs(90)
+        );
         clock.set_wall(datetime!(2030-01-01 00:00 UTC));
-        assert_eq!(clock.monotonic().saturating_duration_since(m0), Duration::from_secs(90));
+        assert_eq!(
+            clock.monotonic().saturating_duration_since(m0),
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
     fn mono_arithmetic_saturates() {
-        assert_eq!(MonoTime::NEVER.saturating_add(Duration::from_secs(1)), MonoTime::NEVER);
-        assert_eq!(MonoTime::ZERO.saturating_sub(Duration::from_secs(1)), MonoTime::ZERO);
-        assert_eq!(MonoTime::ZERO.saturating_duration_since(MonoTime::from_nanos(5)), Duration::ZERO);
+        assert_eq!(
+            MonoTime::NEVER.saturating_add(Duration::from_secs(1)),
+            MonoTime::NEVER
+        );
+        assert_eq!(
+            MonoTime::ZERO.saturating_sub(Duration::from_secs(1)),
+            MonoTime::ZERO
+        );
+        assert_eq!(
+            MonoTime::ZERO.saturating_duration_since(MonoTime::from_nanos(5)),
+            Duration::ZERO
+        );
     }
 
     #[tokio::test(start_paused = true)]

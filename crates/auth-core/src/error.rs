@@ -36,13 +36,18 @@ impl ErrorKind {
             Self::ReauthenticationRequired => "log in again or issue new credentials",
             Self::RateLimited { .. } => "wait until the given time before trying again",
             Self::Transient => "retry later",
-            Self::Protocol => "the provider answered something unexpected; report it if it persists",
+            Self::Protocol => {
+                "the provider answered something unexpected; report it if it persists"
+            }
             Self::Store => "check the token store",
         }
     }
 
     fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient | Self::RateLimited { .. } | Self::Store)
+        matches!(
+            self,
+            Self::Transient | Self::RateLimited { .. } | Self::Store
+        )
     }
 }
 
@@ -130,7 +135,9 @@ impl Error {
             },
         };
         f(&mut inner);
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// What kind of failure this is.
@@ -155,7 +162,10 @@ impl Error {
 
     /// The same error as seen by a caller while a cool-down is in force: rate limited until `until`.
     pub(crate) fn cooling_down(&self, until: OffsetDateTime) -> Self {
-        let message = format!("no request is sent until the cool-down after a failed attempt ends: {}", self.message());
+        let message = format!(
+            "no request is sent until the cool-down after a failed attempt ends: {}",
+            self.message()
+        );
         let mut err = Self::rate_limited(until, message);
         if let Some(source) = &self.inner.source {
             err = err.map_inner(|inner| inner.source = Some(source.clone()));
@@ -181,7 +191,8 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Error");
-        s.field("kind", &self.inner.kind).field("message", &self.inner.message);
+        s.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
         if let Some(at) = self.inner.retry_after {
             s.field("retry_after", &at);
         }
@@ -194,7 +205,10 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
     }
 }
 
@@ -210,9 +224,16 @@ mod tests {
 
     #[test]
     fn display_carries_advice_and_source_is_kept() {
-        let err = Error::reauthentication_required("kalsel refresh token expired").with_source(Detail);
-        assert_eq!(err.to_string(), "kalsel refresh token expired (log in again or issue new credentials)");
-        assert_eq!(err.source().unwrap().to_string(), "server said: token has expired");
+        let err =
+            Error::reauthentication_required("kalsel refresh token expired").with_source(Detail);
+        assert_eq!(
+            err.to_string(),
+            "kalsel refresh token expired (log in again or issue new credentials)"
+        );
+        assert_eq!(
+            err.source().unwrap().to_string(),
+            "server said: token has expired"
+        );
         assert!(!err.is_retryable());
     }
 
@@ -229,7 +250,9 @@ mod tests {
     #[test]
     fn cooling_down_keeps_cause() {
         let until = datetime!(2026-11-22 10:00:00 UTC);
-        let err = Error::transient("gateway timeout").with_source(Detail).cooling_down(until);
+        let err = Error::transient("gateway timeout")
+            .with_source(Detail)
+            .cooling_down(until);
         assert_eq!(err.kind(), ErrorKind::RateLimited { until });
         assert!(err.message().contains("gateway timeout"));
         assert!(err.source().is_some());

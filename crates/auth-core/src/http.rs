@@ -37,7 +37,11 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10), timeout: Duration::from_secs(30), max_body_bytes: 256 * 1024 }
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 256 * 1024,
+        }
     }
 }
 
@@ -60,7 +64,9 @@ pub struct HttpClient {
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClient").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +79,9 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("kunci/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::configuration("could not build the HTTP client").with_source(e.without_url()))?;
+            .map_err(|e| {
+                Error::configuration("could not build the HTTP client").with_source(e.without_url())
+            })?;
         Ok(Self { client, config })
     }
 
@@ -90,34 +98,61 @@ impl HttpClient {
     /// Sends a request and reads the answer, capped. Network failures and timeouts are
     /// [`Transient`](crate::ErrorKind::Transient); an oversized body is
     /// [`Protocol`](crate::ErrorKind::Protocol). The status is not judged here.
-    pub async fn send(&self, provider: &str, request: RequestBuilder) -> Result<HttpResponse, Error> {
-        let mut response = request.send().await.map_err(|e| transport_error(provider, e))?;
+    pub async fn send(
+        &self,
+        provider: &str,
+        request: RequestBuilder,
+    ) -> Result<HttpResponse, Error> {
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(provider, e))?;
         let status = response.status();
         let headers = response.headers();
         let content_type = header_str(headers, header::CONTENT_TYPE);
-        let date = header_str(headers, header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(OffsetDateTime::from);
+        let date = header_str(headers, header::DATE)
+            .and_then(|d| httpdate::parse_http_date(&d).ok())
+            .map(OffsetDateTime::from);
         let retry_after = header_str(headers, header::RETRY_AFTER);
         let max = self.config.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > max as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
             return Err(oversized(provider, max));
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(provider, e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(provider, e))?
+        {
             if body.len() + chunk.len() > max {
                 return Err(oversized(provider, max));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status, content_type, date, retry_after, body: body.freeze() })
+        Ok(HttpResponse {
+            status,
+            content_type,
+            date,
+            retry_after,
+            body: body.freeze(),
+        })
     }
 }
 
 fn header_str(headers: &header::HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn oversized(provider: &str, max: usize) -> Error {
-    Error::protocol(format!("{provider} answered with a body larger than {max} bytes; it was not read"))
+    Error::protocol(format!(
+        "{provider} answered with a body larger than {max} bytes; it was not read"
+    ))
 }
 
 fn transport_error(provider: &str, e: reqwest::Error) -> Error {
@@ -163,17 +198,31 @@ impl fmt::Debug for HttpResponse {
 impl HttpResponse {
     /// Builds a response (for tests and custom transports).
     pub fn new(status: StatusCode, content_type: Option<&str>, body: impl Into<Bytes>) -> Self {
-        Self { status, content_type: content_type.map(str::to_owned), date: None, retry_after: None, body: body.into() }
+        Self {
+            status,
+            content_type: content_type.map(str::to_owned),
+            date: None,
+            retry_after: None,
+            body: body.into(),
+        }
     }
 
     /// Whether the `Content-Type` is JSON (`application/json`, `application/fhir+json`, …).
     pub fn is_json(&self) -> bool {
-        self.mime().is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
+        self.mime().is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
     }
 
     /// The media type alone, lower-cased, without parameters.
     pub fn mime(&self) -> Option<String> {
-        self.content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        self.content_type.as_deref().map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// Parses the body as JSON; a body that does not parse is a protocol error that names where,
@@ -183,7 +232,9 @@ impl HttpResponse {
             let what = match e.classify() {
                 serde_json::error::Category::Eof => "is truncated",
                 serde_json::error::Category::Syntax => "is not valid JSON",
-                serde_json::error::Category::Data | serde_json::error::Category::Io => "does not have the documented shape",
+                serde_json::error::Category::Data | serde_json::error::Category::Io => {
+                    "does not have the documented shape"
+                }
             };
             Error::protocol(format!(
                 "the answer from {provider} (status {}) {what} (line {}, column {})",
@@ -198,7 +249,12 @@ impl HttpResponse {
     /// characters replaced. Use only for bodies that carry no secret (error pages).
     pub fn text_snippet(&self, max_chars: usize) -> String {
         let text = String::from_utf8_lossy(&self.body);
-        let mut out: String = text.trim().chars().take(max_chars).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let mut out: String = text
+            .trim()
+            .chars()
+            .take(max_chars)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if text.trim().chars().count() > max_chars {
             out.push('…');
         }
@@ -211,7 +267,9 @@ impl HttpResponse {
         if let Ok(secs) = raw.parse::<u32>() {
             return Some(now + Duration::from_secs(u64::from(secs)));
         }
-        httpdate::parse_http_date(raw).ok().map(OffsetDateTime::from)
+        httpdate::parse_http_date(raw)
+            .ok()
+            .map(OffsetDateTime::from)
     }
 
     /// Sets the raw `Retry-After` value (for tests and custom transports).
@@ -226,7 +284,9 @@ impl HttpResponse {
     /// treated as none.
     pub fn clock_offset(&self, local_now: OffsetDateTime) -> time::Duration {
         match self.date {
-            Some(date) if (date - local_now).abs() >= time::Duration::seconds(2) => date - local_now,
+            Some(date) if (date - local_now).abs() >= time::Duration::seconds(2) => {
+                date - local_now
+            }
             _ => time::Duration::ZERO,
         }
     }
@@ -241,9 +301,15 @@ impl HttpResponse {
             let until = retry_after.unwrap_or(now + Duration::from_secs(60));
             Error::rate_limited(until, format!("{provider} answered 429 Too Many Requests"))
         } else if self.status.is_server_error() || self.status == StatusCode::REQUEST_TIMEOUT {
-            let text = if self.mime().as_deref() == Some("text/html") { String::new() } else { self.text_snippet(200) };
+            let text = if self.mime().as_deref() == Some("text/html") {
+                String::new()
+            } else {
+                self.text_snippet(200)
+            };
             let sep = if text.is_empty() { "" } else { ": " };
-            Error::transient(format!("{provider} is unavailable (status {code}){sep}{text}"))
+            Error::transient(format!(
+                "{provider} is unavailable (status {code}){sep}{text}"
+            ))
         } else {
             Error::protocol(format!(
                 "{provider} answered an unexpected status {code} ({})",
@@ -263,7 +329,11 @@ impl HttpResponse {
 pub fn parse_base_url(raw: &str) -> Result<Url, Error> {
     let url = Url::parse(raw.trim())
         .map_err(|e| Error::configuration(format!("`{raw}` is not a valid base URL: {e}")))?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(Error::configuration(format!(
             "the base URL `{}` must not carry credentials, a query or a fragment",
             redact_url(&url)
@@ -275,12 +345,19 @@ pub fn parse_base_url(raw: &str) -> Result<Url, Error> {
         "http" => Err(Error::configuration(format!(
             "`{raw}` uses plain http; kunci sends credentials only over https (http is allowed for loopback addresses)"
         ))),
-        other => Err(Error::configuration(format!("`{raw}` has the unsupported scheme `{other}`; use https"))),
+        other => Err(Error::configuration(format!(
+            "`{raw}` has the unsupported scheme `{other}`; use https"
+        ))),
     }
 }
 
 fn redact_url(url: &Url) -> String {
-    format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path())
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    )
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -313,39 +390,76 @@ mod tests {
         assert!(parse_base_url("http://127.0.0.1:8080/prefix").is_ok());
         assert!(parse_base_url("http://[::1]:8080").is_ok());
         assert!(parse_base_url("http://localhost:1").is_ok());
-        for bad in ["http://kalsel.dev", "ftp://x", "not a url", "https://u:p@h", "https://h/?q=1"] {
+        for bad in [
+            "http://kalsel.dev",
+            "ftp://x",
+            "not a url",
+            "https://u:p@h",
+            "https://h/?q=1",
+        ] {
             let err = parse_base_url(bad).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Configuration, "{bad}");
         }
-        assert!(!parse_base_url("https://u:hunter2@h").unwrap_err().to_string().contains("hunter2"));
+        assert!(
+            !parse_base_url("https://u:hunter2@h")
+                .unwrap_err()
+                .to_string()
+                .contains("hunter2")
+        );
     }
 
     #[test]
     fn endpoints_keep_prefix_and_trailing_slash() {
         let base = parse_base_url("https://h.example/gw/").unwrap();
-        assert_eq!(endpoint(&base, "/api/auth/get-access-token/").as_str(), "https://h.example/gw/api/auth/get-access-token/");
+        assert_eq!(
+            endpoint(&base, "/api/auth/get-access-token/").as_str(),
+            "https://h.example/gw/api/auth/get-access-token/"
+        );
         let bare = parse_base_url("https://h.example").unwrap();
-        assert_eq!(endpoint(&bare, "tokens").as_str(), "https://h.example/tokens");
+        assert_eq!(
+            endpoint(&bare, "tokens").as_str(),
+            "https://h.example/tokens"
+        );
     }
 
     #[test]
     fn status_mapping() {
         let now = datetime!(2026-01-01 00:00 UTC);
-        let r = HttpResponse::new(StatusCode::GATEWAY_TIMEOUT, Some("text/plain"), "Gateway Timeout");
+        let r = HttpResponse::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Some("text/plain"),
+            "Gateway Timeout",
+        );
         let e = r.unexpected_status("sehatmu", now);
         assert_eq!(e.kind(), crate::ErrorKind::Transient);
         assert!(e.message().contains("Gateway Timeout"));
         let r = HttpResponse::new(StatusCode::TOO_MANY_REQUESTS, None, "").with_retry_after("120");
-        assert_eq!(r.unexpected_status("x", now).kind(), crate::ErrorKind::RateLimited { until: now + Duration::from_secs(120) });
-        let r = HttpResponse::new(StatusCode::SERVICE_UNAVAILABLE, None, "").with_retry_after("Wed, 21 Oct 2026 07:28:00 GMT");
-        assert_eq!(r.unexpected_status("x", now).retry_after(), Some(datetime!(2026-10-21 07:28:00 UTC)));
+        assert_eq!(
+            r.unexpected_status("x", now).kind(),
+            crate::ErrorKind::RateLimited {
+                until: now + Duration::from_secs(120)
+            }
+        );
+        let r = HttpResponse::new(StatusCode::SERVICE_UNAVAILABLE, None, "")
+            .with_retry_after("Wed, 21 Oct 2026 07:28:00 GMT");
+        assert_eq!(
+            r.unexpected_status("x", now).retry_after(),
+            Some(datetime!(2026-10-21 07:28:00 UTC))
+        );
         let r = HttpResponse::new(StatusCode::IM_A_TEAPOT, Some("text/html"), "<html>");
-        assert_eq!(r.unexpected_status("x", now).kind(), crate::ErrorKind::Protocol);
+        assert_eq!(
+            r.unexpected_status("x", now).kind(),
+            crate::ErrorKind::Protocol
+        );
     }
 
     #[test]
     fn json_errors_do_not_echo_the_body() {
-        let r = HttpResponse::new(StatusCode::OK, Some("application/json"), r#"{"access_token": "SECRET" "#);
+        let r = HttpResponse::new(
+            StatusCode::OK,
+            Some("application/json"),
+            r#"{"access_token": "SECRET" "#,
+        );
         let e = r.json::<serde_json::Value>("kalsel").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Protocol);
         assert!(!e.to_string().contains("SECRET"));
@@ -353,7 +467,10 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert!(HttpResponse::new(StatusCode::OK, Some("application/json; charset=utf-8"), "").is_json());
+        assert!(
+            HttpResponse::new(StatusCode::OK, Some("application/json; charset=utf-8"), "")
+                .is_json()
+        );
         assert!(HttpResponse::new(StatusCode::OK, Some("application/fhir+json"), "").is_json());
         assert!(!HttpResponse::new(StatusCode::OK, Some("text/html"), "").is_json());
         assert!(!HttpResponse::new(StatusCode::OK, None, "").is_json());

@@ -49,7 +49,8 @@ pub fn decode_claims<T: DeserializeOwned>(jwt: &str) -> Result<T, JwtError> {
         return Err(JwtError::TooLong);
     }
     let mut parts = jwt.split('.');
-    let (Some(header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Shape);
     };
@@ -57,10 +58,14 @@ pub fn decode_claims<T: DeserializeOwned>(jwt: &str) -> Result<T, JwtError> {
         return Err(JwtError::Shape);
     }
     // Some encoders keep the `=` padding; base64url without padding is the standard form.
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).map_err(|_| JwtError::Base64)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| JwtError::Base64)?;
     // RFC 7519: the claims set is a JSON object (serde would also accept a struct as an array).
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(JwtError::Json("the claims are not a JSON object".to_owned()));
+        return Err(JwtError::Json(
+            "the claims are not a JSON object".to_owned(),
+        ));
     }
     // serde_json's messages name the offending input only by position and type, never values.
     serde_json::from_slice(&bytes).map_err(|e| JwtError::Json(e.classify_message()))
@@ -123,7 +128,10 @@ fn numeric_date(n: &serde_json::Number, claim: &'static str) -> Result<OffsetDat
         if !f.is_finite() || f.abs() > 253_402_300_799.0 {
             return Err(JwtError::Time(claim));
         }
-        #[allow(clippy::cast_possible_truncation, reason = "range checked above; sub-second part dropped")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "range checked above; sub-second part dropped"
+        )]
         let whole = f.trunc() as i64;
         whole
     };
@@ -141,7 +149,10 @@ mod tests {
     const STAMPS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNjU3MzMyNjE2LCJpYXQiOjE2NTcyNDYyMTYsImp0aSI6IjRlYWRjNDAxNGQwZDRkNzc4NjkxYjg0ZDU3MGE2ZGFmIiwidXNlcl9pZCI6NTg3MCwibWVyY2hhbnRfaWQiOjF9.b_TiGJEO7mKMT0BFTrF9VjPHjoGrt5Be8FPSgvn-4bY";
 
     fn jwt_with(payload: &str) -> String {
-        format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(payload))
+        format!(
+            "eyJhbGciOiJub25lIn0.{}.sig",
+            URL_SAFE_NO_PAD.encode(payload)
+        )
     }
 
     #[test]
@@ -166,10 +177,16 @@ mod tests {
     #[test]
     fn fractional_and_padded() {
         let jwt = jwt_with(r#"{"exp": 1657332616.75}"#);
-        assert_eq!(time_claims(&jwt).unwrap().exp, Some(datetime!(2022-07-09 02:10:16 UTC)));
+        assert_eq!(
+            time_claims(&jwt).unwrap().exp,
+            Some(datetime!(2022-07-09 02:10:16 UTC))
+        );
         // some encoders keep base64 padding on the payload
         let padded = format!("h.{}=.s", URL_SAFE_NO_PAD.encode(r#"{"exp":1}"#));
-        assert_eq!(time_claims(&padded).unwrap().exp, Some(datetime!(1970-01-01 00:00:01 UTC)));
+        assert_eq!(
+            time_claims(&padded).unwrap().exp,
+            Some(datetime!(1970-01-01 00:00:01 UTC))
+        );
     }
 
     #[test]
@@ -178,10 +195,22 @@ mod tests {
         assert_eq!(time_claims("a.b.c.d"), Err(JwtError::Shape));
         assert_eq!(time_claims(".x.y"), Err(JwtError::Shape));
         assert_eq!(time_claims("a.!!!.c"), Err(JwtError::Base64));
-        assert!(matches!(time_claims(&jwt_with("[1,2]")), Err(JwtError::Json(_))));
-        assert!(matches!(time_claims(&jwt_with(r#"{"exp":"soon"}"#)), Err(JwtError::Json(_))));
-        assert_eq!(time_claims(&jwt_with(r#"{"exp":1e300}"#)), Err(JwtError::Time("exp")));
-        assert_eq!(time_claims(&"a".repeat(MAX_JWT_LEN + 1)), Err(JwtError::TooLong));
+        assert!(matches!(
+            time_claims(&jwt_with("[1,2]")),
+            Err(JwtError::Json(_))
+        ));
+        assert!(matches!(
+            time_claims(&jwt_with(r#"{"exp":"soon"}"#)),
+            Err(JwtError::Json(_))
+        ));
+        assert_eq!(
+            time_claims(&jwt_with(r#"{"exp":1e300}"#)),
+            Err(JwtError::Time("exp"))
+        );
+        assert_eq!(
+            time_claims(&"a".repeat(MAX_JWT_LEN + 1)),
+            Err(JwtError::TooLong)
+        );
     }
 
     #[test]

@@ -35,14 +35,16 @@ pub mod source;
 pub mod store;
 pub mod token;
 
+pub use clock::{Clock, MonoTime, SharedClock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::{ManualClock, TokioClock};
-pub use clock::{Clock, MonoTime, SharedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use manager::{Stats, TokenGuard, TokenManager, TokenManagerBuilder};
 pub use policy::{Deadlines, Freshness, RefreshPolicy};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
-pub use store::{MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
+pub use store::{
+    MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
+};
 pub use token::{AuthScheme, Token};
 
 /// Re-exported so provider crates and users name the same versions.

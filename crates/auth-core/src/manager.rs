@@ -43,7 +43,8 @@ use crate::{
     token::Token,
 };
 
-type FlightFuture = Shared<Pin<Box<dyn std::future::Future<Output = Result<Arc<Cached>, Error>> + Send>>>;
+type FlightFuture =
+    Shared<Pin<Box<dyn std::future::Future<Output = Result<Arc<Cached>, Error>> + Send>>>;
 
 /// A token as cached: the token and where it sits on the monotonic timeline.
 #[derive(Debug)]
@@ -58,7 +59,12 @@ struct Cached {
 
 impl Cached {
     fn empty() -> Self {
-        Self { token: Token::placeholder(), deadlines: Deadlines::EXPIRED, generation: 0, version: 0 }
+        Self {
+            token: Token::placeholder(),
+            deadlines: Deadlines::EXPIRED,
+            generation: 0,
+            version: 0,
+        }
     }
 }
 
@@ -104,7 +110,10 @@ impl Deref for TokenGuard {
 
 impl fmt::Debug for TokenGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenGuard").field("token", &self.0.token).field("generation", &self.0.generation).finish()
+        f.debug_struct("TokenGuard")
+            .field("token", &self.0.token)
+            .field("generation", &self.0.generation)
+            .finish()
     }
 }
 
@@ -257,7 +266,9 @@ impl TokenManagerBuilder {
         };
         Ok(TokenManager {
             inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| SharedTokenStore::new(MemoryStore::new())),
+                store: self
+                    .store
+                    .unwrap_or_else(|| SharedTokenStore::new(MemoryStore::new())),
                 clock: self.clock.unwrap_or_default(),
                 source: self.source,
                 policy: self.policy,
@@ -424,7 +435,9 @@ impl Inner {
             match task.await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(Error::protocol("the token refresh panicked")),
-                Err(_) => Err(Error::transient("the token refresh was cancelled: the runtime is shutting down")),
+                Err(_) => Err(Error::transient(
+                    "the token refresh was cancelled: the runtime is shutting down",
+                )),
             }
         }
         .boxed()
@@ -459,7 +472,12 @@ impl Inner {
         let timeout = self.policy.refresh_timeout;
         let lock = tokio::time::timeout(timeout, self.store.lock(&self.key, self.lock_ttl()))
             .await
-            .map_err(|_| Error::store(format!("the store lock for `{}` was not free within {timeout:?}", self.key)))??;
+            .map_err(|_| {
+                Error::store(format!(
+                    "the store lock for `{}` was not free within {timeout:?}",
+                    self.key
+                ))
+            })??;
         let result = self.refresh_locked().await;
         if let Err(e) = lock.release().await {
             tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
@@ -468,21 +486,44 @@ impl Inner {
     }
 
     fn cache(&self, token: Token, version: u64, wall: OffsetDateTime, mono: MonoTime) -> Cached {
-        let deadlines = self.policy.deadlines(token.issued_at(), token.expires_at(), wall, mono, fastrand::f64());
-        Cached { token, deadlines, generation: self.next_generation.fetch_add(1, Ordering::Relaxed), version }
+        let deadlines = self.policy.deadlines(
+            token.issued_at(),
+            token.expires_at(),
+            wall,
+            mono,
+            fastrand::f64(),
+        );
+        Cached {
+            token,
+            deadlines,
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            version,
+        }
     }
 
     async fn refresh_locked(&self) -> Result<Arc<Cached>, Error> {
         let entry = self.store.load(&self.key).await?;
         let version = entry.as_ref().map_or(0, |e| e.version);
 
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(pending) = pending {
             return match self.store.save(&self.key, &pending, version).await {
                 Ok(saved) => {
                     tracing::info!(key = %self.key, "saved the token whose earlier save had failed");
-                    let token = pending.token.clone().ok_or_else(|| Error::store("pending entry without token"))?;
-                    Ok(Arc::new(self.cache(token, saved, self.clock.now(), self.clock.monotonic())))
+                    let token = pending
+                        .token
+                        .clone()
+                        .ok_or_else(|| Error::store("pending entry without token"))?;
+                    Ok(Arc::new(self.cache(
+                        token,
+                        saved,
+                        self.clock.now(),
+                        self.clock.monotonic(),
+                    )))
                 }
                 Err(e) => {
                     *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
@@ -496,13 +537,21 @@ impl Inner {
             if let Some(until) = entry.cooldown_until.filter(|until| *until > now_wall) {
                 return Err(Error::rate_limited(
                     until,
-                    format!("{}: a recent failed attempt started a cool-down (recorded in the token store)", self.source.name()),
+                    format!(
+                        "{}: a recent failed attempt started a cool-down (recorded in the token store)",
+                        self.source.name()
+                    ),
                 ));
             }
             if let Some(token) = &entry.token
                 && entry.version != self.stale_version.load(Ordering::SeqCst)
             {
-                let cached = self.cache(token.clone(), entry.version, now_wall, self.clock.monotonic());
+                let cached = self.cache(
+                    token.clone(),
+                    entry.version,
+                    now_wall,
+                    self.clock.monotonic(),
+                );
                 if cached.deadlines.freshness(self.clock.monotonic()) == Freshness::Fresh {
                     self.counters.adopted.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(key = %self.key, "adopted the token another process stored");
@@ -514,7 +563,12 @@ impl Inner {
         let held_refresh = entry.as_ref().and_then(|e| e.refresh.clone());
         let sent_wall = self.clock.now();
         let sent_mono = self.clock.monotonic();
-        let outcome = self.fetch(FetchRequest::new(held_refresh.clone(), sent_wall), sent_mono).await;
+        let outcome = self
+            .fetch(
+                FetchRequest::new(held_refresh.clone(), sent_wall),
+                sent_mono,
+            )
+            .await;
         let fetched = match outcome {
             Ok(fetched) => fetched,
             Err(error) => {
@@ -552,7 +606,10 @@ impl Inner {
                 fetched_expiry(&cached.token)
             )));
         }
-        Ok(Arc::new(Cached { version: saved, ..cached }))
+        Ok(Arc::new(Cached {
+            version: saved,
+            ..cached
+        }))
     }
 
     /// One request to the source, in its own span, bounded by the refresh timeout.
@@ -566,9 +623,17 @@ impl Inner {
         );
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let timeout = self.policy.refresh_timeout;
-        let result = match tokio::time::timeout(timeout, self.source.fetch(request).instrument(span.clone())).await {
+        let result = match tokio::time::timeout(
+            timeout,
+            self.source.fetch(request).instrument(span.clone()),
+        )
+        .await
+        {
             Ok(result) => result,
-            Err(_) => Err(Error::transient(format!("{} did not answer within {timeout:?}", self.source.name()))),
+            Err(_) => Err(Error::transient(format!(
+                "{} did not answer within {timeout:?}",
+                self.source.name()
+            ))),
         };
         let latency = self.clock.monotonic().saturating_duration_since(sent_mono);
         span.record("latency_ms", latency.as_secs_f64() * 1000.0);
@@ -591,12 +656,21 @@ impl Inner {
             ErrorKind::RateLimited { until } => Some(until),
             _ => None,
         };
-        [declared, error.retry_after(), rate_limited].into_iter().flatten().filter(|t| *t > now).max()
+        [declared, error.retry_after(), rate_limited]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .max()
     }
 
     /// Records a cool-down in the store so other processes honour it too. Best effort: the
     /// local cool-down holds either way.
-    async fn persist_cooldown(&self, entry: Option<StoredEntry>, version: u64, until: OffsetDateTime) {
+    async fn persist_cooldown(
+        &self,
+        entry: Option<StoredEntry>,
+        version: u64,
+        until: OffsetDateTime,
+    ) {
         let mut entry = entry.unwrap_or_default();
         entry.cooldown_until = Some(until);
         if let Err(e) = self.store.save(&self.key, &entry, version).await {
@@ -608,16 +682,27 @@ impl Inner {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         let now_mono = self.clock.monotonic();
         let now_wall = self.clock.now();
-        let consecutive = self.failure.load().as_ref().map_or(1, |f| f.consecutive.saturating_add(1));
-        let mut backoff = self.policy.backoff(consecutive).mul_f64(0.5 + fastrand::f64() / 2.0);
+        let consecutive = self
+            .failure
+            .load()
+            .as_ref()
+            .map_or(1, |f| f.consecutive.saturating_add(1));
+        let mut backoff = self
+            .policy
+            .backoff(consecutive)
+            .mul_f64(0.5 + fastrand::f64() / 2.0);
         // While the cached token is still valid, retry several times before it expires.
         let cached = self.current.load();
         if cached.deadlines.freshness(now_mono) != Freshness::Expired {
-            let left = cached.deadlines.expires_at.saturating_duration_since(now_mono);
+            let left = cached
+                .deadlines
+                .expires_at
+                .saturating_duration_since(now_mono);
             backoff = backoff.min((left / 4).max(Duration::from_millis(10)));
         }
         let cooldown_until = self.cooldown_until(error, now_wall);
-        let cooldown = cooldown_until.map_or(Duration::ZERO, |until| positive_duration(until - now_wall));
+        let cooldown =
+            cooldown_until.map_or(Duration::ZERO, |until| positive_duration(until - now_wall));
         let failure = Failure {
             error: error.clone(),
             not_before: now_mono.saturating_add(backoff.max(cooldown)),
@@ -628,6 +713,11 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 fn fetched_expiry(token: &Token) -> String {
-    token.expires_at().map_or_else(|| "none".to_owned(), crate::clock::format_rfc3339)
+    token
+        .expires_at()
+        .map_or_else(|| "none".to_owned(), crate::clock::format_rfc3339)
 }

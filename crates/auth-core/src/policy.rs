@@ -76,9 +76,15 @@ pub struct Deadlines {
 
 impl Deadlines {
     /// A permanent token's deadlines: never.
-    pub const NEVER: Self = Self { refresh_at: MonoTime::NEVER, expires_at: MonoTime::NEVER };
+    pub const NEVER: Self = Self {
+        refresh_at: MonoTime::NEVER,
+        expires_at: MonoTime::NEVER,
+    };
     /// Deadlines that have passed: the entry is expired from the start.
-    pub const EXPIRED: Self = Self { refresh_at: MonoTime::ZERO, expires_at: MonoTime::ZERO };
+    pub const EXPIRED: Self = Self {
+        refresh_at: MonoTime::ZERO,
+        expires_at: MonoTime::ZERO,
+    };
 
     /// Classifies `now`.
     #[inline]
@@ -102,7 +108,9 @@ impl RefreshPolicy {
             ("jitter", self.jitter),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(crate::Error::configuration(format!("refresh policy: {name} must be between 0 and 1, not {v}")));
+                return Err(crate::Error::configuration(format!(
+                    "refresh policy: {name} must be between 0 and 1, not {v}"
+                )));
             }
         }
         if self.refresh_ahead_ratio * (1.0 + self.jitter) + self.clock_skew_ratio >= 1.0 {
@@ -116,7 +124,9 @@ impl RefreshPolicy {
             ));
         }
         if self.refresh_timeout.is_zero() {
-            return Err(crate::Error::configuration("refresh policy: refresh_timeout must be positive"));
+            return Err(crate::Error::configuration(
+                "refresh policy: refresh_timeout must be positive",
+            ));
         }
         Ok(())
     }
@@ -128,7 +138,8 @@ impl RefreshPolicy {
 
     /// The refresh-ahead window (before jitter) for a token of this lifetime.
     pub fn window_for(&self, lifetime: Duration) -> Duration {
-        self.refresh_ahead.min(lifetime.mul_f64(self.refresh_ahead_ratio))
+        self.refresh_ahead
+            .min(lifetime.mul_f64(self.refresh_ahead_ratio))
     }
 
     /// Places a token on the monotonic timeline.
@@ -156,14 +167,19 @@ impl RefreshPolicy {
         let window = self.window_for(lifetime);
         let early = window.mul_f64(self.jitter * jitter.clamp(0.0, 1.0));
         let hard = observed_mono.saturating_add(remaining).saturating_sub(skew);
-        Deadlines { refresh_at: hard.saturating_sub(window + early), expires_at: hard }
+        Deadlines {
+            refresh_at: hard.saturating_sub(window + early),
+            expires_at: hard,
+        }
     }
 
     /// How long to wait after the `failures`-th failure in a row (1-based), before jitter:
     /// `backoff_initial * 2^(failures-1)`, at most `backoff_max`.
     pub fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
-        self.backoff_initial.saturating_mul(1u32 << exp).min(self.backoff_max)
+        self.backoff_initial
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_max)
     }
 }
 
@@ -185,10 +201,19 @@ mod tests {
         let p = RefreshPolicy::default();
         let d = p.deadlines(T0, Some(T0 + time::Duration::hours(24)), T0, M0, 0.0);
         let life = 24.0 * 3600.0;
-        assert_eq!(secs(d.expires_at.saturating_duration_since(M0)), life - 30.0);
-        assert_eq!(secs(d.refresh_at.saturating_duration_since(M0)), life - 30.0 - 300.0);
+        assert_eq!(
+            secs(d.expires_at.saturating_duration_since(M0)),
+            life - 30.0
+        );
+        assert_eq!(
+            secs(d.refresh_at.saturating_duration_since(M0)),
+            life - 30.0 - 300.0
+        );
         let jittered = p.deadlines(T0, Some(T0 + time::Duration::hours(24)), T0, M0, 1.0);
-        assert_eq!(secs(jittered.refresh_at.saturating_duration_since(M0)), life - 30.0 - 450.0);
+        assert_eq!(
+            secs(jittered.refresh_at.saturating_duration_since(M0)),
+            life - 30.0 - 450.0
+        );
     }
 
     #[test]
@@ -200,18 +225,39 @@ mod tests {
         assert!((expire - 2.85).abs() < 1e-6, "{expire}");
         assert!((refresh - 2.4).abs() < 1e-6, "{refresh}");
         assert_eq!(d.freshness(M0), Freshness::Fresh);
-        assert_eq!(d.freshness(M0.saturating_add(Duration::from_millis(2500))), Freshness::Expiring);
-        assert_eq!(d.freshness(M0.saturating_add(Duration::from_millis(2900))), Freshness::Expired);
+        assert_eq!(
+            d.freshness(M0.saturating_add(Duration::from_millis(2500))),
+            Freshness::Expiring
+        );
+        assert_eq!(
+            d.freshness(M0.saturating_add(Duration::from_millis(2900))),
+            Freshness::Expired
+        );
     }
 
     #[test]
     fn time_already_spent_counts() {
         let p = RefreshPolicy::default();
         // loaded from a store an hour after it was issued: one hour less to live
-        let d = p.deadlines(T0, Some(T0 + time::Duration::hours(2)), T0 + time::Duration::hours(1), M0, 0.0);
-        assert_eq!(secs(d.expires_at.saturating_duration_since(M0)), 3600.0 - 30.0);
+        let d = p.deadlines(
+            T0,
+            Some(T0 + time::Duration::hours(2)),
+            T0 + time::Duration::hours(1),
+            M0,
+            0.0,
+        );
+        assert_eq!(
+            secs(d.expires_at.saturating_duration_since(M0)),
+            3600.0 - 30.0
+        );
         // already past its expiry
-        let past = p.deadlines(T0, Some(T0 + time::Duration::hours(1)), T0 + time::Duration::hours(2), M0, 0.0);
+        let past = p.deadlines(
+            T0,
+            Some(T0 + time::Duration::hours(1)),
+            T0 + time::Duration::hours(2),
+            M0,
+            0.0,
+        );
         assert_eq!(past.freshness(M0), Freshness::Expired);
     }
 
@@ -219,7 +265,10 @@ mod tests {
     fn permanent_token_never_expires() {
         let p = RefreshPolicy::default();
         let d = p.deadlines(T0, None, T0, M0, 0.5);
-        assert_eq!(d.freshness(MonoTime::from_nanos(u64::MAX - 1)), Freshness::Fresh);
+        assert_eq!(
+            d.freshness(MonoTime::from_nanos(u64::MAX - 1)),
+            Freshness::Fresh
+        );
     }
 
     #[test]
@@ -234,11 +283,21 @@ mod tests {
     #[test]
     fn validation_rejects_nonsense() {
         assert!(RefreshPolicy::default().validate().is_ok());
-        let p = RefreshPolicy { jitter: 1.5, ..RefreshPolicy::default() };
+        let p = RefreshPolicy {
+            jitter: 1.5,
+            ..RefreshPolicy::default()
+        };
         assert!(p.validate().is_err());
-        let p = RefreshPolicy { refresh_ahead_ratio: 0.9, clock_skew_ratio: 0.2, ..RefreshPolicy::default() };
+        let p = RefreshPolicy {
+            refresh_ahead_ratio: 0.9,
+            clock_skew_ratio: 0.2,
+            ..RefreshPolicy::default()
+        };
         assert!(p.validate().is_err());
-        let p = RefreshPolicy { backoff_initial: Duration::ZERO, ..RefreshPolicy::default() };
+        let p = RefreshPolicy {
+            backoff_initial: Duration::ZERO,
+            ..RefreshPolicy::default()
+        };
         assert!(p.validate().is_err());
     }
 }

@@ -41,12 +41,18 @@ pub struct Fetched {
 impl Fetched {
     /// A token with no new refresh material.
     pub fn new(token: Token) -> Self {
-        Self { token, refresh: None }
+        Self {
+            token,
+            refresh: None,
+        }
     }
 
     /// A token and the refresh material that replaces the old one.
     pub fn rotated(token: Token, refresh: SecretString) -> Self {
-        Self { token, refresh: Some(refresh) }
+        Self {
+            token,
+            refresh: Some(refresh),
+        }
     }
 }
 
@@ -121,7 +127,9 @@ pub struct FnSource<F> {
 
 impl<F> fmt::Debug for FnSource<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FnSource").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("FnSource")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

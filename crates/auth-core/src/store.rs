@@ -29,7 +29,9 @@ impl StoreKey {
         let ok = !key.is_empty()
             && key.len() <= 200
             && !key.starts_with('.')
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:@".contains(&b));
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:@".contains(&b));
         if ok {
             Ok(Self(key.into()))
         } else {
@@ -73,7 +75,10 @@ pub struct StoredEntry {
 impl StoredEntry {
     /// An entry holding a token.
     pub fn with_token(token: Token) -> Self {
-        Self { token: Some(token), ..Self::default() }
+        Self {
+            token: Some(token),
+            ..Self::default()
+        }
     }
 }
 
@@ -82,7 +87,9 @@ impl StoredEntry {
 #[non_exhaustive]
 pub enum StoreError {
     /// The entry's version is not the one the writer read: someone else saved in between.
-    #[error("the store entry `{key}` was changed by another writer (expected version {expected}, found {found})")]
+    #[error(
+        "the store entry `{key}` was changed by another writer (expected version {expected}, found {found})"
+    )]
     Conflict {
         /// The key.
         key: StoreKey,
@@ -122,18 +129,33 @@ pub enum StoreError {
 
 impl StoreError {
     /// An "unavailable" error with a cause.
-    pub fn unavailable(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
-        Self::Unavailable { message: message.into(), source: Some(Box::new(source)) }
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// A "corrupt" error.
     pub fn corrupt(message: impl Into<String>) -> Self {
-        Self::Corrupt { message: message.into(), source: None }
+        Self::Corrupt {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Any other error, with a cause.
-    pub fn other(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
-        Self::Other { message: message.into(), source: Some(Box::new(source)) }
+    pub fn other(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Self::Other {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 }
 
@@ -161,7 +183,12 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Writes `entry` if the stored version is still `expected` (0: no entry yet), and returns the
     /// new version. Fails with [`StoreError::Conflict`] otherwise, changing nothing. The write is
     /// atomic: a reader sees the old entry or the new one, never a mix.
-    async fn save(&self, key: &StoreKey, entry: &StoredEntry, expected: u64) -> Result<u64, StoreError>;
+    async fn save(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+    ) -> Result<u64, StoreError>;
 
     /// Removes an entry (no error if there is none).
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
@@ -229,7 +256,9 @@ impl MemoryStore {
 }
 
 #[derive(Debug)]
-struct MemoryLock(#[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedMutexGuard<()>);
+struct MemoryLock(
+    #[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedMutexGuard<()>,
+);
 
 #[async_trait]
 impl StoreLock for MemoryLock {
@@ -244,11 +273,20 @@ impl TokenStore for MemoryStore {
         Ok(self.entries().get(key).cloned())
     }
 
-    async fn save(&self, key: &StoreKey, entry: &StoredEntry, expected: u64) -> Result<u64, StoreError> {
+    async fn save(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+    ) -> Result<u64, StoreError> {
         let mut entries = self.entries();
         let found = entries.get(key).map_or(0, |e| e.version);
         if found != expected {
-            return Err(StoreError::Conflict { key: key.clone(), expected, found });
+            return Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                found,
+            });
         }
         let version = found + 1;
         let mut stored = entry.clone();
@@ -283,7 +321,14 @@ mod tests {
     fn keys_are_validated() {
         assert!(StoreKey::new("sehatmu:3310fd56-10fb.sehatmu.client").is_ok());
         assert!(StoreKey::for_account("kalsel", "default").is_ok());
-        for bad in ["", "../etc/passwd", "a/b", ".hidden", "spa ce", &"x".repeat(201)] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "spa ce",
+            &"x".repeat(201),
+        ] {
             assert!(StoreKey::new(bad).is_err(), "{bad}");
         }
     }
@@ -295,9 +340,25 @@ mod tests {
         assert!(store.load(&key).await.unwrap().is_none());
         let v1 = store.save(&key, &StoredEntry::default(), 0).await.unwrap();
         assert_eq!(v1, 1);
-        let err = store.save(&key, &StoredEntry::default(), 0).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { expected: 0, found: 1, .. }), "{err}");
-        assert_eq!(store.save(&key, &StoredEntry::default(), 1).await.unwrap(), 2);
+        let err = store
+            .save(&key, &StoredEntry::default(), 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    expected: 0,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            store.save(&key, &StoredEntry::default(), 1).await.unwrap(),
+            2
+        );
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, 2);
         store.delete(&key).await.unwrap();
         assert!(store.load(&key).await.unwrap().is_none());
@@ -310,7 +371,10 @@ mod tests {
         let held = store.lock(&key, Duration::from_secs(1)).await.unwrap();
         let store2 = store.clone();
         let key2 = key.clone();
-        let waiter = tokio::spawn(async move { store2.lock(&key2, Duration::from_secs(1)).await.map(|_| ()) });
+        let waiter =
+            tokio::spawn(
+                async move { store2.lock(&key2, Duration::from_secs(1)).await.map(|_| ()) },
+            );
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         held.release().await.unwrap();

@@ -36,10 +36,17 @@ impl AuthScheme {
             Ok(Self::Bearer)
         } else if word.eq_ignore_ascii_case("token") {
             Ok(Self::Token)
-        } else if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b)) {
+        } else if !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b))
+        {
             Ok(Self::Other(word.into()))
         } else {
-            Err(Error::protocol(format!("`{}` is not a valid authorization scheme", word.escape_debug())))
+            Err(Error::protocol(format!(
+                "`{}` is not a valid authorization scheme",
+                word.escape_debug()
+            )))
         }
     }
 }
@@ -88,7 +95,13 @@ impl Token {
         let mut header = HeaderValue::try_from(rendered)
             .map_err(|_| Error::protocol("the token cannot be sent in an HTTP header"))?;
         header.set_sensitive(true);
-        Ok(Self { secret, scheme, issued_at, expires_at, header })
+        Ok(Self {
+            secret,
+            scheme,
+            issued_at,
+            expires_at,
+            header,
+        })
     }
 
     /// The value the manager's empty cache slot holds; never handed out (its deadlines have
@@ -139,7 +152,10 @@ impl Token {
 
     /// Whether two tokens carry the same secret (constant-time in the length of the shorter).
     pub fn same_secret(&self, other: &Token) -> bool {
-        constant_time_eq(self.secret.expose_secret().as_bytes(), other.secret.expose_secret().as_bytes())
+        constant_time_eq(
+            self.secret.expose_secret().as_bytes(),
+            other.secret.expose_secret().as_bytes(),
+        )
     }
 }
 
@@ -184,7 +200,10 @@ mod tests {
     #[test]
     fn renders_header_with_scheme() {
         let token = sample();
-        assert_eq!(token.header_value().to_str().unwrap(), "Bearer s3cr3t-value");
+        assert_eq!(
+            token.header_value().to_str().unwrap(),
+            "Bearer s3cr3t-value"
+        );
         assert!(token.header_value().is_sensitive());
         let static_token = Token::new(
             SecretString::from("abc"),
@@ -200,7 +219,12 @@ mod tests {
     #[test]
     fn rejects_values_that_break_headers() {
         for bad in ["", "a b", "line\nbreak", "tab\t", "ünï"] {
-            let err = Token::bearer(SecretString::from(bad), datetime!(2026-01-01 00:00 UTC), None).unwrap_err();
+            let err = Token::bearer(
+                SecretString::from(bad),
+                datetime!(2026-01-01 00:00 UTC),
+                None,
+            )
+            .unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Protocol, "{bad:?}");
             assert!(!err.to_string().contains(bad) || bad.is_empty());
         }
@@ -210,7 +234,10 @@ mod tests {
     fn scheme_parsing() {
         assert_eq!(AuthScheme::parse("bearer").unwrap(), AuthScheme::Bearer);
         assert_eq!(AuthScheme::parse("Token").unwrap(), AuthScheme::Token);
-        assert_eq!(AuthScheme::parse("MAC").unwrap(), AuthScheme::Other("MAC".into()));
+        assert_eq!(
+            AuthScheme::parse("MAC").unwrap(),
+            AuthScheme::Other("MAC".into())
+        );
         assert!(AuthScheme::parse("a b").is_err());
         assert!(AuthScheme::parse("").is_err());
     }
