@@ -1,0 +1,189 @@
+//! The token source: one client-credentials request per fetch.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use auth_core::{
+    Error, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
+    http::{HttpClient, Url, endpoint},
+};
+use http::{Method, header};
+use secrecy::ExposeSecret;
+
+use crate::{
+    NAME,
+    config::SehatMuConfig,
+    response::{self, FAILURE_COOLDOWN, SehatMuMetadata},
+};
+
+/// The path of the token endpoint.
+pub const TOKEN_PATH: &str = "oauth/token";
+
+/// SehatMu as a [`TokenSource`]: `POST {base}/oauth/token?grant_type=client_credentials` with
+/// the client ID and secret form-encoded in the body. One request per fetch, no retries; after
+/// any failed attempt it declares a 60-second cool-down, which the
+/// [`TokenManager`](auth_core::TokenManager) enforces and records in the store.
+#[derive(Debug)]
+pub struct SehatMuSource {
+    config: SehatMuConfig,
+    client: HttpClient,
+    clock: SharedClock,
+    url: Url,
+    last_metadata: Mutex<Option<Arc<SehatMuMetadata>>>,
+}
+
+impl SehatMuSource {
+    /// Builds a source.
+    ///
+    /// # Errors
+    /// A configuration error when the HTTP client cannot be built.
+    pub fn new(config: SehatMuConfig) -> Result<Self, Error> {
+        let client = HttpClient::new(config.http.clone())?;
+        let mut url = endpoint(&config.base_url, TOKEN_PATH);
+        url.query_pairs_mut()
+            .append_pair("grant_type", "client_credentials");
+        Ok(Self {
+            config,
+            client,
+            clock: SharedClock::system(),
+            url,
+            last_metadata: Mutex::new(None),
+        })
+    }
+
+    /// A source configured from the environment ([`SehatMuConfig::from_env`]).
+    ///
+    /// # Errors
+    /// A configuration error naming the missing or invalid variable.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(SehatMuConfig::from_env()?)
+    }
+
+    /// Uses another clock for "now" when a rate limit is computed (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Into<SharedClock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SehatMuConfig {
+        &self.config
+    }
+
+    /// The store key ([`SehatMuConfig::store_key`]).
+    pub fn store_key(&self) -> StoreKey {
+        self.config.store_key()
+    }
+
+    /// The URL requests go to, query included.
+    pub fn token_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The metadata of the last token this source fetched (`clientId`, `client`, `userId`,
+    /// `user`); `None` before the first success. A token adopted from a shared store was
+    /// fetched by another process and leaves this unchanged.
+    pub fn last_metadata(&self) -> Option<Arc<SehatMuMetadata>> {
+        self.last_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl TokenSource for SehatMuSource {
+    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
+        let form = serde_urlencoded::to_string([
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.expose_secret()),
+        ])
+        .map_err(|_| {
+            Error::configuration("the SehatMu client credentials cannot be form-encoded")
+        })?;
+        let builder = self
+            .client
+            .request(Method::POST, self.url.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(form);
+        let response = self.client.send(NAME, builder).await?;
+        let grant = response::parse_token_response(&response, request.sent_at, self.clock.now())?;
+        *self
+            .last_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(grant.metadata));
+        Ok(Fetched::new(grant.token))
+    }
+
+    /// 60 seconds after any failed attempt: SehatMu allows one request per minute per client ID
+    /// after a failure.
+    fn cooldown_after_failure(&self, _error: &Error) -> Option<Duration> {
+        Some(FAILURE_COOLDOWN)
+    }
+
+    fn name(&self) -> &str {
+        NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    #[test]
+    fn grant_type_is_in_the_query_string() {
+        let config = SehatMuConfig::new("id", SecretString::from("s")).unwrap();
+        let source = SehatMuSource::new(config).unwrap();
+        assert_eq!(
+            source.token_url().as_str(),
+            "https://istanbul.muhammadiyah.or.id/oauth/token?grant_type=client_credentials"
+        );
+        let config = SehatMuConfig::new("id", SecretString::from("s"))
+            .unwrap()
+            .with_base_url("http://127.0.0.1:8/gw")
+            .unwrap();
+        let source = SehatMuSource::new(config).unwrap();
+        assert_eq!(
+            source.token_url().as_str(),
+            "http://127.0.0.1:8/gw/oauth/token?grant_type=client_credentials"
+        );
+    }
+
+    #[test]
+    fn every_failure_cools_down_a_minute() {
+        let source =
+            SehatMuSource::new(SehatMuConfig::new("id", SecretString::from("s")).unwrap()).unwrap();
+        for err in [
+            Error::transient("x"),
+            Error::protocol("y"),
+            Error::reauthentication_required("z"),
+        ] {
+            assert_eq!(
+                source.cooldown_after_failure(&err),
+                Some(Duration::from_secs(60))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_failure_is_transient() {
+        // Port 1 on loopback: nothing listens.
+        let config = SehatMuConfig::new("id", SecretString::from("s"))
+            .unwrap()
+            .with_base_url("http://127.0.0.1:1")
+            .unwrap();
+        let source = SehatMuSource::new(config).unwrap();
+        let err = source
+            .fetch(FetchRequest::new(None, time::OffsetDateTime::UNIX_EPOCH))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), auth_core::ErrorKind::Transient, "{err}");
+    }
+}

@@ -1,0 +1,53 @@
+//! [Stamps](https://stamps.co.id) access tokens for kunci.
+//!
+//! Stamps offers two credentials, and [`StampsSource`] serves either behind the same
+//! [`TokenSource`](auth_core::TokenSource) interface:
+//!
+//! * **JWT** — an authentication string and a merchant ID are exchanged at
+//!   `POST {base}/api/auth/get-access-token/` for an HS256 JWT valid 24 hours. The answer has no
+//!   expiry field, so the expiry is read from the JWT's `exp` claim (without verifying it: the
+//!   client holds no key); a JWT without a readable `exp` is a protocol error. The token is sent
+//!   as `Authorization: Bearer <jwt>`, and [`StampsSource::verify`] asks Stamps for its claims.
+//! * **Static token** — permanent, sent as `Authorization: Token <x>`; no request is ever made.
+//!
+//! ```
+//! use auth_core::TokenManager;
+//! use auth_stamps::{StampsConfig, StampsSource};
+//! use secrecy::SecretString;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), auth_core::Error> {
+//! // With a JWT credential: StampsConfig::jwt(SecretString::from("…"), 1), or from the
+//! // environment: StampsSource::from_env()?
+//! let config = StampsConfig::static_token(SecretString::from("my-static-token"));
+//! let key = config.store_key();
+//! let manager = TokenManager::builder(StampsSource::new(config)?).key(key).build()?;
+//! let token = manager.token().await?;
+//! assert_eq!(token.header_value().to_str().unwrap(), "Token my-static-token");
+//! assert_eq!(token.expires_at(), None);
+//! # Ok(()) }
+//! ```
+//!
+//! Error kinds, per answer, are listed in `docs/providers/stamps.md`.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod config;
+mod response;
+mod source;
+
+pub use config::{
+    Credentials, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_MERCHANT_ID, ENV_STATIC_TOKEN, ENV_TOKEN,
+    StampsConfig,
+};
+pub use response::{
+    StampsClaims, StampsRejection, Verification, parse_access_token, parse_verification,
+    read_claims,
+};
+pub use source::{GET_ACCESS_TOKEN_PATH, StampsSource, VERIFY_TOKEN_PATH};
+
+/// The provider's name in logs, errors and store keys.
+pub const NAME: &str = "stamps";
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -1,0 +1,202 @@
+//! The token source: one request per fetch, or none at all for a static token.
+
+use async_trait::async_trait;
+use auth_core::{
+    AuthScheme, Error, FetchRequest, Fetched, SharedClock, StoreKey, Token, TokenSource,
+    http::{HttpClient, Url, endpoint},
+};
+use http::{HeaderValue, Method, header};
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+use crate::{
+    NAME,
+    config::{Credentials, StampsConfig},
+    response::{self, Verification},
+};
+
+/// The path of the token endpoint (the trailing slash is part of it).
+pub const GET_ACCESS_TOKEN_PATH: &str = "api/auth/get-access-token/";
+/// The path of the verification endpoint (the trailing slash is part of it).
+pub const VERIFY_TOKEN_PATH: &str = "api/auth/verify-token/";
+
+/// Stamps as a [`TokenSource`]: a JWT from `get-access-token` (one request per fetch, no
+/// retries), or a permanent static token (no request at all).
+#[derive(Debug, Clone)]
+pub struct StampsSource {
+    config: StampsConfig,
+    client: HttpClient,
+    clock: SharedClock,
+    get_url: Url,
+    verify_url: Url,
+}
+
+impl StampsSource {
+    /// Builds a source.
+    ///
+    /// # Errors
+    /// A configuration error when a static token cannot be sent in an HTTP header, or the HTTP
+    /// client cannot be built.
+    pub fn new(config: StampsConfig) -> Result<Self, Error> {
+        if let Credentials::Static(token) = &config.credentials {
+            static_token(token, OffsetDateTime::UNIX_EPOCH).map_err(|_| {
+                Error::configuration(
+                    "the Stamps static token is empty or holds characters that cannot be sent in an HTTP header",
+                )
+            })?;
+        }
+        let client = HttpClient::new(config.http.clone())?;
+        let get_url = endpoint(&config.base_url, GET_ACCESS_TOKEN_PATH);
+        let verify_url = endpoint(&config.base_url, VERIFY_TOKEN_PATH);
+        Ok(Self {
+            config,
+            client,
+            clock: SharedClock::system(),
+            get_url,
+            verify_url,
+        })
+    }
+
+    /// A source configured from the environment ([`StampsConfig::from_env`]).
+    ///
+    /// # Errors
+    /// A configuration error naming the missing or invalid variable.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(StampsConfig::from_env()?)
+    }
+
+    /// Uses another clock for the moments [`verify`](Self::verify) reasons about (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Into<SharedClock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StampsConfig {
+        &self.config
+    }
+
+    /// The store key for this source's credential ([`StampsConfig::store_key`]).
+    pub fn store_key(&self) -> StoreKey {
+        self.config.store_key()
+    }
+
+    /// Asks Stamps whether `jwt` is valid: `POST /api/auth/verify-token/` with
+    /// `Authorization: Bearer <jwt>`. Valid tokens come back with their claims; a refusal is
+    /// [`Verification::Rejected`], not an error.
+    ///
+    /// # Errors
+    /// Transient for network failures, timeouts and 5xx; protocol for answers that are not the
+    /// documented claims.
+    pub async fn verify(&self, jwt: &SecretString) -> Result<Verification, Error> {
+        let mut authorization = HeaderValue::try_from(format!("Bearer {}", jwt.expose_secret()))
+            .map_err(|_| {
+                Error::configuration("the token to verify cannot be sent in an HTTP header")
+            })?;
+        authorization.set_sensitive(true);
+        let request = self
+            .client
+            .request(Method::POST, self.verify_url.clone())
+            .header(header::AUTHORIZATION, authorization)
+            .header(header::CONTENT_TYPE, "application/json");
+        let response = self.client.send(NAME, request).await?;
+        response::parse_verification(&response, self.clock.now())
+    }
+
+    async fn fetch_jwt(
+        &self,
+        token: &SecretString,
+        merchant_id: u64,
+        sent_at: OffsetDateTime,
+    ) -> Result<Token, Error> {
+        let body =
+            serde_json::json!({ "token": token.expose_secret(), "crm_merchant_id": merchant_id });
+        let request = self
+            .client
+            .request(Method::POST, self.get_url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let response = self.client.send(NAME, request).await?;
+        response::parse_access_token(&response, sent_at)
+    }
+}
+
+fn static_token(token: &SecretString, at: OffsetDateTime) -> Result<Token, Error> {
+    Token::new(token.clone(), AuthScheme::Token, at, None)
+}
+
+#[async_trait]
+impl TokenSource for StampsSource {
+    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
+        let token = match &self.config.credentials {
+            Credentials::Jwt { token, merchant_id } => {
+                self.fetch_jwt(token, *merchant_id, request.sent_at).await?
+            }
+            Credentials::Static(token) => static_token(token, request.sent_at)?,
+        };
+        Ok(Fetched::new(token))
+    }
+
+    fn name(&self) -> &str {
+        NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auth_core::ErrorKind;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn static_token_needs_no_network() {
+        // The base URL points nowhere reachable: a request would fail.
+        let config = StampsConfig::static_token(SecretString::from("perm-123"))
+            .with_base_url("http://127.0.0.1:1")
+            .unwrap();
+        let source = StampsSource::new(config).unwrap();
+        let sent_at = OffsetDateTime::UNIX_EPOCH;
+        let fetched = source
+            .fetch(FetchRequest::new(None, sent_at))
+            .await
+            .unwrap();
+        assert_eq!(
+            fetched.token.header_value().to_str().unwrap(),
+            "Token perm-123"
+        );
+        assert_eq!(fetched.token.expires_at(), None);
+        assert_eq!(source.store_key().as_str(), "stamps:static");
+    }
+
+    #[test]
+    fn unusable_static_token_is_a_configuration_error() {
+        let err = StampsSource::new(StampsConfig::static_token(SecretString::from("has space")))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(!err.to_string().contains("has space"));
+    }
+
+    #[test]
+    fn endpoints_keep_the_trailing_slash_and_prefix() {
+        let config = StampsConfig::jwt(SecretString::from("x"), 1)
+            .with_base_url("https://gw.example/stamps/")
+            .unwrap();
+        let source = StampsSource::new(config).unwrap();
+        assert_eq!(
+            source.get_url.as_str(),
+            "https://gw.example/stamps/api/auth/get-access-token/"
+        );
+        assert_eq!(
+            source.verify_url.as_str(),
+            "https://gw.example/stamps/api/auth/verify-token/"
+        );
+        let default = StampsSource::new(StampsConfig::jwt(SecretString::from("x"), 1)).unwrap();
+        assert_eq!(
+            default.get_url.as_str(),
+            "https://stamps.co.id/api/auth/get-access-token/"
+        );
+        let printed = format!("{source:?}");
+        assert!(!printed.contains("\"x\""), "{printed}");
+    }
+}
