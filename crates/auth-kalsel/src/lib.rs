@@ -1,0 +1,1 @@
+//! The Kalsel.dev token source for kunci (in progress).

@@ -1,0 +1,181 @@
+use std::time::Duration;
+
+use auth_core::{Clock as _, ErrorKind, FetchRequest, TokenSource as _};
+use auth_krmpesan::KrmPesanSource;
+use auth_testkit::{jwt, krmpesan::KrmPesanSim};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+
+use crate::support::{client, clock, config, setup, sim_builder};
+
+#[tokio::test]
+async fn hands_out_the_id_token_and_caches_it() {
+    let s = setup().await;
+    let sent_at = s.clock.now();
+    let token = s.manager.token().await.unwrap();
+    let issued = s.sim.issued_tokens();
+    // The simulator records the AccessToken, then the IdToken.
+    assert_eq!(issued.len(), 2);
+    assert_eq!(token.secret().expose_secret(), issued[1]);
+    assert_eq!(jwt::claims(&issued[1]).unwrap()["token_use"], "id");
+    assert_eq!(
+        token.header_value().to_str().unwrap(),
+        format!("Bearer {}", issued[1])
+    );
+    assert_eq!(
+        token.expires_at(),
+        Some(sent_at + Duration::from_secs(86_400))
+    );
+    drop(token);
+    for _ in 0..10 {
+        s.manager.token().await.unwrap();
+    }
+    assert_eq!(s.sim.request_count(), 1);
+    let stored = s.stored().await.unwrap();
+    assert!(stored.token.unwrap().secret().expose_secret() == issued[1]);
+    assert!(
+        stored.refresh.is_none(),
+        "KrmPesan does not rotate its refresh token"
+    );
+}
+
+#[tokio::test]
+async fn expiry_causes_exactly_one_new_request() {
+    let s = setup().await;
+    let first = s.manager.token().await.unwrap();
+    s.clock.advance(Duration::from_secs(25 * 3600));
+    let waiters: Vec<_> = (0..20)
+        .map(|_| {
+            let m = s.manager.clone();
+            tokio::spawn(async move {
+                m.token()
+                    .await
+                    .map(|t| t.secret().expose_secret().to_owned())
+            })
+        })
+        .collect();
+    let mut secrets = Vec::new();
+    for w in waiters {
+        secrets.push(w.await.unwrap().unwrap());
+    }
+    assert_eq!(s.sim.request_count(), 2);
+    assert!(secrets.iter().all(|t| t == &secrets[0]));
+    assert_ne!(secrets[0], first.secret().expose_secret());
+}
+
+#[tokio::test]
+async fn an_earlier_exp_claim_wins_over_expires_in() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock).token_lifetime(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let now = clock.now();
+
+    sim.set_reported_expires_in(Some(86_400));
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(now + Duration::from_secs(600))
+    );
+
+    sim.set_reported_expires_in(Some(300));
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(now + Duration::from_secs(300))
+    );
+    assert!(fetched.refresh.is_none());
+}
+
+#[tokio::test]
+async fn exp_is_read_in_the_servers_clock() {
+    // The server's clock runs two hours ahead: its `exp` claims are two hours "later" than
+    // ours, and the Date header shows it; the token still lives 600 s from our point of view.
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(
+        sim_builder(&clock)
+            .token_lifetime(Duration::from_secs(600))
+            .clock_skew(auth_core::time::Duration::hours(2)),
+    )
+    .await
+    .unwrap();
+    sim.set_reported_expires_in(Some(86_400));
+    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let now = clock.now();
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(now + Duration::from_secs(600))
+    );
+}
+
+#[tokio::test]
+async fn a_held_id_token_is_used_first_while_valid() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    let now = clock.now();
+    let held = jwt::rs256_looking(
+        &json!({"exp": now.unix_timestamp() + 3600, "token_use": "id"}),
+        "k",
+    );
+    let config = config(&sim)
+        .with_id_token(SecretString::from(held.clone()))
+        .unwrap();
+    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    let first = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(first.token.secret().expose_secret(), held);
+    assert_eq!(
+        first.token.expires_at().unwrap().unix_timestamp(),
+        now.unix_timestamp() + 3600
+    );
+    assert_eq!(sim.request_count(), 0);
+    // used once only
+    let second = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_ne!(second.token.secret().expose_secret(), held);
+    assert_eq!(sim.request_count(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_held_id_token_is_skipped() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    let now = clock.now();
+    let held = jwt::rs256_looking(&json!({"exp": now.unix_timestamp() - 10}), "k");
+    let config = config(&sim)
+        .with_id_token(SecretString::from(held.clone()))
+        .unwrap();
+    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    let first = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_ne!(first.token.secret().expose_secret(), held);
+    assert_eq!(sim.request_count(), 1);
+}
+
+#[tokio::test]
+async fn revoked_credentials_require_new_ones_from_the_dashboard() {
+    let s = setup().await;
+    s.sim.revoke();
+    let err = s.manager.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+    assert!(err.to_string().contains("dashboard"), "{err}");
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        source.contains("401") && source.contains("Invalid Refresh Token"),
+        "{source}"
+    );
+    let printed = format!("{err} {err:?} {source}");
+    assert!(!printed.contains(s.sim.refresh_token()) && !printed.contains(s.sim.device_key()));
+}
+
+#[tokio::test]
+async fn source_name_and_debug() {
+    let s = setup().await;
+    let source = KrmPesanSource::new(config(&s.sim), client(Duration::from_secs(1)));
+    assert_eq!(auth_core::TokenSource::name(&source), "krmpesan");
+    assert_eq!(source.store_key().as_str(), "krmpesan:default");
+    let printed = format!("{source:?}");
+    assert!(
+        !printed.contains(s.sim.refresh_token()) && !printed.contains(s.sim.device_key()),
+        "{printed}"
+    );
+}
