@@ -1,0 +1,8 @@
+//! Integration tests of auth-sehatmu against the SehatMu simulator, through a real
+//! `TokenManager` (one binary, several modules).
+
+mod faults;
+mod flows;
+mod logs;
+mod rate_limit;
+mod support;
