@@ -1,0 +1,143 @@
+//! Store benchmarks: file save and load (plain and encrypted), Redis load and save, and the
+//! Redis refresh-lock hand-over (how long a waiter polling the lock takes to get it once freed).
+//!
+//! Redis benches read `KUNCI_TEST_REDIS_URL` and are skipped, with a printed line, when it is
+//! unset.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "a benchmark harness; criterion_group! generates an undocumented function"
+)]
+
+use std::time::Duration;
+
+use auth_core::{StoreKey, StoredEntry, Token, TokenStore as _};
+use auth_store::{Cipher, FileStore};
+use criterion::{Criterion, criterion_group, criterion_main};
+use secrecy::SecretString;
+
+fn entry() -> StoredEntry {
+    // A Cognito-sized JWT (about 1 KiB) and refresh material, as KrmPesan hands out.
+    let issued = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let secret = format!("eyJ{}", "a".repeat(1000));
+    let token = Token::bearer(
+        SecretString::from(secret),
+        issued,
+        Some(issued + Duration::from_secs(86_400)),
+    )
+    .unwrap();
+    let mut entry = StoredEntry::with_token(token);
+    entry.refresh = Some(SecretString::from("r".repeat(1700)));
+    entry
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn file(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let key = StoreKey::new("bench:file").unwrap();
+    let entry = entry();
+    let cipher = Cipher::from_key_bytes(&[1u8; 32]).unwrap();
+    for (name, store) in [
+        ("plain", FileStore::new(dir.path().join("plain")).unwrap()),
+        (
+            "encrypted",
+            FileStore::new(dir.path().join("encrypted"))
+                .unwrap()
+                .with_cipher(cipher.clone()),
+        ),
+    ] {
+        let mut group = c.benchmark_group(format!("file_store/{name}"));
+        let version = rt.block_on(store.save(&key, &entry, 0)).unwrap();
+        group.bench_function("load", |b| {
+            b.to_async(&rt)
+                .iter(|| async { store.load(&key).await.unwrap() })
+        });
+        let mut current = version;
+        group.bench_function("save (fsync + rename + dir fsync)", |b| {
+            b.iter(|| {
+                current = rt.block_on(store.save(&key, &entry, current)).unwrap();
+            });
+        });
+        group.finish();
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis(c: &mut Criterion) {
+    use auth_store::{RedisOptions, RedisStore};
+    let Ok(url) = std::env::var("KUNCI_TEST_REDIS_URL") else {
+        eprintln!("redis benches skipped: KUNCI_TEST_REDIS_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let prefix = format!("kunci-bench-{:08x}:", fastrand::u32(..));
+    let store = rt
+        .block_on(RedisStore::connect(
+            &url,
+            RedisOptions::default().prefix(&prefix),
+        ))
+        .unwrap();
+    let key = StoreKey::new("bench:redis").unwrap();
+    let entry = entry();
+    let mut current = rt.block_on(store.save(&key, &entry, 0)).unwrap();
+    let mut group = c.benchmark_group("redis_store");
+    group.bench_function("load", |b| {
+        b.to_async(&rt)
+            .iter(|| async { store.load(&key).await.unwrap() })
+    });
+    group.bench_function("save (CAS script)", |b| {
+        b.iter(|| {
+            current = rt.block_on(store.save(&key, &entry, current)).unwrap();
+        });
+    });
+    group.bench_function("lock + release (uncontended)", |b| {
+        b.to_async(&rt).iter(|| async {
+            store
+                .lock(&key, Duration::from_secs(10))
+                .await
+                .unwrap()
+                .release()
+                .await
+                .unwrap();
+        });
+    });
+    // Hand-over: a holder keeps the lock 50 ms, then releases; a waiter that started polling at
+    // once measures the time until it holds the lock. The figure minus 50 ms is what polling
+    // adds over an instant notification.
+    group.sample_size(20);
+    group.bench_function("hand-over after a 50 ms hold (polling)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let held = store.lock(&key, Duration::from_secs(10)).await.unwrap();
+            let waiter = {
+                let store = store.clone();
+                let key = key.clone();
+                tokio::spawn(
+                    async move { store.lock(&key, Duration::from_secs(10)).await.unwrap() },
+                )
+            };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            held.release().await.unwrap();
+            waiter.await.unwrap().release().await.unwrap();
+        });
+    });
+    group.finish();
+    rt.block_on(store.delete(&key)).unwrap();
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis(_: &mut Criterion) {
+    eprintln!("redis benches skipped: built without the `redis` feature");
+}
+
+criterion_group!(benches, file, redis);
+criterion_main!(benches);

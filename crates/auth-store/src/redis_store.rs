@@ -1,0 +1,508 @@
+//! The Redis store: one hash per key, a `SET NX PX` refresh lock, compare-and-swap saves by
+//! Lua script (feature `redis`).
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use auth_core::{StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
+use redis::{AsyncCommands as _, RedisError, Script, aio::ConnectionManager};
+use time::OffsetDateTime;
+
+use crate::{cipher::Cipher, codec};
+
+/// Compare-and-swap: `KEYS[1]` entry hash; `ARGV[1]` expected version, `ARGV[2]` encoded
+/// entry, `ARGV[3]` expiry in unix milliseconds (0: none). Returns `{1, new}` or `{0, found}`.
+const SAVE_SCRIPT: &str = r"
+local found = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if found ~= tonumber(ARGV[1]) then
+  return {0, found}
+end
+local new = found + 1
+redis.call('HSET', KEYS[1], 'v', new, 'e', ARGV[2])
+local at = tonumber(ARGV[3])
+if at > 0 then
+  redis.call('PEXPIREAT', KEYS[1], at)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {1, new}
+";
+
+/// Compare-and-delete: frees the lock only if this owner still holds it.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Settings of a [`RedisStore`]. Start from [`RedisOptions::default`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// Put in front of every Redis key (default `kunci:`).
+    pub prefix: String,
+    /// How long an entry outlives its token's expiry (or its cool-down) before Redis drops it
+    /// (default 1 hour). Entries holding refresh material never expire.
+    pub ttl_margin: Duration,
+    /// The bound on one Redis command, connecting included (default 2 seconds). Past it the
+    /// operation fails with [`StoreError::Unavailable`].
+    pub timeout: Duration,
+    /// The first wait between attempts at a held refresh lock (default 10 ms); it grows by half
+    /// each time up to [`lock_poll_max`](Self::lock_poll_max), with ±50 % jitter.
+    pub lock_poll_min: Duration,
+    /// The longest wait between attempts at a held refresh lock (default 100 ms).
+    pub lock_poll_max: Duration,
+    /// Encrypts every entry (default none).
+    pub cipher: Option<Cipher>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "kunci:".to_owned(),
+            ttl_margin: Duration::from_secs(3600),
+            timeout: Duration::from_secs(2),
+            lock_poll_min: Duration::from_millis(10),
+            lock_poll_max: Duration::from_millis(100),
+            cipher: None,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Sets the key prefix.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the margin past expiry.
+    #[must_use]
+    pub fn ttl_margin(mut self, margin: Duration) -> Self {
+        self.ttl_margin = margin;
+        self
+    }
+
+    /// Sets the per-command timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Encrypts entries with `cipher`.
+    #[must_use]
+    pub fn cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+}
+
+/// A token store in Redis, shared by a fleet of processes on many hosts (feature `redis`).
+///
+/// Key layout (with the default prefix `kunci:`):
+///
+/// * `kunci:entry:<key>` — a hash: `v` the version, `e` the encoded entry (the JSON document
+///   of `docs/stores.md`, encrypted when a [`Cipher`] is set). Its TTL is the token's expiry
+///   (or cool-down) plus [`RedisOptions::ttl_margin`]; an entry that holds refresh material,
+///   or a token without expiry, has no TTL.
+/// * `kunci:lock:<key>` — the refresh lock: `SET NX PX <ttl>` with a random owner, freed by a
+///   compare-and-delete script or by its TTL when the holder died.
+///
+/// Waiters poll the lock (10 ms growing to 100 ms, jittered); see `docs/stores.md` for why
+/// polling rather than pub/sub. Every command is bounded by [`RedisOptions::timeout`]; when
+/// Redis cannot be reached the store answers [`StoreError::Unavailable`] and the connection
+/// manager reconnects in the background.
+///
+/// Cloning is cheap; clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: RedisOptions,
+    described: String,
+    save: Script,
+    release: Arc<Script>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.inner.described)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` with
+    /// feature `redis-tls`).
+    ///
+    /// # Errors
+    /// [`StoreError::Other`] for a URL that cannot be used, [`StoreError::Unavailable`] when
+    /// the server cannot be reached within [`RedisOptions::timeout`]. Messages never contain
+    /// the password.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let described = redact_url(url);
+        #[cfg(feature = "redis-tls")]
+        if url.starts_with("rediss://") {
+            install_crypto_provider();
+        }
+        let client = redis::Client::open(url).map_err(|e| StoreError::Other {
+            message: format!(
+                "cannot use the Redis URL `{described}` ({}){}",
+                e.kind_description(),
+                if url.starts_with("rediss") && !cfg!(feature = "redis-tls") {
+                    "; `rediss://` needs the `redis-tls` feature of auth-store"
+                } else {
+                    ""
+                }
+            ),
+            source: None,
+        })?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = bounded(
+            options.timeout,
+            &described,
+            "connecting",
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Unavailable { source, .. } => StoreError::Unavailable {
+                message: format!("cannot connect to Redis at {described}"),
+                source,
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            conn,
+            inner: Arc::new(Inner {
+                described,
+                save: Script::new(SAVE_SCRIPT),
+                release: Arc::new(Script::new(RELEASE_SCRIPT)),
+                options,
+            }),
+        })
+    }
+
+    /// The Redis key of `key`'s entry (`<prefix>entry:<key>`).
+    pub fn entry_key(&self, key: &StoreKey) -> String {
+        format!("{}entry:{key}", self.inner.options.prefix)
+    }
+
+    /// The Redis key of `key`'s refresh lock (`<prefix>lock:<key>`).
+    pub fn lock_key(&self, key: &StoreKey) -> String {
+        format!("{}lock:{key}", self.inner.options.prefix)
+    }
+
+    fn expire_at_ms(&self, entry: &StoredEntry) -> i64 {
+        // Refresh material must never silently expire: such entries get no TTL at all.
+        if entry.refresh.is_some() {
+            return 0;
+        }
+        let token_end = match &entry.token {
+            Some(token) => match token.expires_at() {
+                Some(at) => Some(at),
+                None => return 0,
+            },
+            None => None,
+        };
+        let Some(end) = [token_end, entry.cooldown_until]
+            .into_iter()
+            .flatten()
+            .max()
+        else {
+            return 0;
+        };
+        let margin =
+            time::Duration::try_from(self.inner.options.ttl_margin).unwrap_or(time::Duration::DAY);
+        let at: OffsetDateTime = end.saturating_add(margin);
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(0)
+            .max(1)
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    // rustls needs one process-wide crypto provider; if the application has none installed
+    // (and its features do not pick one unambiguously), install ring's. An installed one wins.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// `redis://user:secret@host:6379/0?x=y` → `redis://[redacted]@host:6379/0`: no user
+/// information and no query (`redis+unix` URLs may carry a password there).
+pub(crate) fn redact_url(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = without_query.split_once("://") else {
+        return "[unparsable URL]".to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}{path}"),
+        None => format!("{scheme}://{authority}{path}"),
+    }
+}
+
+fn classify(described: &str, what: &str, e: RedisError) -> StoreError {
+    let message = format!(
+        "Redis at {described}: {what} failed ({})",
+        e.kind_description()
+    );
+    if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
+        StoreError::Unavailable {
+            message,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        StoreError::Other {
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    described: &str,
+    what: &str,
+    fut: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(classify(described, what, e)),
+        Err(_) => Err(StoreError::unavailable(
+            format!("Redis at {described}: {what} did not answer within {timeout:?}"),
+            std::io::Error::from(std::io::ErrorKind::TimedOut),
+        )),
+    }
+}
+
+trait KindDescription {
+    fn kind_description(&self) -> String;
+}
+
+impl KindDescription for RedisError {
+    /// The error's category and code, never its detail text (which may echo a command).
+    fn kind_description(&self) -> String {
+        match self.code() {
+            Some(code) => format!("{:?}: {code}", self.kind()),
+            None => format!("{:?}", self.kind()),
+        }
+    }
+}
+
+impl RedisStore {
+    async fn run<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        bounded(self.inner.options.timeout, &self.inner.described, what, fut).await
+    }
+}
+
+/// The refresh lock of a [`RedisStore`]: `SET NX PX` with a random owner. Released by a
+/// compare-and-delete script; if it is dropped without release, or its holder dies, its TTL
+/// frees it.
+pub struct RedisLock {
+    conn: ConnectionManager,
+    lock_key: String,
+    owner: String,
+    release: Arc<Script>,
+    timeout: Duration,
+    described: String,
+}
+
+impl fmt::Debug for RedisLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLock")
+            .field("lock_key", &self.lock_key)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl StoreLock for RedisLock {
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.release.key(&self.lock_key);
+        invocation.arg(&self.owner);
+        let freed: i64 = bounded(
+            self.timeout,
+            &self.described,
+            "the lock release script",
+            invocation.invoke_async(&mut conn),
+        )
+        .await?;
+        if freed == 0 {
+            tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released; the refresh took longer than its TTL");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<StoredEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let entry_key = self.entry_key(key);
+        let bytes: Option<Vec<u8>> = self.run("HGET", conn.hget(&entry_key, "e")).await?;
+        let Some(bytes) = bytes.map(zeroize::Zeroizing::new) else {
+            return Ok(None);
+        };
+        codec::decode(key, &bytes, self.inner.options.cipher.as_ref())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                message: format!("Redis key `{entry_key}` at {}: {e}", self.inner.described),
+                source: None,
+            })
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let entry_key = self.entry_key(key);
+        let version = expected + 1;
+        let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
+            .map_err(|e| {
+                StoreError::other(format!("cannot encode the entry for `{entry_key}`"), e)
+            })?;
+        let mut invocation = self.inner.save.key(&entry_key);
+        invocation
+            .arg(expected)
+            .arg(&**bytes)
+            .arg(self.expire_at_ms(entry));
+        let reply: Vec<i64> = self
+            .run("the save script", invocation.invoke_async(&mut conn))
+            .await?;
+        match reply.as_slice() {
+            [1, new] => Ok(u64::try_from(*new).unwrap_or(version)),
+            [0, found] => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                found: u64::try_from(*found).unwrap_or(0),
+            }),
+            _ => Err(StoreError::Other {
+                message: format!(
+                    "Redis at {}: unexpected reply to the save script",
+                    self.inner.described
+                ),
+                source: None,
+            }),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let entry_key = self.entry_key(key);
+        let _: i64 = self.run("DEL", conn.del(&entry_key)).await?;
+        Ok(())
+    }
+
+    async fn lock(&self, key: &StoreKey, ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
+        let mut conn = self.conn.clone();
+        let lock_key = self.lock_key(key);
+        let owner = format!(
+            "{}-{:016x}{:016x}",
+            std::process::id(),
+            fastrand::u64(..),
+            fastrand::u64(..)
+        );
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let options = &self.inner.options;
+        let mut wait = options.lock_poll_min;
+        loop {
+            let set = redis::cmd("SET")
+                .arg(&lock_key)
+                .arg(&owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .to_owned();
+            let acquired: Option<String> = self.run("SET NX", set.query_async(&mut conn)).await?;
+            if acquired.is_some() {
+                return Ok(Box::new(RedisLock {
+                    conn,
+                    lock_key,
+                    owner,
+                    release: Arc::clone(&self.inner.release),
+                    timeout: options.timeout,
+                    described: self.inner.described.clone(),
+                }));
+            }
+            tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64())).await;
+            wait = wait.mul_f64(1.5).min(options.lock_poll_max);
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.inner.options.cipher {
+            Some(cipher) => format!(
+                "{} (prefix `{}`, encrypted, key id {})",
+                self.inner.described,
+                self.inner.options.prefix,
+                cipher.key_id()
+            ),
+            None => format!(
+                "{} (prefix `{}`)",
+                self.inner.described, self.inner.options.prefix
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:hunter2@10.0.0.1:6379/2"),
+            "redis://[redacted]@10.0.0.1:6379/2"
+        );
+        assert_eq!(
+            redact_url("rediss://app:hunter2@cache.example:6380"),
+            "rediss://[redacted]@cache.example:6380"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("redis+unix:///run/redis.sock?pass=hunter2"),
+            "redis+unix:///run/redis.sock"
+        );
+        assert_eq!(redact_url("hunter2"), "[unparsable URL]");
+        assert_eq!(
+            redact_url("redis://a:b@c@host/0"),
+            "redis://[redacted]@host/0"
+        );
+    }
+}

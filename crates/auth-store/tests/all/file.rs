@@ -1,0 +1,391 @@
+//! The file store on real files: round trip, permissions, compare-and-swap, corrupt files,
+//! encryption, the refresh lock.
+
+use std::{fs, os::unix::fs::PermissionsExt as _, time::Duration};
+
+use auth_core::{StoreError, StoreKey, TokenManager, TokenStore as _};
+use auth_store::{Cipher, FileStore};
+use secrecy::ExposeSecret as _;
+
+use crate::support::{counting_source, entry, secret_of};
+
+fn key() -> StoreKey {
+    StoreKey::new("sehatmu:client-1@example.com").unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn round_trip_keeps_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    assert!(store.load(&key()).await.unwrap().is_none());
+    let mut saved = entry("s3cr3t", Some("r3fresh"));
+    saved.cooldown_until = Some(crate::support::T0 + Duration::from_secs(60));
+    assert_eq!(store.save(&key(), &saved, 0).await.unwrap(), 1);
+    let back = store.load(&key()).await.unwrap().unwrap();
+    assert_eq!(back.version, 1);
+    assert_eq!(secret_of(&back), "s3cr3t");
+    assert_eq!(back.refresh.as_ref().unwrap().expose_secret(), "r3fresh");
+    assert_eq!(back.cooldown_until, saved.cooldown_until);
+    let token = back.token.unwrap();
+    assert_eq!(token.issued_at(), crate::support::T0);
+    assert_eq!(
+        token.expires_at(),
+        Some(crate::support::T0 + Duration::from_secs(3600))
+    );
+    // The file name is portable: `:` mapped to `+`.
+    assert_eq!(
+        store.entry_path(&key()).file_name().unwrap(),
+        "sehatmu+client-1@example.com.json"
+    );
+    store.delete(&key()).await.unwrap();
+    assert!(store.load(&key()).await.unwrap().is_none());
+    store.delete(&key()).await.unwrap();
+    assert!(
+        store.describe().starts_with("file:"),
+        "{}",
+        store.describe()
+    );
+}
+
+#[tokio::test]
+async fn directory_is_0700_and_files_0600() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("a").join("kunci");
+    let store = FileStore::new(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&parent.path().join("a")), 0o700);
+    store.save(&key(), &entry("x", None), 0).await.unwrap();
+    let lock = store.lock(&key(), Duration::from_secs(5)).await.unwrap();
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(names.len() >= 3, "{names:?}"); // entry, write lock, refresh lock
+    for path in &names {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    lock.release().await.unwrap();
+    let no_temp = names.iter().all(|p| !p.to_string_lossy().contains("~tmp-"));
+    assert!(
+        no_temp,
+        "a successful write leaves no temporary file: {names:?}"
+    );
+}
+
+#[tokio::test]
+async fn save_is_compare_and_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .save(&key(), &entry("first", Some("r1")), 0)
+            .await
+            .unwrap(),
+        1
+    );
+    let err = store
+        .save(&key(), &entry("clobber", None), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                found: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .save(&key(), &entry("clobber", None), 5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 5,
+                found: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .save(&key(), &entry("second", Some("r2")), 1)
+            .await
+            .unwrap(),
+        2
+    );
+    let back = store.load(&key()).await.unwrap().unwrap();
+    assert_eq!((back.version, secret_of(&back)), (2, "second".to_owned()));
+}
+
+#[tokio::test]
+async fn concurrent_writers_never_lose_an_update() {
+    // 8 tasks × 10 increments with retry-on-conflict: exactly 80 versions, none lost.
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = FileStore::new(dir.path()).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            while done < 10 {
+                let current = store.load(&key()).await.unwrap().map_or(0, |e| e.version);
+                match store
+                    .save(&key(), &entry(&format!("t{t}-{done}"), None), current)
+                    .await
+                {
+                    Ok(_) => done += 1,
+                    Err(StoreError::Conflict { .. }) => tokio::task::yield_now().await,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.load(&key()).await.unwrap().unwrap().version, 80);
+}
+
+#[tokio::test]
+async fn a_corrupt_file_is_reported_and_moved_aside_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let path = store.entry_path(&key());
+    fs::write(
+        &path,
+        b"{\"format\":1,\"version\":3,\"token\":{\"secret\":\"s3cr3t-half",
+    )
+    .unwrap();
+    let err = store.load(&key()).await.unwrap_err();
+    let StoreError::Corrupt { message, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("moved aside"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
+    assert!(!path.exists());
+    let aside: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".json~corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        message.contains(&aside[0].display().to_string()),
+        "{message}"
+    );
+    assert!(
+        fs::read(&aside[0])
+            .unwrap()
+            .starts_with(b"{\"format\":1,\"version\":3"),
+        "kept byte for byte"
+    );
+    // The key is usable again; the corrupt copy stays.
+    assert!(store.load(&key()).await.unwrap().is_none());
+    assert_eq!(store.save(&key(), &entry("new", None), 0).await.unwrap(), 1);
+    assert!(aside[0].exists());
+}
+
+#[tokio::test]
+async fn a_newer_format_is_refused_and_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let path = store.entry_path(&key());
+    fs::write(&path, br#"{"format":2,"version":9}"#).unwrap();
+    let err = store.load(&key()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { message, .. } if message.contains("format 2") && message.contains("left in place")),
+        "{err}"
+    );
+    let err = store.save(&key(), &entry("x", None), 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), br#"{"format":2,"version":9}"#);
+}
+
+#[tokio::test]
+async fn encrypted_entries_hide_secrets_and_refuse_wrong_keys_tampering_and_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = Cipher::from_key_bytes(&[42u8; 32]).unwrap();
+    let store = FileStore::new(dir.path())
+        .unwrap()
+        .with_cipher(cipher.clone());
+    store
+        .save(&key(), &entry("s3cr3t-token", Some("r3fresh")), 0)
+        .await
+        .unwrap();
+    let path = store.entry_path(&key());
+    let raw = fs::read_to_string(&path).unwrap();
+    assert!(!raw.contains("s3cr3t") && !raw.contains("r3fresh"), "{raw}");
+    assert!(raw.contains(cipher.key_id()), "{raw}");
+    let back = store.load(&key()).await.unwrap().unwrap();
+    assert_eq!(secret_of(&back), "s3cr3t-token");
+    assert!(
+        store.describe().contains("encrypted"),
+        "{}",
+        store.describe()
+    );
+    assert!(!format!("{store:?}").contains("42, 42"), "{store:?}");
+
+    // Wrong key: a clear error, and the file is left alone (it is not corrupt).
+    let wrong = FileStore::new(dir.path())
+        .unwrap()
+        .with_cipher(Cipher::from_key_bytes(&[7u8; 32]).unwrap());
+    let err = wrong.load(&key()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { message, .. } if message.contains("cannot decrypt: wrong key or tampered entry")),
+        "{err}"
+    );
+    assert!(path.exists());
+    // No key configured.
+    let plain = FileStore::new(dir.path()).unwrap();
+    let err = plain.load(&key()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no encryption key is configured"),
+        "{err}"
+    );
+
+    // Copied under another key: the associated data does not match.
+    let other = StoreKey::new("sehatmu:client-2").unwrap();
+    fs::copy(&path, store.entry_path(&other)).unwrap();
+    let err = store.load(&other).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot decrypt: wrong key or tampered entry"),
+        "{err}"
+    );
+
+    // Tampered: one character of the ciphertext changed.
+    let mut doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let ct = doc["ciphertext"].as_str().unwrap().to_owned();
+    let flipped: String = ct
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 10 {
+                if c == 'A' { 'B' } else { 'A' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    doc["ciphertext"] = flipped.into();
+    fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let err = store.load(&key()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot decrypt: wrong key or tampered entry"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn keys_load_from_env_and_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = Cipher::generate_key_base64();
+    let file = dir.path().join("store.key");
+    fs::write(&file, format!("{}\n", text.as_str())).unwrap();
+    let from_file = Cipher::from_key_file(&file).unwrap();
+    assert_eq!(
+        from_file.key_id(),
+        Cipher::from_encoded(&text).unwrap().key_id()
+    );
+    let raw = dir.path().join("raw.key");
+    fs::write(&raw, [5u8; 32]).unwrap();
+    assert_eq!(
+        Cipher::from_key_file(&raw).unwrap().key_id(),
+        Cipher::from_key_bytes(&[5u8; 32]).unwrap().key_id()
+    );
+    let err = Cipher::from_env("KUNCI_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the environment variable `KUNCI_TEST_SURELY_UNSET_VARIABLE` is not set"
+    );
+    let err = Cipher::from_key_file(dir.path().join("missing.key")).unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot read the key file"),
+        "{err}"
+    );
+    let core: auth_core::Error = err.into();
+    assert_eq!(core.kind(), auth_core::ErrorKind::Configuration);
+}
+
+#[tokio::test]
+async fn the_refresh_lock_excludes_and_is_not_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let held = store.lock(&key(), Duration::from_secs(5)).await.unwrap();
+    // Saving while holding the refresh lock works (the manager does exactly this).
+    store
+        .save(&key(), &entry("under-lock", None), 0)
+        .await
+        .unwrap();
+    let other = FileStore::new(dir.path()).unwrap();
+    let waiter =
+        tokio::spawn(async move { other.lock(&key(), Duration::from_secs(5)).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the second locker waits while the first holds it"
+    );
+    held.release().await.unwrap();
+    waiter.await.unwrap().unwrap();
+    // A lock dropped without release is freed too (the file is closed).
+    let dropped = store.lock(&key(), Duration::from_secs(5)).await.unwrap();
+    drop(dropped);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        store.lock(&key(), Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_in_one_process_share_the_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, calls) = counting_source(
+        Duration::from_millis(100),
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let manager = TokenManager::builder(source.clone())
+            .store(FileStore::new(dir.path()).unwrap())
+            .key(key())
+            .build()
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            manager
+                .token()
+                .await
+                .unwrap()
+                .secret()
+                .expose_secret()
+                .to_owned()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "tok-1");
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let stored = FileStore::new(dir.path())
+        .unwrap()
+        .load(&key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secret_of(&stored), "tok-1");
+}

@@ -1,0 +1,15 @@
+//! auth-store's integration tests: real files, real processes, real Redis.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "helpers of integration tests: a failed step is a failed test, and a skip says why"
+)]
+
+mod crash;
+mod file;
+mod multiprocess;
+#[cfg(feature = "redis")]
+mod redis;
+mod support;

@@ -1,0 +1,489 @@
+//! The Redis store against a real server. `KUNCI_TEST_REDIS_URL` names it; when it is unset
+//! the tests print why and return, when it is set and the server cannot be reached they fail.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::atomic::Ordering,
+    time::Duration,
+};
+
+use auth_core::{ErrorKind, StoreError, StoreKey, TokenManager, TokenStore as _};
+use auth_store::{Cipher, RedisOptions, RedisStore};
+use redis::AsyncCommands as _;
+use secrecy::ExposeSecret as _;
+
+use crate::support::{T0, counting_source, entry, secret_of};
+
+fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("KUNCI_TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            eprintln!(
+                "{test}: skipped, KUNCI_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379)"
+            );
+            None
+        }
+    }
+}
+
+/// A prefix no other test or run shares.
+fn prefix() -> String {
+    format!("kunci-test-{:016x}:", fastrand::u64(..))
+}
+
+async fn store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::connect(url, RedisOptions::default().prefix(prefix))
+        .await
+        .unwrap_or_else(|e| panic!("KUNCI_TEST_REDIS_URL is set but Redis cannot be used: {e}"))
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn cleanup(url: &str, prefix: &str) {
+    let mut conn = raw(url).await;
+    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    for key in keys {
+        let _: () = conn.del(key).await.unwrap();
+    }
+}
+
+fn key() -> StoreKey {
+    StoreKey::new("sehatmu:client-1").unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_cas_and_encryption() {
+    let Some(url) = redis_url("round_trip_cas_and_encryption") else {
+        return;
+    };
+    let prefix = prefix();
+    let store = store(&url, &prefix).await;
+    assert!(store.load(&key()).await.unwrap().is_none());
+    let mut saved = entry("s3cr3t", Some("r3fresh"));
+    saved.cooldown_until = Some(T0 + Duration::from_secs(60));
+    assert_eq!(store.save(&key(), &saved, 0).await.unwrap(), 1);
+    let back = store.load(&key()).await.unwrap().unwrap();
+    assert_eq!((back.version, secret_of(&back)), (1, "s3cr3t".to_owned()));
+    assert_eq!(back.refresh.unwrap().expose_secret(), "r3fresh");
+    assert_eq!(back.cooldown_until, saved.cooldown_until);
+    assert_eq!(
+        back.token.unwrap().expires_at(),
+        Some(T0 + Duration::from_secs(3600))
+    );
+
+    // Compare-and-swap: a stale writer is refused and changes nothing.
+    let err = store
+        .save(&key(), &entry("clobber", None), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                found: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .save(&key(), &entry("second", Some("r2")), 1)
+            .await
+            .unwrap(),
+        2
+    );
+    let err = store
+        .save(&key(), &entry("clobber", None), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let back = store.load(&key()).await.unwrap().unwrap();
+    assert_eq!((back.version, secret_of(&back)), (2, "second".to_owned()));
+    store.delete(&key()).await.unwrap();
+    assert!(store.load(&key()).await.unwrap().is_none());
+
+    // Encrypted: the value in Redis holds no secret; a wrong key is a clear error.
+    let cipher = Cipher::from_key_bytes(&[11u8; 32]).unwrap();
+    let sealed = RedisStore::connect(&url, RedisOptions::default().prefix(&prefix).cipher(cipher))
+        .await
+        .unwrap();
+    sealed
+        .save(&key(), &entry("s3cr3t-sealed", Some("r3fresh")), 0)
+        .await
+        .unwrap();
+    let mut conn = raw(&url).await;
+    let value: String = conn.hget(sealed.entry_key(&key()), "e").await.unwrap();
+    assert!(
+        !value.contains("s3cr3t") && !value.contains("r3fresh"),
+        "{value}"
+    );
+    assert_eq!(
+        secret_of(&sealed.load(&key()).await.unwrap().unwrap()),
+        "s3cr3t-sealed"
+    );
+    let wrong = RedisOptions::default()
+        .prefix(&prefix)
+        .cipher(Cipher::from_key_bytes(&[12u8; 32]).unwrap());
+    let wrong = RedisStore::connect(&url, wrong).await.unwrap();
+    let err = wrong.load(&key()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { message, .. } if message.contains("cannot decrypt: wrong key or tampered entry")),
+        "{err}"
+    );
+    assert!(
+        sealed
+            .describe()
+            .starts_with(url.split('@').next_back().unwrap_or(&url))
+            || sealed.describe().contains("[redacted]")
+    );
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_token_but_refresh_material_never() {
+    let Some(url) = redis_url("entries_expire_after_their_token_but_refresh_material_never") else {
+        return;
+    };
+    let prefix = prefix();
+    let margin = Duration::from_secs(600);
+    let store = RedisStore::connect(
+        &url,
+        RedisOptions::default().prefix(&prefix).ttl_margin(margin),
+    )
+    .await
+    .unwrap();
+    let mut conn = raw(&url).await;
+    let clock = auth_core::SystemClock::new();
+    let now = auth_core::Clock::now(&clock);
+
+    // A token valid for 2 minutes, no refresh material: TTL = 2 min + margin.
+    let token = auth_core::Token::bearer(
+        "abc".to_owned().into(),
+        now,
+        Some(now + Duration::from_secs(120)),
+    )
+    .unwrap();
+    store
+        .save(
+            &key(),
+            &auth_core::StoredEntry::with_token(token.clone()),
+            0,
+        )
+        .await
+        .unwrap();
+    let pttl: i64 = conn.pttl(store.entry_key(&key())).await.unwrap();
+    let expected = (120 + 600) * 1000;
+    assert!(pttl > expected - 60_000 && pttl <= expected, "pttl {pttl}");
+
+    // The same entry with refresh material: no TTL at all.
+    let mut with_refresh = auth_core::StoredEntry::with_token(token);
+    with_refresh.refresh = Some("r3fresh".into());
+    store.save(&key(), &with_refresh, 1).await.unwrap();
+    let pttl: i64 = conn.pttl(store.entry_key(&key())).await.unwrap();
+    assert_eq!(pttl, -1, "refresh material never expires");
+
+    // A permanent token: no TTL either.
+    let permanent = auth_core::Token::bearer("perm".to_owned().into(), now, None).unwrap();
+    store
+        .save(&key(), &auth_core::StoredEntry::with_token(permanent), 2)
+        .await
+        .unwrap();
+    let pttl: i64 = conn.pttl(store.entry_key(&key())).await.unwrap();
+    assert_eq!(pttl, -1);
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_managers_on_a_cold_key_fetch_once() {
+    let Some(url) = redis_url("twenty_managers_on_a_cold_key_fetch_once") else {
+        return;
+    };
+    let prefix = prefix();
+    let (source, calls) = counting_source(
+        Duration::from_millis(300),
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let mut managers = Vec::new();
+    for _ in 0..20 {
+        // Each manager has its own connection, as separate processes would.
+        let store = store(&url, &prefix).await;
+        managers.push(
+            TokenManager::builder(source.clone())
+                .store(store)
+                .key(key())
+                .build()
+                .unwrap(),
+        );
+    }
+    let tasks: Vec<_> = managers
+        .iter()
+        .cloned()
+        .map(|m| {
+            tokio::spawn(
+                async move { m.token().await.unwrap().secret().expose_secret().to_owned() },
+            )
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "tok-1");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "exactly one request to the provider"
+    );
+    let adopted: u64 = managers.iter().map(|m| m.stats().adopted).sum();
+    assert_eq!(adopted, 19);
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_dead_lock_holder_is_outlived_and_cannot_free_its_successor() {
+    let Some(url) = redis_url("a_dead_lock_holder_is_outlived_and_cannot_free_its_successor")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let store = store(&url, &prefix).await;
+    let mut conn = raw(&url).await;
+
+    // A live holder excludes others.
+    let held = store.lock(&key(), Duration::from_secs(30)).await.unwrap();
+    let attempt = tokio::time::timeout(
+        Duration::from_millis(300),
+        store.lock(&key(), Duration::from_secs(30)),
+    )
+    .await;
+    assert!(attempt.is_err(), "the lock is held");
+    held.release().await.unwrap();
+    let exists: bool = conn.exists(store.lock_key(&key())).await.unwrap();
+    assert!(!exists, "release deletes the lock");
+
+    // A holder that dies (never releases) is outlived by its TTL.
+    let dead = store
+        .lock(&key(), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let pttl: i64 = conn.pttl(store.lock_key(&key())).await.unwrap();
+    assert!(pttl > 0 && pttl <= 500, "pttl {pttl}");
+    let successor = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.lock(&key(), Duration::from_secs(30)),
+    )
+    .await
+    .expect("the dead holder's lock expires")
+    .unwrap();
+    // The late holder's release is compare-and-delete: it does not free the successor's lock.
+    dead.release().await.unwrap();
+    let exists: bool = conn.exists(store.lock_key(&key())).await.unwrap();
+    assert!(exists, "the successor still holds the lock");
+    successor.release().await.unwrap();
+
+    // A manager whose lock is held by a dead process gets its token once the lock expires.
+    let _dead = store
+        .lock(&key(), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let (source, calls) =
+        counting_source(Duration::ZERO, Duration::ZERO, Duration::from_secs(3600));
+    let manager = TokenManager::builder(source)
+        .store(store.clone())
+        .key(key())
+        .build()
+        .unwrap();
+    assert_eq!(
+        manager.token().await.unwrap().secret().expose_secret(),
+        "tok-1"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    cleanup(&url, &prefix).await;
+}
+
+/// A redis-server of the test's own, on a free port.
+struct OwnServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnServer {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the outage test");
+        let server = Self {
+            port,
+            child: Some(child),
+        };
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not listen on {port}");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
+    if redis_url("an_outage_keeps_the_valid_token_served_and_ends_with_resumption").is_none() {
+        return;
+    }
+    let port = free_port();
+    let mut server = OwnServer::start(port);
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let options = RedisOptions::default().timeout(Duration::from_millis(500));
+    let store = RedisStore::connect(&url, options).await.unwrap();
+
+    // Tokens live an hour but are handed out with 100 s left, so each is "expiring" at once:
+    // every call starts a background refresh, which needs Redis.
+    let (source, calls) = counting_source(
+        Duration::ZERO,
+        Duration::from_secs(3500),
+        Duration::from_secs(100),
+    );
+    let a = TokenManager::builder(source.clone())
+        .store(store.clone())
+        .key(key())
+        .build()
+        .unwrap();
+    let first = a.token().await.unwrap().secret().expose_secret().to_owned();
+    assert_eq!(first, "tok-1");
+
+    server.stop();
+    // While Redis is down, `a` keeps serving the valid token it holds; its refreshes fail.
+    let mut rounds = 0;
+    while a.stats().failures == 0 {
+        let token = a
+            .token()
+            .await
+            .expect("a valid token is served during the outage");
+        assert_eq!(token.secret().expose_secret(), "tok-1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        rounds += 1;
+        assert!(
+            rounds < 1500,
+            "a refresh was attempted against the dead server"
+        );
+    }
+    assert_eq!(a.token().await.unwrap().secret().expose_secret(), "tok-1");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "nothing fetched without the store's lock"
+    );
+    // A manager with nothing valid gets the store error.
+    let b = TokenManager::builder(source.clone())
+        .store(store.clone())
+        .key(key())
+        .build()
+        .unwrap();
+    let err = b.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+    let direct = store.load(&key()).await.unwrap_err();
+    assert!(matches!(direct, StoreError::Unavailable { .. }), "{direct}");
+
+    // Redis returns (empty: it kept nothing); the next refresh goes through and is saved.
+    let _server = OwnServer::start(port);
+    let mut rounds = 0;
+    let renewed = loop {
+        let token = a.token().await.expect("still valid");
+        let secret = token.secret().expose_secret().to_owned();
+        if secret != "tok-1" {
+            break secret;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(rounds < 1200, "the manager resumed after Redis came back");
+    };
+    assert!(renewed.starts_with("tok-"), "{renewed}");
+    let mut rounds = 0;
+    let stored = loop {
+        if let Ok(Some(entry)) = store.load(&key()).await {
+            break entry;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(rounds < 600, "the renewed token reached Redis");
+    };
+    assert!(secret_of(&stored).starts_with("tok-"));
+    let mut rounds = 0;
+    while b.token().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(rounds < 1200, "the cold manager recovers too");
+    }
+}
+
+#[tokio::test]
+async fn a_password_never_shows_in_describe_or_errors() {
+    if redis_url("a_password_never_shows_in_describe_or_errors").is_none() {
+        return;
+    }
+    // Nothing listens on this port: the connection fails, and the error names no password.
+    let port = free_port();
+    let url = format!("redis://kunci:hunter2@127.0.0.1:{port}/0");
+    let err = RedisStore::connect(
+        &url,
+        RedisOptions::default().timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let printed = format!("{err} {err:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("[redacted]@127.0.0.1"), "{printed}");
+}
