@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
-#![allow(clippy::unwrap_used, reason = "test support: a failure here is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support: a failure here is a test failure"
+)]
 
 use std::{
     io,
