@@ -1,0 +1,276 @@
+//! `cargo xtask bench`: runs the criterion suites and rewrites their tables in
+//! `docs/benchmarks.md` from the estimates criterion wrote under `target/criterion`, so every
+//! figure in the document comes from a run, with the machine, the date and the command beside it.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// One criterion bench target and the groups it reports.
+struct Suite {
+    /// Region name in docs/benchmarks.md (`<!-- generated:bench:NAME:start -->`).
+    name: &'static str,
+    package: &'static str,
+    bench: &'static str,
+    features: &'static str,
+    groups: &'static [&'static str],
+    derive: fn(&BTreeMap<String, Estimate>) -> Vec<String>,
+}
+
+const SUITES: &[Suite] = &[Suite {
+    name: "core",
+    package: "auth-core",
+    bench: "token_path",
+    features: "",
+    groups: &["warm_token", "warm_token_threads", "stampede"],
+    derive: derive_core,
+}];
+
+#[derive(Debug, Clone)]
+struct Estimate {
+    mean_ns: f64,
+    low_ns: f64,
+    high_ns: f64,
+    elements: Option<f64>,
+}
+
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let doc_path = root.join("docs/benchmarks.md");
+    let mut doc = fs::read_to_string(&doc_path).context("docs/benchmarks.md is missing")?;
+    for suite in SUITES
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.name))
+    {
+        let mut cmd: Vec<String> = vec![
+            "bench".into(),
+            "-p".into(),
+            suite.package.into(),
+            "--bench".into(),
+            suite.bench.into(),
+        ];
+        if !suite.features.is_empty() {
+            cmd.extend(["--features".into(), suite.features.into()]);
+        }
+        cmd.push("--".into());
+        if quick {
+            cmd.extend(["--warm-up-time", "1", "--measurement-time", "3"].map(String::from));
+        }
+        let reports = run_capturing_reports(&cmd)?;
+        let estimates = read_estimates(&root.join("target/criterion"), suite.groups)?;
+        if estimates.is_empty() {
+            bail!("suite {}: criterion wrote no estimates", suite.name);
+        }
+        let body = render(suite, &cmd, &estimates, &reports)?;
+        doc = replace_region(&doc, suite.name, &body)?;
+    }
+    fs::write(&doc_path, doc)?;
+    eprintln!("docs/benchmarks.md updated");
+    Ok(())
+}
+
+/// Runs `cargo <args>`, streaming its output, and returns the lines that start with `report:`.
+fn run_capturing_reports(args: &[String]) -> Result<Vec<String>> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut reports = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            eprintln!("{line}");
+            if let Some(report) = line.strip_prefix("report:") {
+                reports.push(report.trim().to_owned());
+            }
+        }
+    }
+    if !child.wait()?.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(reports)
+}
+
+fn read_estimates(dir: &Path, groups: &[&str]) -> Result<BTreeMap<String, Estimate>> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = groups
+        .iter()
+        .map(|g| dir.join(g))
+        .filter(|p| p.exists())
+        .collect();
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)?.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir()
+                && path
+                    .file_name()
+                    .is_some_and(|n| n != "report" && n != "base" && n != "change")
+            {
+                stack.push(path);
+            } else if path.ends_with("new/benchmark.json") {
+                let bench: Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
+                let est: Value = serde_json::from_str(&fs::read_to_string(
+                    path.with_file_name("estimates.json"),
+                )?)?;
+                let full_id = bench["full_id"].as_str().unwrap_or_default().to_owned();
+                let mean = &est["mean"];
+                out.insert(
+                    full_id,
+                    Estimate {
+                        mean_ns: mean["point_estimate"].as_f64().unwrap_or(f64::NAN),
+                        low_ns: mean["confidence_interval"]["lower_bound"]
+                            .as_f64()
+                            .unwrap_or(f64::NAN),
+                        high_ns: mean["confidence_interval"]["upper_bound"]
+                            .as_f64()
+                            .unwrap_or(f64::NAN),
+                        elements: bench["throughput"]["Elements"].as_f64(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn render(
+    suite: &Suite,
+    cmd: &[String],
+    est: &BTreeMap<String, Estimate>,
+    reports: &[String],
+) -> Result<String> {
+    let mut s = String::new();
+    writeln!(
+        s,
+        "Machine: {}. Date: {}. Command: `cargo xtask bench {}` (runs `cargo {}`).",
+        machine(),
+        today(),
+        suite.name,
+        cmd.join(" ")
+    )?;
+    writeln!(s)?;
+    writeln!(s, "| benchmark | mean | 95% interval | calls/s |")?;
+    writeln!(s, "|---|---|---|---|")?;
+    for (id, e) in est {
+        let rate = e.elements.map_or_else(
+            || "".to_owned(),
+            |n| format!("{:.1} M", n / e.mean_ns * 1e3),
+        );
+        writeln!(
+            s,
+            "| `{id}` | {} | {} – {} | {rate} |",
+            human(e.mean_ns),
+            human(e.low_ns),
+            human(e.high_ns)
+        )?;
+    }
+    let derived = (suite.derive)(est);
+    if !derived.is_empty() || !reports.is_empty() {
+        writeln!(s)?;
+        for line in derived.iter().chain(reports) {
+            writeln!(s, "- {line}")?;
+        }
+    }
+    Ok(s)
+}
+
+fn derive_core(est: &BTreeMap<String, Estimate>) -> Vec<String> {
+    let mut out = Vec::new();
+    let get = |id: &str| est.get(id).map(|e| e.mean_ns);
+    if let (Some(m), Some(b)) = (
+        get("warm_token/manager_token"),
+        get("warm_token/arcswap_load_baseline"),
+    ) {
+        out.push(format!(
+            "warm `token()` / `ArcSwap::load`: **{:.2}x** (target: within 2x)",
+            m / b
+        ));
+    }
+    let rate = |id: &str, threads: f64| get(id).map(|ns| threads / ns);
+    if let (Some(one), Some(two)) = (
+        rate("warm_token_threads/manager_token/1", 1.0),
+        rate("warm_token_threads/manager_token/2", 2.0),
+    ) {
+        out.push(format!(
+            "`token()` calls/s with 2 threads / with 1: **{:.2}x** (target ≥ 1.5x)",
+            two / one
+        ));
+    }
+    if let (Some(one), Some(two)) = (
+        rate("warm_token_threads/arcswap_load_baseline/1", 1.0),
+        rate("warm_token_threads/arcswap_load_baseline/2", 2.0),
+    ) {
+        out.push(format!(
+            "`ArcSwap::load` calls/s with 2 threads / with 1: {:.2}x (for comparison)",
+            two / one
+        ));
+    }
+    if let Some(ns) = get("stampede/cold_10000_callers_50ms_upstream") {
+        out.push(format!("stampede: the last of 10,000 cold callers had its token after {} = **{:.2}x** the 50 ms upstream latency (target < 1.5x)", human(ns), ns / 50e6));
+    }
+    out
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(String::new, |kb| {
+            format!(", {:.0} GiB", kb / 1024.0 / 1024.0)
+        });
+    format!("{cpu}, {cores} cores{mem}")
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Replaces the text between `<!-- generated:bench:NAME:start -->` and `…:end -->`.
+fn replace_region(doc: &str, name: &str, body: &str) -> Result<String> {
+    let start = format!("<!-- generated:bench:{name}:start -->");
+    let end = format!("<!-- generated:bench:{name}:end -->");
+    let (Some(a), Some(b)) = (doc.find(&start), doc.find(&end)) else {
+        bail!("docs/benchmarks.md has no `{start}` … `{end}` region");
+    };
+    Ok(format!("{}{start}\n{body}{}", &doc[..a], &doc[b..]))
+}

@@ -1,0 +1,78 @@
+//! Repository rules checked by `cargo xtask tidy` (and `ci`).
+
+use std::{fs, path::Path};
+
+use anyhow::{Result, bail};
+
+/// Every crate has a README and a `//!` crate doc; no `#[ignore]` without a reason.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut crates: Vec<_> = fs::read_dir(root.join("crates"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    crates.push(root.join("xtask"));
+    crates.sort();
+    for dir in &crates {
+        if !dir.join("Cargo.toml").exists() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name != "xtask" && !dir.join("README.md").exists() {
+            problems.push(format!("{name}: no README.md"));
+        }
+        for entry in ["src/lib.rs", "src/main.rs"] {
+            let path = dir.join(entry);
+            if let Ok(text) = fs::read_to_string(&path)
+                && !text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.starts_with("//!"))
+            {
+                problems.push(format!(
+                    "{name}/{entry}: does not start with a `//!` crate doc"
+                ));
+            }
+        }
+        check_ignores(dir, &name, &mut problems)?;
+    }
+    if problems.is_empty() {
+        eprintln!("tidy: {} crates checked", crates.len());
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("tidy: {p}");
+        }
+        bail!("{} tidy problem(s)", problems.len())
+    }
+}
+
+fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)?.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path)?;
+                for (i, line) in text.lines().enumerate() {
+                    let t = line.trim();
+                    if t.starts_with("#[ignore]") {
+                        problems.push(format!(
+                            "{name}: {}:{}: #[ignore] without a reason",
+                            path.display(),
+                            i + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
