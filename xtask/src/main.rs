@@ -6,6 +6,11 @@
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `bench` — runs the criterion benchmarks and rewrites the generated tables in
 //!   `docs/benchmarks.md` from criterion's own estimates.
+#![allow(
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "xtask is a command-line tool"
+)]
 
 use std::{
     env,
@@ -69,7 +74,6 @@ fn ci() -> Result<()> {
     )?;
     tidy::run(&workspace_root())?;
     test()?;
-    // SAFETY-free: an environment variable for the child process only.
     let status = Command::new("cargo")
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings")

@@ -165,7 +165,7 @@ fn stampede(c: &mut Criterion) {
         runs.load(Ordering::Relaxed),
     );
     println!(
-        "stampede: {f} upstream requests over {r} cold runs of {CALLERS} callers ({} per run)",
+        "report: stampede: {f} upstream requests over {r} cold runs of {CALLERS} callers = **{}** per run (target 1)",
         f as f64 / r as f64
     );
 }
