@@ -6,9 +6,9 @@
 //!   (else 400 `{"status":400,"message":…,"error":"bad_request"}`); `limit` outside 10..=10080:
 //!   400 as well.
 //! * The refresh token is an HS256 JWT signed with the simulator's secret. Only the most
-//!   recently issued token is accepted ("the new token overwrites the old"): an expired one is
-//!   answered 421 with the document's body, a superseded, forged or unknown one 421 too, with
-//!   another cause.
+//!   recently issued token is accepted ("the new token overwrites the old";
+//!   [`KalselSim::set_strict_rotation`] turns this off): an expired one is answered 421 with
+//!   the document's body, a superseded, forged or unknown one 421 too, with another cause.
 //! * 200: `{"access_token": <JWT>, "expired": <unix seconds>}`; the access token becomes the
 //!   refresh token for the next call. Its lifetime is `limit` minutes, or without `limit` the
 //!   simulator's token lifetime (default 10080 minutes, as the real service).
@@ -47,6 +47,7 @@ const INITIAL_REFRESH_LIFETIME: i64 = 30 * 86_400;
 struct State {
     secret: Vec<u8>,
     current: String,
+    strict: bool,
 }
 
 /// The Kalsel.dev [`Handler`].
@@ -130,7 +131,7 @@ impl Handler for KalselHandler {
         {
             return jwt_error("Token expired", "token has expired");
         }
-        if refresh_token != state.current {
+        if state.strict && refresh_token != state.current {
             return jwt_error("Token invalid", "token has been replaced by a newer one");
         }
         let lifetime = limit.unwrap_or_else(|| ctx.token_lifetime());
@@ -166,6 +167,7 @@ impl KalselSim {
             state: Arc::new(Mutex::new(State {
                 secret,
                 current: String::new(),
+                strict: true,
             })),
         };
         let server = builder.start(handler.clone()).await?;
@@ -192,6 +194,12 @@ impl KalselSim {
     /// The refresh token the simulator accepts now (the last one it issued).
     pub fn refresh_token(&self) -> String {
         self.handler.state().current.clone()
+    }
+
+    /// Whether only the most recently issued token is accepted (default `true`). With
+    /// `false`, any unexpired token the simulator signed is, as a stateless JWT server would.
+    pub fn set_strict_rotation(&self, strict: bool) {
+        self.handler.state().strict = strict;
     }
 
     /// The refresh token the simulator started with (what a login handed out).

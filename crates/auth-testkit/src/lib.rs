@@ -42,8 +42,8 @@ pub mod jwt;
 pub mod kalsel;
 pub mod krmpesan;
 pub mod sehatmu;
-pub mod stamps;
 mod server;
+pub mod stamps;
 
 pub use server::{Fault, Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer};
 

@@ -1,0 +1,310 @@
+//! The Kalsel.dev configuration: refresh token, token lifetime, base URL.
+
+use std::fmt;
+
+use auth_core::{
+    Error, StoreKey,
+    http::{Url, parse_base_url},
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::NAME;
+
+/// Where Kalsel.dev's API lives.
+pub const DEFAULT_BASE_URL: &str = "https://kalsel.dev";
+
+/// The refresh token from logging in (required). After the first refresh, the rotated token
+/// in the store takes its place.
+pub const ENV_REFRESH_TOKEN: &str = "KALSEL_REFRESH_TOKEN";
+/// The lifetime of each new token in minutes, 10 to 10080 (optional; without it the server's
+/// default of 10080 minutes applies).
+pub const ENV_TOKEN_LIFETIME_MINUTES: &str = "KALSEL_TOKEN_LIFETIME_MINUTES";
+/// The base URL (optional, default [`DEFAULT_BASE_URL`]).
+pub const ENV_BASE_URL: &str = "KALSEL_BASE_URL";
+/// The account name used in the store key (optional, default `default`).
+pub const ENV_ACCOUNT: &str = "KALSEL_ACCOUNT";
+
+/// The shortest lifetime Kalsel.dev issues: 10 minutes.
+pub const MIN_LIFETIME_MINUTES: u32 = 10;
+/// The longest lifetime Kalsel.dev issues, and its default: 10080 minutes (7 days).
+pub const MAX_LIFETIME_MINUTES: u32 = 10_080;
+
+/// How kunci reaches one Kalsel.dev account. `Debug` never shows the refresh token.
+///
+/// ```
+/// use auth_kalsel::KalselConfig;
+/// use secrecy::SecretString;
+///
+/// let config = KalselConfig::new(SecretString::from("eyJhbGciOiJIUzI1NiJ9.e30.x"))?
+///     .with_token_lifetime_minutes(60)?;
+/// assert_eq!(config.token_lifetime_minutes(), Some(60));
+/// assert!(KalselConfig::new(SecretString::from("t"))?.with_token_lifetime_minutes(5).is_err());
+/// assert_eq!(config.store_key().as_str(), "kalsel:default");
+/// # Ok::<(), auth_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct KalselConfig {
+    pub(crate) refresh_token: SecretString,
+    pub(crate) limit: Option<u32>,
+    pub(crate) base_url: Url,
+    account: String,
+}
+
+impl fmt::Debug for KalselConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KalselConfig")
+            .field("refresh_token", &"[redacted]")
+            .field("token_lifetime_minutes", &self.limit)
+            .field("base_url", &self.base_url.as_str())
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+impl KalselConfig {
+    /// A configuration for the default base URL, the server's default lifetime and the account
+    /// `default`.
+    ///
+    /// # Errors
+    /// A configuration error when the refresh token is empty or holds characters a token
+    /// never has (the message never shows it).
+    pub fn new(refresh_token: SecretString) -> Result<Self, Error> {
+        let v = refresh_token.expose_secret();
+        if v.trim().is_empty() {
+            return Err(Error::configuration(
+                "the Kalsel.dev refresh token is empty",
+            ));
+        }
+        if !v.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::configuration(
+                "the Kalsel.dev refresh token holds spaces, control or non-ASCII characters; copy it again",
+            ));
+        }
+        Ok(Self {
+            refresh_token,
+            limit: None,
+            base_url: parse_base_url(DEFAULT_BASE_URL)?,
+            account: "default".to_owned(),
+        })
+    }
+
+    /// The lifetime of each new token, sent as `limit`.
+    ///
+    /// # Errors
+    /// A configuration error outside 10 to 10080 minutes: Kalsel.dev refuses other values, so
+    /// this is caught before any request.
+    pub fn with_token_lifetime_minutes(mut self, minutes: u32) -> Result<Self, Error> {
+        if !(MIN_LIFETIME_MINUTES..=MAX_LIFETIME_MINUTES).contains(&minutes) {
+            return Err(Error::configuration(format!(
+                "the Kalsel.dev token lifetime must be {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES} minutes, not {minutes}"
+            )));
+        }
+        self.limit = Some(minutes);
+        Ok(self)
+    }
+
+    /// Another base URL (`https://`, or `http://` on loopback; a path prefix is kept).
+    ///
+    /// # Errors
+    /// A configuration error for an invalid URL.
+    pub fn with_base_url(mut self, base_url: &str) -> Result<Self, Error> {
+        self.base_url = parse_base_url(base_url)?;
+        Ok(self)
+    }
+
+    /// The account name in the store key (`kalsel:<account>`), to keep several accounts apart
+    /// in one store.
+    ///
+    /// # Errors
+    /// A configuration error when the name is not valid in a store key.
+    pub fn with_account(mut self, account: &str) -> Result<Self, Error> {
+        StoreKey::for_account(NAME, account)?;
+        account.clone_into(&mut self.account);
+        Ok(self)
+    }
+
+    /// Reads [`ENV_REFRESH_TOKEN`] and the optional [`ENV_TOKEN_LIFETIME_MINUTES`],
+    /// [`ENV_BASE_URL`] and [`ENV_ACCOUNT`] from the environment.
+    ///
+    /// # Errors
+    /// A configuration error naming the variable that is missing or invalid (never its value).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_vars(|name| match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::configuration(format!(
+                "the environment variable {name} is not valid UTF-8"
+            ))),
+        })
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        Self::from_vars(|name| Ok(lookup(name)))
+    }
+
+    fn from_vars(get: impl Fn(&str) -> Result<Option<String>, Error>) -> Result<Self, Error> {
+        let named = |name: &str, e: Error| Error::configuration(format!("{name}: {}", e.message()));
+        let refresh_token = match get(ENV_REFRESH_TOKEN)? {
+            Some(v) if !v.trim().is_empty() => SecretString::from(v),
+            _ => {
+                return Err(Error::configuration(format!(
+                    "the environment variable {ENV_REFRESH_TOKEN} is not set; log in to Kalsel.dev and copy the refresh token"
+                )));
+            }
+        };
+        let mut config = Self::new(refresh_token).map_err(|e| named(ENV_REFRESH_TOKEN, e))?;
+        if let Some(raw) = get(ENV_TOKEN_LIFETIME_MINUTES)?.filter(|v| !v.trim().is_empty()) {
+            let minutes = raw.trim().parse::<u32>().map_err(|_| {
+                Error::configuration(format!(
+                    "{ENV_TOKEN_LIFETIME_MINUTES} must be a whole number of minutes from {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES}"
+                ))
+            })?;
+            config = config
+                .with_token_lifetime_minutes(minutes)
+                .map_err(|e| named(ENV_TOKEN_LIFETIME_MINUTES, e))?;
+        }
+        if let Some(url) = get(ENV_BASE_URL)?.filter(|v| !v.trim().is_empty()) {
+            config = config
+                .with_base_url(&url)
+                .map_err(|e| named(ENV_BASE_URL, e))?;
+        }
+        if let Some(account) = get(ENV_ACCOUNT)?.filter(|v| !v.trim().is_empty()) {
+            config = config
+                .with_account(account.trim())
+                .map_err(|e| named(ENV_ACCOUNT, e))?;
+        }
+        Ok(config)
+    }
+
+    /// The lifetime sent as `limit`; `None` leaves it to the server (10080 minutes).
+    pub fn token_lifetime_minutes(&self) -> Option<u32> {
+        self.limit
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The account name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The store key of this account: `kalsel:<account>`. Never derived from the refresh
+    /// token, which rotates and is secret.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey::for_account(NAME, &self.account).unwrap_or_else(|_| default_key())
+    }
+}
+
+fn default_key() -> StoreKey {
+    match StoreKey::new("kalsel:default") {
+        Ok(key) => key,
+        Err(_) => unreachable!("`kalsel:default` is a valid key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use auth_core::ErrorKind;
+
+    use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn from_lookup_reads_every_variable() {
+        let config = KalselConfig::from_lookup(lookup(&[
+            (ENV_REFRESH_TOKEN, "rt-SECRET"),
+            (ENV_TOKEN_LIFETIME_MINUTES, " 10 "),
+            (ENV_BASE_URL, "http://127.0.0.1:9/kalsel"),
+            (ENV_ACCOUNT, "ops"),
+        ]))
+        .unwrap();
+        assert_eq!(config.token_lifetime_minutes(), Some(10));
+        assert_eq!(config.base_url().as_str(), "http://127.0.0.1:9/kalsel");
+        assert_eq!(config.store_key().as_str(), "kalsel:ops");
+        let printed = format!("{config:?} {config:#?}");
+        assert!(
+            !printed.contains("SECRET") && printed.contains("[redacted]"),
+            "{printed}"
+        );
+        let bare = KalselConfig::from_lookup(lookup(&[(ENV_REFRESH_TOKEN, "rt")])).unwrap();
+        assert_eq!(bare.token_lifetime_minutes(), None);
+        assert_eq!(bare.base_url().as_str(), "https://kalsel.dev/");
+        assert_eq!(bare.store_key().as_str(), "kalsel:default");
+    }
+
+    #[test]
+    fn lifetime_bounds() {
+        let c = KalselConfig::new(SecretString::from("t")).unwrap();
+        for ok in [10, 11, 600, 10_080] {
+            assert_eq!(
+                c.clone()
+                    .with_token_lifetime_minutes(ok)
+                    .unwrap()
+                    .token_lifetime_minutes(),
+                Some(ok)
+            );
+        }
+        for bad in [0, 9, 10_081, u32::MAX] {
+            let e = c.clone().with_token_lifetime_minutes(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Configuration);
+            assert!(e.message().contains("10 to 10080"), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_or_invalid_variables_are_named_never_shown() {
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[], ENV_REFRESH_TOKEN),
+            (&[(ENV_REFRESH_TOKEN, "")], ENV_REFRESH_TOKEN),
+            (&[(ENV_REFRESH_TOKEN, "a SECRET")], ENV_REFRESH_TOKEN),
+            (
+                &[
+                    (ENV_REFRESH_TOKEN, "SECRET"),
+                    (ENV_TOKEN_LIFETIME_MINUTES, "9"),
+                ],
+                ENV_TOKEN_LIFETIME_MINUTES,
+            ),
+            (
+                &[
+                    (ENV_REFRESH_TOKEN, "SECRET"),
+                    (ENV_TOKEN_LIFETIME_MINUTES, "1 week"),
+                ],
+                ENV_TOKEN_LIFETIME_MINUTES,
+            ),
+            (
+                &[
+                    (ENV_REFRESH_TOKEN, "SECRET"),
+                    (ENV_BASE_URL, "http://kalsel.dev"),
+                ],
+                ENV_BASE_URL,
+            ),
+            (
+                &[(ENV_REFRESH_TOKEN, "SECRET"), (ENV_ACCOUNT, "a b")],
+                ENV_ACCOUNT,
+            ),
+        ];
+        for (vars, variable) in cases {
+            let err = KalselConfig::from_lookup(lookup(vars)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration);
+            let printed = format!("{err} {err:?}");
+            assert!(printed.contains(variable), "{printed}");
+            assert!(!printed.contains("SECRET"), "{printed}");
+        }
+    }
+}

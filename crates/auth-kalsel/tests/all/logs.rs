@@ -1,0 +1,77 @@
+use std::{
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use auth_testkit::Fault;
+use tracing_subscriber::{filter::LevelFilter, util::SubscriberInitExt as _};
+
+use crate::support::{REFRESH_POINT, setup};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A whole flow at TRACE: fetch, cache, expiry, rotation, a fault, a 421. No secret and no
+/// issued token may appear in the logs.
+#[tokio::test(flavor = "current_thread")]
+async fn trace_logs_hold_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _guard = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish()
+        .set_default();
+
+    let s = setup().await;
+    let t = s.manager.token().await.unwrap();
+    tracing::info!(token = ?*t, "the test logs a token's Debug too");
+    drop(t);
+    s.clock.advance(REFRESH_POINT);
+    s.manager.token().await.unwrap();
+    s.clock.advance(REFRESH_POINT);
+    s.sim.fail_next(Fault::MalformedJson);
+    assert!(s.manager.token().await.is_err());
+    s.clock.advance(Duration::from_secs(90));
+    s.sim.expire_refresh_token();
+    s.clock.advance(REFRESH_POINT);
+    let err = s.manager.token().await.unwrap_err();
+    tracing::error!(error = %err, debug = ?err, "logged like an application would");
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("kalsel"), "nothing was captured: {logs}");
+    let mut secrets = vec![
+        s.sim.initial_refresh_token().to_owned(),
+        s.sim.refresh_token(),
+    ];
+    secrets.extend(s.sim.issued_tokens());
+    assert!(secrets.len() >= 4);
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret leaked into the logs:\n{logs}"
+        );
+        // nor its signature or payload part alone
+        for part in secret.split('.').filter(|p| p.len() > 16) {
+            assert!(
+                !logs.contains(part),
+                "part of a secret leaked into the logs:\n{logs}"
+            );
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the Kalsel.dev source against the loopback simulator, through a real
+//! `TokenManager` where manager behaviour matters.
+
+mod faults;
+mod flows;
+mod logs;
+mod request_shape;
+mod support;
