@@ -148,9 +148,8 @@ impl OperationOutcome {
     /// Whether SehatMu rejected the client ID or secret.
     pub fn is_credentials_rejected(&self) -> bool {
         self.mentions("not able to be authenticated")
-            || self.mentions("client_secret")
-            || self.mentions("client_id")
-            || self.mentions("unauthorized")
+            || self.mentions("combination is unacceptable")
+            || self.mentions("invalid_client")
     }
 }
 
@@ -487,6 +486,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
         assert!(err.to_string().contains("grant_type is invalid"), "{err}");
+        let shape = "The body must carry exactly client_id and client_secret";
+        let err = parse_token_response(
+            &response(400, "application/json", &outcome(shape)),
+            SENT,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Protocol,
+            "a malformed request is not a credentials problem"
+        );
         let err = parse_token_response(
             &response(403, "application/json", &outcome("forbidden")),
             SENT,
