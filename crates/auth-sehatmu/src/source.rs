@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 use auth_core::{
     Error, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
-    http::{HttpClient, Url, endpoint},
+    http::{EnvProvider, HttpClient, HttpConfig, Url, endpoint},
 };
 use http::{Method, header};
 use secrecy::ExposeSecret;
@@ -95,6 +95,27 @@ impl SehatMuSource {
     }
 }
 
+/// The convention the `kunci` facade and CLI build sources by.
+impl EnvProvider for SehatMuSource {
+    const NAME: &'static str = NAME;
+    const ENV_VARS: &'static [&'static str] = &[
+        crate::ENV_CLIENT_ID,
+        crate::ENV_CLIENT_SECRET,
+        crate::ENV_BASE_URL,
+    ];
+
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error> {
+        Self::new(SehatMuConfig::from_lookup(lookup)?.with_http(http))
+    }
+
+    fn store_key(&self) -> StoreKey {
+        self.config.store_key()
+    }
+}
+
 #[async_trait]
 impl TokenSource for SehatMuSource {
     async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
@@ -153,6 +174,22 @@ mod tests {
         assert_eq!(
             source.token_url().as_str(),
             "http://127.0.0.1:8/gw/oauth/token?grant_type=client_credentials"
+        );
+    }
+
+    #[test]
+    fn env_provider_convention() {
+        let vars = |name: &str| match name {
+            "SEHATMU_CLIENT_ID" => Some("client-1".to_owned()),
+            "SEHATMU_CLIENT_SECRET" => Some("s".to_owned()),
+            _ => None,
+        };
+        let source =
+            <SehatMuSource as EnvProvider>::from_lookup(&vars, HttpConfig::default()).unwrap();
+        assert_eq!(EnvProvider::store_key(&source).as_str(), "sehatmu:client-1");
+        assert_eq!(
+            <SehatMuSource as EnvProvider>::ENV_VARS[0],
+            "SEHATMU_CLIENT_ID"
         );
     }
 

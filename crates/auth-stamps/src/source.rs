@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use auth_core::{
     AuthScheme, Error, FetchRequest, Fetched, SharedClock, StoreKey, Token, TokenSource,
-    http::{HttpClient, Url, endpoint},
+    http::{EnvProvider, HttpClient, HttpConfig, Url, endpoint},
 };
 use http::{HeaderValue, Method, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -126,6 +126,29 @@ fn static_token(token: &SecretString, at: OffsetDateTime) -> Result<Token, Error
     Token::new(token.clone(), AuthScheme::Token, at, None)
 }
 
+/// The convention the `kunci` facade and CLI build sources by.
+impl EnvProvider for StampsSource {
+    const NAME: &'static str = NAME;
+    /// `STAMPS_TOKEN` with `STAMPS_MERCHANT_ID`, or `STAMPS_STATIC_TOKEN`; `STAMPS_BASE_URL`.
+    const ENV_VARS: &'static [&'static str] = &[
+        crate::ENV_TOKEN,
+        crate::ENV_MERCHANT_ID,
+        crate::ENV_STATIC_TOKEN,
+        crate::ENV_BASE_URL,
+    ];
+
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error> {
+        Self::new(StampsConfig::from_lookup(lookup)?.with_http(http))
+    }
+
+    fn store_key(&self) -> StoreKey {
+        self.config.store_key()
+    }
+}
+
 #[async_trait]
 impl TokenSource for StampsSource {
     async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
@@ -175,6 +198,23 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
         assert!(!err.to_string().contains("has space"));
+    }
+
+    #[test]
+    fn env_provider_convention() {
+        let vars = |name: &str| match name {
+            "STAMPS_TOKEN" => Some("auth".to_owned()),
+            "STAMPS_MERCHANT_ID" => Some("7".to_owned()),
+            _ => None,
+        };
+        let source =
+            <StampsSource as EnvProvider>::from_lookup(&vars, HttpConfig::default()).unwrap();
+        assert_eq!(EnvProvider::store_key(&source).as_str(), "stamps:7");
+        assert_eq!(<StampsSource as EnvProvider>::NAME, "stamps");
+        let err =
+            <StampsSource as EnvProvider>::from_lookup(&|_: &str| None, HttpConfig::default())
+                .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
     }
 
     #[test]
