@@ -21,6 +21,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod codegen;
 mod tidy;
 
 fn main() -> Result<()> {
@@ -32,14 +33,24 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("codegen") => {
+            let mode = if args.iter().any(|a| a == "--check") {
+                codegen::Mode::Check
+            } else {
+                codegen::Mode::Write
+            };
+            codegen::run(&root, mode)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <ci | test | tidy | bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <ci | test | tidy | codegen [--check] | bench [--quick]>"
+            );
             bail!("unknown or missing command")
         }
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)

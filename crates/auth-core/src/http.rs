@@ -15,11 +15,13 @@
 use std::{fmt, net::IpAddr, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-pub use reqwest::{Method, RequestBuilder, StatusCode, Url};
+pub use reqwest::{
+    Method, RequestBuilder, StatusCode, Url,
+    header::{self, HeaderValue},
+};
 
 use crate::error::Error;
 
@@ -501,7 +503,10 @@ pub trait EnvProvider: crate::TokenSource + Sized + 'static {
     /// Builds the source from `lookup` (a variable name → its value), with `http` for its client.
     /// A missing or invalid variable is a configuration error that names the variable, never
     /// its value.
-    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>, http: HttpConfig) -> Result<Self, Error>;
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error>;
 
     /// The store key of the account this source serves; never derived from a secret.
     fn store_key(&self) -> crate::StoreKey;

@@ -191,3 +191,26 @@ impl TokenSource for KalselSource {
         NAME
     }
 }
+
+impl auth_core::http::EnvProvider for KalselSource {
+    const NAME: &'static str = crate::NAME;
+    /// `KALSEL_REFRESH_TOKEN`; optional `KALSEL_TOKEN_LIFETIME_MINUTES`, `KALSEL_BASE_URL`, `KALSEL_ACCOUNT`.
+    const ENV_VARS: &'static [&'static str] = &[
+        crate::ENV_REFRESH_TOKEN,
+        crate::ENV_TOKEN_LIFETIME_MINUTES,
+        crate::ENV_BASE_URL,
+        crate::ENV_ACCOUNT,
+    ];
+
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error> {
+        let config = crate::KalselConfig::from_lookup(lookup)?;
+        Ok(Self::new(config, HttpClient::new(http)?))
+    }
+
+    fn store_key(&self) -> StoreKey {
+        KalselSource::store_key(self)
+    }
+}

@@ -218,3 +218,27 @@ impl TokenSource for KrmPesanSource {
         NAME
     }
 }
+
+impl auth_core::http::EnvProvider for KrmPesanSource {
+    const NAME: &'static str = crate::NAME;
+    /// `KRMPESAN_REFRESH_TOKEN`, `KRMPESAN_DEVICE_KEY`; optional `KRMPESAN_BASE_URL`, `KRMPESAN_ID_TOKEN`, `KRMPESAN_ACCOUNT`.
+    const ENV_VARS: &'static [&'static str] = &[
+        crate::ENV_REFRESH_TOKEN,
+        crate::ENV_DEVICE_KEY,
+        crate::ENV_BASE_URL,
+        crate::ENV_ID_TOKEN,
+        crate::ENV_ACCOUNT,
+    ];
+
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error> {
+        let config = crate::KrmPesanConfig::from_lookup(lookup)?;
+        Ok(Self::new(config, HttpClient::new(http)?))
+    }
+
+    fn store_key(&self) -> StoreKey {
+        KrmPesanSource::store_key(self)
+    }
+}

@@ -1,0 +1,135 @@
+//! Assembling a source, a store and a policy into a [`TokenManager`].
+
+use auth_core::{
+    Error, RefreshPolicy, SharedClock, SharedTokenSource, SharedTokenStore, StoreKey, TokenManager,
+    http::{EnvProvider, HttpConfig},
+};
+use auth_store::Cipher;
+
+use crate::{providers::ProviderKind, store::StoreSpec};
+
+/// The variable naming the store (`KUNCI_STORE`): a directory, `file://DIR`, `redis://…`,
+/// `rediss://…` or `memory:`; unset means the file store in the platform data directory.
+pub const ENV_STORE: &str = "KUNCI_STORE";
+/// The variable holding the store's encryption key, 32 bytes in base64 or hex (`KUNCI_STORE_KEY`).
+pub const ENV_STORE_KEY: &str = "KUNCI_STORE_KEY";
+
+/// Builds a [`TokenManager`]: a source, a store (default: the file store in the platform data
+/// directory) and a refresh policy.
+#[derive(Debug)]
+pub struct ManagerBuilder {
+    source: SharedTokenSource,
+    key: StoreKey,
+    store: Option<SharedTokenStore>,
+    spec: StoreSpec,
+    cipher: Option<Cipher>,
+    policy: RefreshPolicy,
+    clock: Option<SharedClock>,
+}
+
+impl ManagerBuilder {
+    /// A manager for a provider's source, keyed by the source's account.
+    pub fn new<P: EnvProvider>(source: P) -> Self {
+        let key = source.store_key();
+        Self::from_source(source, key)
+    }
+
+    /// A manager for any source, under `key`.
+    pub fn from_source(source: impl Into<SharedTokenSource>, key: StoreKey) -> Self {
+        Self {
+            source: source.into(),
+            key,
+            store: None,
+            spec: StoreSpec::DefaultFile,
+            cipher: None,
+            policy: RefreshPolicy::default(),
+            clock: None,
+        }
+    }
+
+    /// Keeps tokens where `spec` says (see [`StoreSpec::parse`]).
+    #[must_use]
+    pub fn store_spec(mut self, spec: StoreSpec) -> Self {
+        self.spec = spec;
+        self.store = None;
+        self
+    }
+
+    /// Keeps tokens in this process's memory only.
+    #[must_use]
+    pub fn memory_store(self) -> Self {
+        self.store_spec(StoreSpec::Memory)
+    }
+
+    /// Keeps tokens in an already opened store.
+    #[must_use]
+    pub fn store(mut self, store: impl Into<SharedTokenStore>) -> Self {
+        self.store = Some(store.into());
+        self
+    }
+
+    /// Encrypts entries at rest (file and Redis stores).
+    #[must_use]
+    pub fn cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The refresh policy.
+    #[must_use]
+    pub fn policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock (tests).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Into<SharedClock>) -> Self {
+        self.clock = Some(clock.into());
+        self
+    }
+
+    /// Opens the store and builds the manager. Spawns nothing.
+    pub async fn build(self) -> Result<TokenManager, Error> {
+        let store = match self.store {
+            Some(store) => store,
+            None => self.spec.open(self.cipher).await?,
+        };
+        let mut builder = TokenManager::builder(self.source)
+            .store(store)
+            .key(self.key)
+            .policy(self.policy);
+        if let Some(clock) = self.clock {
+            builder = builder.clock(clock);
+        }
+        builder.build()
+    }
+}
+
+/// A manager for `kind`, configured entirely from the environment: the provider's documented
+/// variables, `KUNCI_STORE` and `KUNCI_STORE_KEY`.
+pub async fn from_env(kind: ProviderKind) -> Result<TokenManager, Error> {
+    from_lookup(
+        kind,
+        &|name| std::env::var(name).ok(),
+        HttpConfig::default(),
+    )
+    .await
+}
+
+/// [`from_env`] over any variable lookup (a CLI profile, a secrets manager, a test map).
+pub async fn from_lookup(
+    kind: ProviderKind,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    http: HttpConfig,
+) -> Result<TokenManager, Error> {
+    let (source, key) = kind.source_from_lookup(lookup, http)?;
+    let spec = StoreSpec::parse(&lookup(ENV_STORE).unwrap_or_default())?;
+    let mut builder = ManagerBuilder::from_source(source, key).store_spec(spec);
+    if let Some(encoded) = lookup(ENV_STORE_KEY) {
+        let cipher = Cipher::from_encoded(&encoded)
+            .map_err(|e| Error::configuration(format!("{ENV_STORE_KEY}: {e}")))?;
+        builder = builder.cipher(cipher);
+    }
+    builder.build().await
+}

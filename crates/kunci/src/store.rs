@@ -1,0 +1,139 @@
+//! Choosing a token store by a short description, as `KUNCI_STORE` and the CLI's `--store` do.
+
+use std::path::PathBuf;
+
+use auth_core::{Error, MemoryStore, SharedTokenStore};
+use auth_store::{Cipher, FileStore};
+
+/// Where tokens are kept. `Debug` hides any password in a Redis URL.
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreSpec {
+    /// The file store in the platform data directory (`~/.local/share/kunci` on Linux).
+    #[default]
+    DefaultFile,
+    /// The file store in this directory.
+    File(PathBuf),
+    /// Memory of this process only.
+    Memory,
+    /// A Redis server (`redis://…` or `rediss://…`; feature `redis`).
+    Redis(String),
+}
+
+impl StoreSpec {
+    /// Parses `memory:`, `redis://…`, `rediss://…`, `file://DIR` or a directory path.
+    pub fn parse(spec: &str) -> Result<Self, Error> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            Ok(Self::DefaultFile)
+        } else if spec == "memory:" || spec == "memory" {
+            Ok(Self::Memory)
+        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            Ok(Self::Redis(spec.to_owned()))
+        } else if let Some(path) = spec.strip_prefix("file://") {
+            Ok(Self::File(PathBuf::from(path)))
+        } else if spec.contains("://") {
+            Err(Error::configuration(format!(
+                "the store `{}` is not understood: use a directory, file://DIR, redis://HOST, rediss://HOST or memory:",
+                redact(spec)
+            )))
+        } else {
+            Ok(Self::File(PathBuf::from(spec)))
+        }
+    }
+
+    /// Opens the store; with `cipher`, entries are encrypted at rest.
+    pub async fn open(&self, cipher: Option<Cipher>) -> Result<SharedTokenStore, Error> {
+        let file = |store: FileStore| -> SharedTokenStore {
+            match cipher.clone() {
+                Some(c) => SharedTokenStore::new(store.with_cipher(c)),
+                None => SharedTokenStore::new(store),
+            }
+        };
+        match self {
+            Self::DefaultFile => Ok(file(FileStore::open_default()?)),
+            Self::File(dir) => Ok(file(FileStore::new(dir.clone())?)),
+            Self::Memory => Ok(SharedTokenStore::new(MemoryStore::new())),
+            #[cfg(feature = "redis")]
+            Self::Redis(url) => {
+                let mut options = auth_store::RedisOptions::default();
+                if let Some(c) = cipher {
+                    options = options.cipher(c);
+                }
+                Ok(SharedTokenStore::new(
+                    auth_store::RedisStore::connect(url, options).await?,
+                ))
+            }
+            #[cfg(not(feature = "redis"))]
+            Self::Redis(url) => Err(Error::configuration(format!(
+                "the store `{}` needs kunci's `redis` feature",
+                redact(url)
+            ))),
+        }
+    }
+
+    /// A description for status output, without any password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::DefaultFile => FileStore::default_location().map_or_else(
+                |_| "file:(platform data directory)".to_owned(),
+                |p| format!("file:{}", p.display()),
+            ),
+            Self::File(dir) => format!("file:{}", dir.display()),
+            Self::Memory => "memory:".to_owned(),
+            Self::Redis(url) => redact(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreSpec({})", self.describe())
+    }
+}
+
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(StoreSpec::parse("memory:").unwrap(), StoreSpec::Memory);
+        assert_eq!(
+            StoreSpec::parse("/var/lib/kunci").unwrap(),
+            StoreSpec::File("/var/lib/kunci".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("file:///tmp/k").unwrap(),
+            StoreSpec::File("/tmp/k".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("redis://h:6379").unwrap(),
+            StoreSpec::Redis("redis://h:6379".into())
+        );
+        assert_eq!(StoreSpec::parse("").unwrap(), StoreSpec::DefaultFile);
+        assert!(StoreSpec::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let spec = StoreSpec::parse("redis://app:hunter2@10.0.0.1:6379/0").unwrap();
+        assert_eq!(spec.describe(), "redis://app:***@10.0.0.1:6379/0");
+        assert!(
+            !format!("{:?}", StoreSpec::parse("ftp://u:hunter2@h").unwrap_err())
+                .contains("hunter2")
+        );
+    }
+}
