@@ -333,7 +333,7 @@ fn providers_rs(providers: &[Provider]) -> String {
             )
         },
     );
-    s.push_str("    /// Builds the provider's source from variables (`lookup` maps a variable name to its value),\n    /// and returns it with the store key of its account.\n    pub fn source_from_lookup(self, lookup: &dyn Fn(&str) -> Option<String>, http: HttpConfig) -> Result<(SharedTokenSource, StoreKey), Error> {\n        #[allow(unreachable_code, reason = \"no arm when no provider feature is on\")]\n        match self {\n");
+    s.push_str("    /// Builds the provider's source from variables (`lookup` maps a variable name to its value),\n    /// and returns it with the store key of its account.\n    #[allow(unused_variables, reason = \"unused when no provider feature is on\")]\n    pub fn source_from_lookup(self, lookup: &dyn Fn(&str) -> Option<String>, http: HttpConfig) -> Result<(SharedTokenSource, StoreKey), Error> {\n        #[allow(unreachable_code, reason = \"no arm when no provider feature is on\")]\n        match self {\n");
     for p in providers {
         let _ = writeln!(
             s,

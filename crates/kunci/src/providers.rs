@@ -152,6 +152,7 @@ impl ProviderKind {
 
     /// Builds the provider's source from variables (`lookup` maps a variable name to its value),
     /// and returns it with the store key of its account.
+    #[allow(unused_variables, reason = "unused when no provider feature is on")]
     pub fn source_from_lookup(
         self,
         lookup: &dyn Fn(&str) -> Option<String>,
