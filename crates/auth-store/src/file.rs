@@ -115,6 +115,7 @@ impl FileStore {
                 tracing::warn!(dir = %dir.display(), "the token store directory is accessible to other users; consider mode 0700");
             }
         }
+        remove_stale_temp_files(&dir);
         Ok(Self {
             inner: Arc::new(Inner { dir, cipher: None }),
         })
@@ -255,6 +256,38 @@ impl Inner {
                 format!("cannot delete {}", paths.entry.display()),
                 e,
             )),
+        }
+    }
+}
+
+/// A temporary file older than this was left by a writer that crashed (a write takes
+/// milliseconds), and is removed when a store is opened.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Removes `*.json~tmp-*` files left by crashed writers. Best effort: failures are ignored,
+/// and a file younger than [`STALE_TEMP_AGE`] may belong to a write in progress, so it stays.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemClock::new().now();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().contains(".json~tmp-") {
+            continue;
+        }
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        let age = now - time::OffsetDateTime::from(modified);
+        if age > STALE_TEMP_AGE {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed a temporary file left by a crashed writer")
+                }
+                Err(e) => {
+                    tracing::debug!(path = %entry.path().display(), error = %e, "could not remove a stale temporary file")
+                }
+            }
         }
     }
 }

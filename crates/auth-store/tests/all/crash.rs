@@ -54,7 +54,21 @@ async fn sigkill_never_leaves_a_torn_entry() {
             last_version = entry.version;
         }
     }
-    eprintln!("200 kills: the writer advanced in {advanced} rounds, to version {last_version}");
+    // Each `~tmp-` file left behind is a kill that landed between creating the temporary file
+    // and renaming it: the instants where a non-atomic write would have torn the entry.
+    let mid_write = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("~tmp-")
+        })
+        .count();
+    eprintln!(
+        "200 kills: the writer advanced in {advanced} rounds, to version {last_version}; {mid_write} kills landed mid-write"
+    );
     assert!(advanced > 0, "the writer made progress");
     let leftovers = fs::read_dir(dir.path())
         .unwrap()

@@ -389,3 +389,32 @@ async fn managers_in_one_process_share_the_file_store() {
         .unwrap();
     assert_eq!(secret_of(&stored), "tok-1");
 }
+
+#[test]
+fn the_default_location_is_the_platform_data_dir() {
+    let dir = FileStore::default_location().unwrap();
+    assert!(dir.ends_with("kunci"), "{}", dir.display());
+    assert!(dir.is_absolute(), "{}", dir.display());
+}
+
+#[test]
+fn temporary_files_left_by_crashed_writers_are_removed_when_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("k.json~tmp-00000000000000aa");
+    let fresh = dir.path().join("k.json~tmp-00000000000000bb");
+    fs::write(&old, b"partial").unwrap();
+    fs::write(&fresh, b"in progress").unwrap();
+    let two_hours_ago = fs::metadata(&old).unwrap().modified().unwrap() - Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    FileStore::new(dir.path()).unwrap();
+    assert!(
+        !old.exists(),
+        "a two-hour-old temporary file is a crashed writer's"
+    );
+    assert!(fresh.exists(), "a recent one may be a write in progress");
+}
