@@ -473,17 +473,42 @@ impl Inner {
         result
     }
 
+    /// How long a store lock lives: the provider request and the store writes after it are each
+    /// bounded by the refresh timeout, so a holder that dies frees it this long after taking it.
     fn lock_ttl(&self) -> Duration {
-        self.policy.refresh_timeout.saturating_mul(2)
+        self.policy
+            .refresh_timeout
+            .saturating_add(Duration::from_secs(15))
+    }
+
+    /// Bounds one store call by the refresh timeout.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
+    ) -> Result<T, crate::StoreError> {
+        let timeout = self.policy.refresh_timeout;
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::StoreError::Unavailable {
+                    message: format!(
+                        "the store did not answer a {what} of `{}` within {timeout:?}",
+                        self.key
+                    ),
+                    source: None,
+                })
+            })
     }
 
     async fn refresh(&self) -> Result<Arc<Cached>, Error> {
-        let timeout = self.policy.refresh_timeout;
-        let lock = tokio::time::timeout(timeout, self.store.lock(&self.key, self.lock_ttl()))
+        // Waiting outlasts the lock's own life, so a holder that died is outlived, not reported.
+        let wait = self.lock_ttl().saturating_add(Duration::from_secs(5));
+        let lock = tokio::time::timeout(wait, self.store.lock(&self.key, self.lock_ttl()))
             .await
             .map_err(|_| {
                 Error::store(format!(
-                    "the store lock for `{}` was not free within {timeout:?}",
+                    "the store lock for `{}` was not free within {wait:?}",
                     self.key
                 ))
             })??;
@@ -511,7 +536,7 @@ impl Inner {
     }
 
     async fn refresh_locked(&self) -> Result<Arc<Cached>, Error> {
-        let entry = self.store.load(&self.key).await?;
+        let entry = self.bounded("load", self.store.load(&self.key)).await?;
         let version = entry.as_ref().map_or(0, |e| e.version);
 
         let pending = self
@@ -520,7 +545,10 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(pending) = pending {
-            return match self.store.save(&self.key, &pending, version).await {
+            return match self
+                .bounded("save", self.store.save(&self.key, &pending, version))
+                .await
+            {
                 Ok(saved) => {
                     tracing::info!(key = %self.key, "saved the token whose earlier save had failed");
                     let token = pending
@@ -596,7 +624,10 @@ impl Inner {
             version,
         };
         let cached = self.cache(fetched.token, version, sent_wall, sent_mono);
-        let saved = match self.store.save(&self.key, &new_entry, version).await {
+        let saved = match self
+            .bounded("save", self.store.save(&self.key, &new_entry, version))
+            .await
+        {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
@@ -682,7 +713,10 @@ impl Inner {
     ) {
         let mut entry = entry.unwrap_or_default();
         entry.cooldown_until = Some(until);
-        if let Err(e) = self.store.save(&self.key, &entry, version).await {
+        if let Err(e) = self
+            .bounded("save", self.store.save(&self.key, &entry, version))
+            .await
+        {
             tracing::warn!(key = %self.key, error = %e, "could not record the cool-down in the store");
         }
     }

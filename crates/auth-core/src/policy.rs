@@ -44,9 +44,9 @@ pub struct RefreshPolicy {
     pub backoff_initial: Duration,
     /// The longest wait between failed refreshes (default 5 minutes).
     pub backoff_max: Duration,
-    /// The bound on one whole refresh: store lock, store reads and writes, and the provider
-    /// request (default 60 seconds). A store lock lives a little longer than this, so a holder
-    /// that dies frees it.
+    /// The bound on each step of a refresh — a store read, the provider request, a store write
+    /// (default 60 seconds). A store lock lives 15 s longer than this, so a holder that dies
+    /// frees it; waiting for the lock outlasts that.
     pub refresh_timeout: Duration,
 }
 

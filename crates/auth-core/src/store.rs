@@ -116,6 +116,12 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn StdError + Send + Sync>>,
     },
+    /// The store is configured wrongly (a bad URL, an unusable directory): fix the configuration.
+    #[error("the token store is misconfigured: {message}")]
+    Configuration {
+        /// What is wrong, without secrets.
+        message: String,
+    },
     /// Any other failure (permissions, disk full, …).
     #[error("the token store failed: {message}")]
     Other {
@@ -161,7 +167,10 @@ impl StoreError {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::store(e.to_string()).with_source(e)
+        match e {
+            StoreError::Configuration { .. } => Error::configuration(e.to_string()).with_source(e),
+            _ => Error::store(e.to_string()).with_source(e),
+        }
     }
 }
 

@@ -1,0 +1,86 @@
+//! Building managers from variables, as `kunci::from_env` does.
+
+use std::collections::HashMap;
+
+use auth_testkit::stamps::StampsSim;
+use kunci::{ErrorKind, HttpConfig, ProviderKind};
+
+#[tokio::test]
+async fn a_provider_and_its_store_come_from_variables() {
+    let sim = StampsSim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("STAMPS_BASE_URL", sim.base_url()),
+        ("STAMPS_TOKEN", sim.auth_token().to_owned()),
+        ("STAMPS_MERCHANT_ID", sim.merchant_id().to_string()),
+        ("KUNCI_STORE", dir.path().display().to_string()),
+    ]);
+    let manager = kunci::from_lookup(
+        ProviderKind::Stamps,
+        &|n| vars.get(n).cloned(),
+        HttpConfig::default(),
+    )
+    .await
+    .unwrap();
+    let token = manager.token().await.unwrap();
+    assert_eq!(token.scheme(), &kunci::AuthScheme::Bearer);
+    assert_eq!(sim.request_count(), 1);
+    assert!(
+        manager
+            .store()
+            .describe()
+            .contains(&dir.path().display().to_string())
+    );
+
+    // a second manager over the same file store starts from the stored token: no request
+    let again = kunci::from_lookup(
+        ProviderKind::Stamps,
+        &|n| vars.get(n).cloned(),
+        HttpConfig::default(),
+    )
+    .await
+    .unwrap();
+    again.token().await.unwrap();
+    assert_eq!(sim.request_count(), 1);
+}
+
+#[tokio::test]
+async fn missing_variables_are_configuration_errors_naming_the_variable() {
+    for kind in ProviderKind::all() {
+        let err = kunci::from_lookup(kind, &|_| None, HttpConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{kind}");
+        assert!(
+            kind.env_vars().iter().any(|v| err.message().contains(v)),
+            "{kind}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_store_spec_is_a_configuration_error() {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("SEHATMU_CLIENT_ID", "c".to_owned()),
+        ("SEHATMU_CLIENT_SECRET", "s".to_owned()),
+        ("KUNCI_STORE", "ftp://nowhere".to_owned()),
+    ]);
+    let err = kunci::from_lookup(
+        ProviderKind::SehatMu,
+        &|n| vars.get(n).cloned(),
+        HttpConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+}
+
+#[test]
+fn provider_kinds_round_trip_by_name() {
+    assert_eq!(ProviderKind::all().len(), 4);
+    for kind in ProviderKind::all() {
+        assert_eq!(ProviderKind::from_name(kind.name()), Some(kind));
+        assert!(!kind.env_vars().is_empty());
+    }
+    assert_eq!(ProviderKind::from_name("nope"), None);
+}
