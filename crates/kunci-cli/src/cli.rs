@@ -1,0 +1,145 @@
+//! The command line: global options and subcommands (clap derive).
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+PROFILE is a profile of the config file, or a provider name (krmpesan, kalsel, stamps, sehatmu)
+configured from its environment variables (KRMPESAN_*, KALSEL_*, STAMPS_*, SEHATMU_*) or from
+secrets saved by `kunci login`.
+
+Exit codes: 0 ok, 2 usage or configuration, 3 credentials rejected or re-authentication
+required, 4 rate limited (local cool-down or the server), 5 provider or token store unavailable
+(connection error, timeout, 5xx), 6 protocol error (malformed, unexpected or oversized answer).
+
+Try `kunci demo`. Reference: docs/cli.md.";
+
+/// API tokens for Indonesian REST APIs: got, cached, refreshed, stored and shared.
+#[derive(Debug, Parser)]
+#[command(name = "kunci", version, after_help = AFTER_HELP)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options accepted before or after the subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Global {
+    /// Where tokens are kept: a directory, file://DIR, redis://HOST, rediss://HOST or memory:
+    /// [default: the config file's `store`, else the platform data directory]
+    #[arg(
+        long,
+        env = "KUNCI_STORE",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
+    pub(crate) store: Option<String>,
+
+    /// The TOML file of profiles [default: kunci/config.toml in the platform config directory,
+    /// when it exists]
+    #[arg(
+        long,
+        env = "KUNCI_CONFIG",
+        hide_env_values = true,
+        global = true,
+        value_name = "PATH"
+    )]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The bound on one provider request, in seconds
+    #[arg(
+        long,
+        env = "KUNCI_TIMEOUT",
+        global = true,
+        value_name = "SECONDS",
+        default_value = "30",
+        value_parser = parse_timeout
+    )]
+    pub(crate) timeout: Duration,
+
+    /// Logs on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, decides instead)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the token alone on one line (from the store while valid; refreshed when needed)
+    Token {
+        /// A config profile or a provider name
+        profile: String,
+    },
+    /// Print `Authorization: Bearer <token>` (`Token <token>` for a Stamps static token)
+    Header {
+        /// A config profile or a provider name
+        profile: String,
+    },
+    /// Show what the store holds: state, expiry, store; never a secret
+    Status {
+        /// One profile; without it, every configured profile and provider
+        profile: Option<String>,
+    },
+    /// Read secrets (without echo on a terminal, else one line each from stdin) and keep them
+    /// in the store, so later commands need no environment variables
+    Login {
+        /// A config profile or a provider name
+        profile: String,
+    },
+    /// Remove the stored token and the saved login of a profile
+    Logout {
+        /// A config profile or a provider name
+        profile: String,
+    },
+    /// Stamps: ask verify-token about the current token and print its claims as JSON
+    Verify {
+        /// A config profile or a provider name (Stamps)
+        profile: String,
+    },
+    /// Run the four providers' simulators in-process and walk through a token's life
+    Demo,
+}
+
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        return Err("the timeout must be more than 0 and at most 3600 seconds".to_owned());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_after_the_subcommand() {
+        let args = Args::try_parse_from(["kunci", "token", "stamps", "--store", "memory:", "-vv"])
+            .unwrap();
+        assert_eq!(args.global.store.as_deref(), Some("memory:"));
+        assert_eq!(args.global.verbose, 2);
+        assert!(matches!(args.command, Command::Token { ref profile } if profile == "stamps"));
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("2.5").unwrap(), Duration::from_millis(2500));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("NaN").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! `kunci`: API tokens for shells and scripts, and a demo anyone can run.
+//!
+//! ```sh
+//! kunci demo                                   # every provider's token life, on local simulators
+//! export SEHATMU_CLIENT_ID=… SEHATMU_CLIENT_SECRET=…
+//! kunci token sehatmu                          # the token alone; cached in the store while valid
+//! curl -H "$(kunci header stamps)" https://stamps.co.id/api/…
+//! kunci status                                 # what the store holds, never a secret
+//! ```
+//!
+//! The command surface, the config file and the exit codes are documented in `docs/cli.md`.
+//! The warm path (`kunci token` with a valid stored token) opens the store, reads two entries
+//! and prints: a current-thread runtime, no Redis client unless the store is Redis, no request.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program prints; output goes through failure::out_line/err_line"
+)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod cli;
+mod commands;
+mod config;
+mod demo;
+mod failure;
+mod logging;
+mod login;
+mod spinner;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::{
+    cli::{Args, Command},
+    commands::Context,
+    failure::{Failure, code},
+};
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // clap: 0 for --help and --version, 2 for usage errors.
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(code::CONFIGURATION));
+        }
+    };
+    logging::init(args.global.verbose);
+    // Read while this is the only thread: the time crate refuses to read the local offset
+    // once other threads exist (the file store's blocking pool, for one).
+    let offset = match args.command {
+        Command::Status { .. } => time::UtcOffset::current_local_offset().ok(),
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            Failure::new(code::OTHER, format!("cannot start the async runtime: {e}")).report();
+            return ExitCode::from(code::OTHER);
+        }
+    };
+    let result = runtime.block_on(run(args, offset));
+    // Nothing left is worth waiting for (an idle blocking thread, a pooled connection).
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure> {
+    if let Command::Demo = args.command {
+        return demo::run().await;
+    }
+    let ctx = Context::new(&args.global)?;
+    match &args.command {
+        Command::Token { profile } => commands::token(&ctx, profile).await,
+        Command::Header { profile } => commands::header(&ctx, profile).await,
+        Command::Status { profile } => commands::status(&ctx, profile.as_deref(), offset).await,
+        Command::Login { profile } => login::run(&ctx, profile).await,
+        Command::Logout { profile } => commands::logout(&ctx, profile).await,
+        Command::Verify { profile } => commands::verify(&ctx, profile).await,
+        Command::Demo => demo::run().await,
+    }
+}
