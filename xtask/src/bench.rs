@@ -25,14 +25,32 @@ struct Suite {
     derive: fn(&BTreeMap<String, Estimate>) -> Vec<String>,
 }
 
-const SUITES: &[Suite] = &[Suite {
-    name: "core",
-    package: "auth-core",
-    bench: "token_path",
-    features: "",
-    groups: &["warm_token", "warm_token_threads", "stampede"],
-    derive: derive_core,
-}];
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "core",
+        package: "auth-core",
+        bench: "token_path",
+        features: "",
+        groups: &["warm_token", "warm_token_threads", "stampede"],
+        derive: derive_core,
+    },
+    Suite {
+        name: "store",
+        package: "auth-store",
+        bench: "store",
+        features: "redis",
+        groups: &["file_store_plain", "file_store_encrypted", "redis_store"],
+        derive: |_| Vec::new(),
+    },
+    Suite {
+        name: "middleware",
+        package: "kunci",
+        bench: "middleware",
+        features: "middleware",
+        groups: &["middleware"],
+        derive: derive_middleware,
+    },
+];
 
 #[derive(Debug, Clone)]
 struct Estimate {
@@ -229,6 +247,20 @@ fn derive_core(est: &BTreeMap<String, Estimate>) -> Vec<String> {
         out.push(format!("stampede: the last of 10,000 cold callers had its token after {} = **{:.2}x** the 50 ms upstream latency (target < 1.5x)", human(ns), ns / 50e6));
     }
     out
+}
+
+fn derive_middleware(est: &BTreeMap<String, Estimate>) -> Vec<String> {
+    match (
+        est.get("middleware/auth_middleware"),
+        est.get("middleware/plain_reqwest_fixed_header"),
+    ) {
+        (Some(m), Some(p)) => vec![format!(
+            "middleware overhead per request: {} (**{:+.1} %**; target within 5 %)",
+            human(m.mean_ns - p.mean_ns),
+            (m.mean_ns / p.mean_ns - 1.0) * 100.0
+        )],
+        _ => Vec::new(),
+    }
 }
 
 fn machine() -> String {

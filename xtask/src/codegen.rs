@@ -213,7 +213,16 @@ fn features(providers: &[Provider]) -> String {
 fn dependencies(providers: &[Provider]) -> String {
     let mut s = format!("# {PREAMBLE}\n");
     for p in providers {
-        let _ = writeln!(s, "{} = {{ workspace = true, optional = true }}", p.package);
+        let rel = p
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{} = {{ path = \"../{rel}\", version = \"0.1.0\", optional = true }}",
+            p.package
+        );
     }
     s
 }

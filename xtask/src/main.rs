@@ -1,9 +1,12 @@
 //! kunci's repository automation, run as `cargo xtask <command>`.
 //!
-//! * `ci` — everything CI checks: rustfmt, clippy with warnings denied on all targets, the whole
-//!   test suite, rustdoc with warnings denied, and the tidy rules.
+//! * `ci` — everything CI checks: rustfmt, clippy with warnings denied on all targets, the tidy
+//!   rules, generated files fresh, each facade feature building on its own, the whole test
+//!   suite, and rustdoc with warnings denied.
 //! * `test` — the whole test suite alone.
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
+//! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
+//! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
 //! * `bench` — runs the criterion benchmarks and rewrites the generated tables in
 //!   `docs/benchmarks.md` from criterion's own estimates.
 #![allow(
@@ -22,6 +25,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 mod codegen;
+mod scaffold;
 mod tidy;
 
 fn main() -> Result<()> {
@@ -33,6 +37,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("new-provider") => scaffold::run(&root, &args[1..]),
         Some("codegen") => {
             let mode = if args.iter().any(|a| a == "--check") {
                 codegen::Mode::Check
@@ -43,7 +48,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | codegen [--check] | bench [--quick]>"
+                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
@@ -84,6 +89,8 @@ fn ci() -> Result<()> {
         ],
     )?;
     tidy::run(&workspace_root())?;
+    codegen::run(&workspace_root(), codegen::Mode::Check)?;
+    features()?;
     test()?;
     let status = Command::new("cargo")
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
@@ -93,6 +100,27 @@ fn ci() -> Result<()> {
         bail!("cargo doc reported warnings");
     }
     eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+/// Each facade feature builds on its own: a user of one provider compiles only that provider.
+fn features() -> Result<()> {
+    let providers = codegen::read_providers(&workspace_root())?;
+    let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
+    sets.extend(["redis".to_owned(), "middleware".to_owned(), String::new()]);
+    for features in &sets {
+        run(
+            "cargo",
+            &[
+                "check",
+                "-p",
+                "kunci",
+                "--no-default-features",
+                "--features",
+                features,
+            ],
+        )?;
+    }
     Ok(())
 }
 

@@ -4,9 +4,10 @@ use std::{fs, path::Path};
 
 use anyhow::{Result, bail};
 
-/// Every crate has a README and a `//!` crate doc; no `#[ignore]` without a reason.
+/// Every crate has a README and a `//!` crate doc; no `#[ignore]` without a reason; provider
+/// crates depend on no other provider and no store backend.
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let mut problems = Vec::new();
+    let mut problems = provider_dependency_problems(root)?;
     let mut crates: Vec<_> = fs::read_dir(root.join("crates"))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -48,6 +49,47 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         }
         bail!("{} tidy problem(s)", problems.len())
     }
+}
+
+/// Crates a provider crate must not depend on (normal or build dependencies): every other
+/// provider, the store backends, the facade, the CLI.
+const FORBIDDEN_FOR_PROVIDERS: &[&str] = &["auth-store", "redis", "kunci", "kunci-cli"];
+
+fn provider_dependency_problems(root: &Path) -> Result<Vec<String>> {
+    let providers = crate::codegen::read_providers(root)?;
+    let names: Vec<&str> = providers.iter().map(|p| p.package.as_str()).collect();
+    let out = std::process::Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut problems = Vec::new();
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        if !names.contains(&name) {
+            continue;
+        }
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            if dep["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            if (names.contains(&dep_name) && dep_name != name)
+                || FORBIDDEN_FOR_PROVIDERS.contains(&dep_name)
+            {
+                problems.push(format!(
+                    "{name}: provider crates must not depend on `{dep_name}`"
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<()> {
