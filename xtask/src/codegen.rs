@@ -231,7 +231,7 @@ fn providers_rs(providers: &[Provider]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "//! The providers compiled into this build, one cargo feature each.\n//!\n//! {PREAMBLE}"
+        "//! {PREAMBLE}\n//!\n//! The providers compiled into this build, one cargo feature each."
     );
     let _ = writeln!(
         s,
