@@ -1,0 +1,250 @@
+//! Every command: token, header, status, login, logout, verify, demo, and the global options.
+
+use auth_testkit::{kalsel::KalselSim, sehatmu::SehatMuSim, stamps::StampsSim};
+
+use crate::support::Kunci;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_uses_the_token_scheme() {
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_TOKEN", sim.auth_token())
+        .env("STAMPS_MERCHANT_ID", sim.merchant_id().to_string());
+    let run = k.run(&["header", "stamps"]).await;
+    run.expect(0);
+    let issued = sim.issued_tokens();
+    assert_eq!(run.line(), format!("Authorization: Bearer {}", issued[0]));
+
+    // a static token: `Token`, and no request at all
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_STATIC_TOKEN", sim.static_token());
+    let before = sim.request_count();
+    let run = k.run(&["header", "stamps"]).await;
+    run.expect(0);
+    assert_eq!(
+        run.line(),
+        format!("Authorization: Token {}", sim.static_token())
+    );
+    assert_eq!(sim.request_count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_options_before_or_after_the_subcommand() {
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_STATIC_TOKEN", sim.static_token());
+    let elsewhere = k.path("elsewhere");
+    let elsewhere = elsewhere.to_str().unwrap();
+    k.run(&["--store", elsewhere, "--timeout", "5", "token", "stamps"])
+        .await
+        .expect(0);
+    assert!(k.path("elsewhere").join("stamps+static.json").exists());
+    let other = k.path("other");
+    let other = other.to_str().unwrap();
+    k.run(&["token", "stamps", "--store", other, "-v", "--timeout=2.5"])
+        .await
+        .expect(0);
+    assert!(k.path("other").join("stamps+static.json").exists());
+    // KUNCI_STORE (the sandbox store) when no --store is given
+    k.run(&["token", "stamps"]).await.expect(0);
+    assert!(k.store().join("stamps+static.json").exists());
+    // memory: nothing written
+    let mut m = Kunci::new();
+    m.env("STAMPS_STATIC_TOKEN", sim.static_token())
+        .env("KUNCI_TIMEOUT", "3");
+    m.run(&["token", "stamps", "--store", "memory:"])
+        .await
+        .expect(0);
+    assert!(!m.store().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_then_token_without_variables_then_logout() {
+    let sim = SehatMuSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("SEHATMU_BASE_URL", sim.base_url());
+    let input = format!("{}\n{}\n", sim.client_id(), sim.client_secret());
+    let login = k.run_with_stdin(&["login", "sehatmu"], &input).await;
+    login.expect(0).expect_no_secret(&[sim.client_secret()]);
+    assert!(
+        login.stderr.contains("SEHATMU_CLIENT_SECRET"),
+        "{}",
+        login.stderr
+    );
+
+    let token = k.run(&["token", "sehatmu"]).await;
+    token.expect(0);
+    assert_eq!(sim.request_count(), 1);
+    let status = k.run(&["status"]).await;
+    status
+        .expect(0)
+        .expect_no_secret(&[sim.client_secret(), token.line()]);
+    assert!(status.stdout.starts_with("PROFILE"), "{}", status.stdout);
+    assert!(status.stdout.contains("fresh"), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("sehatmu:{}", sim.client_id())),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("in 59m") || status.stdout.contains("in 1h"),
+        "{}",
+        status.stdout
+    );
+
+    let logout = k.run(&["logout", "sehatmu"]).await;
+    logout.expect(0);
+    assert!(
+        logout.stderr.contains("removed the token entry"),
+        "{}",
+        logout.stderr
+    );
+    assert!(
+        logout.stderr.contains("the saved login"),
+        "{}",
+        logout.stderr
+    );
+    k.run(&["token", "sehatmu"])
+        .await
+        .expect_error(2, "SEHATMU_CLIENT_ID");
+    assert_eq!(sim.request_count(), 1);
+    // nothing left to remove, and no way to tell the account: a configuration error
+    k.run(&["logout", "sehatmu"]).await.expect(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_by_name_and_a_new_login_replaces_rotated_material() {
+    let sim = KalselSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("KALSEL_BASE_URL", sim.base_url());
+    let login = format!("KALSEL_REFRESH_TOKEN={}\n", sim.initial_refresh_token());
+    k.run_with_stdin(&["login", "kalsel"], &login)
+        .await
+        .expect(0);
+    k.run(&["token", "kalsel"]).await.expect(0);
+    assert_eq!(sim.request_count(), 1);
+
+    // A new login drops the stored token and rotated refresh token of the old one, so the
+    // next command uses what was just typed: here a refresh token that expired (421, exit 3).
+    let expired = sim.expire_refresh_token();
+    let new_login = format!("KALSEL_REFRESH_TOKEN={expired}\n");
+    k.run_with_stdin(&["login", "kalsel"], &new_login)
+        .await
+        .expect(0);
+    let run = k.run(&["token", "kalsel"]).await;
+    run.expect_error(3, "");
+    assert_eq!(sim.request_count(), 2);
+    assert!(run.stderr.contains("kunci login kalsel"), "{}", run.stderr);
+    run.expect_no_secret(&[sim.initial_refresh_token(), &expired]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_profiles_and_states_without_secrets() {
+    let mut k = Kunci::new();
+    // nothing configured
+    let empty = k.run(&["status"]).await;
+    empty.expect(0);
+    assert!(
+        empty.stderr.contains("no profile is configured"),
+        "{}",
+        empty.stderr
+    );
+
+    k.env("STAMPS_STATIC_TOKEN", "perm-7a1b")
+        .env("KALSEL_REFRESH_TOKEN", "rt-3c4d");
+    let none = k.run(&["status"]).await;
+    none.expect(0).expect_no_secret(&["perm-7a1b", "rt-3c4d"]);
+    assert!(none.stdout.contains("none"), "{}", none.stdout);
+    k.run(&["token", "stamps"]).await.expect(0);
+    let run = k.run(&["status", "stamps"]).await;
+    run.expect(0).expect_no_secret(&["perm-7a1b"]);
+    let row = run.stdout.lines().nth(1).unwrap();
+    assert!(row.starts_with("stamps"), "{row}");
+    assert!(row.contains("fresh") && row.contains("never"), "{row}");
+    assert!(
+        row.contains(&format!("file:{}", k.store().display())),
+        "{row}"
+    );
+    // a profile asked for by name that is not configured is an error
+    k.run(&["status", "krmpesan"])
+        .await
+        .expect_error(2, "KRMPESAN_REFRESH_TOKEN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_prints_the_claims() {
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_TOKEN", sim.auth_token())
+        .env("STAMPS_MERCHANT_ID", sim.merchant_id().to_string());
+    let run = k.run(&["verify", "stamps"]).await;
+    run.expect(0).expect_no_secret(&[sim.auth_token()]);
+    let claims: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(claims["merchant_id"], sim.merchant_id());
+    assert_eq!(claims["user_id"], sim.user_id());
+    assert_eq!(claims["token_type"], "access");
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+    assert_eq!(
+        sim.request_count(),
+        2,
+        "get-access-token, then verify-token"
+    );
+
+    // not Stamps, or a static token: nothing to verify
+    k.run(&["verify", "sehatmu"])
+        .await
+        .expect_error(2, "Stamps");
+    let mut s = Kunci::new();
+    s.env("STAMPS_STATIC_TOKEN", "perm-1");
+    s.run(&["verify", "stamps"])
+        .await
+        .expect_error(2, "static token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_exits_zero() {
+    let k = Kunci::new();
+    let run = k.run(&["demo"]).await;
+    run.expect(0);
+    for provider in ["KrmPesan", "Kalsel", "SehatMu", "Stamps"] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(provider) && l.ends_with("ok")),
+            "{provider}:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("UNEXPECTED"));
+    assert!(
+        run.stderr.is_empty(),
+        "no spinner off a terminal: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_version() {
+    let k = Kunci::new();
+    let help = k.run(&["--help"]).await;
+    help.expect(0);
+    for word in [
+        "token",
+        "header",
+        "status",
+        "login",
+        "logout",
+        "verify",
+        "demo",
+        "Exit codes",
+    ] {
+        assert!(help.stdout.contains(word), "{word}: {}", help.stdout);
+    }
+    k.run(&["--version"]).await.expect(0);
+}
