@@ -261,7 +261,7 @@ fn providers_rs(providers: &[Provider]) -> String {
         );
     }
     s.push_str("}\n\nimpl ProviderKind {\n");
-    s.push_str("    /// Every provider compiled into this build, by name.\n    pub fn all() -> Vec<ProviderKind> {\n        #[allow(unused_mut, reason = \"empty when no provider feature is on\")]\n        let mut all = Vec::new();\n");
+    s.push_str("    /// Every provider compiled into this build, by name.\n    #[allow(unused_mut, clippy::vec_init_then_push, reason = \"one push per feature-gated provider; none when no provider feature is on\")]\n    pub fn all() -> Vec<ProviderKind> {\n        let mut all = Vec::new();\n");
     for p in providers {
         let _ = writeln!(
             s,

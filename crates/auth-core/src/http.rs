@@ -380,6 +380,34 @@ pub fn endpoint(base: &Url, path: &str) -> Url {
     url
 }
 
+/// A provider whose source can be configured from named variables: the process environment,
+/// or a CLI profile that maps the same names to values from files or prompts.
+///
+/// Every provider crate implements it on its source type; the facade's generated
+/// `ProviderKind` calls it, so adding a provider needs no hand edit in the facade or the CLI.
+pub trait EnvProvider: crate::TokenSource + Sized + 'static {
+    /// The provider's short name (`"kalsel"`), used in store keys, logs and the CLI.
+    const NAME: &'static str;
+    /// The variables it reads, required ones first.
+    const ENV_VARS: &'static [&'static str];
+
+    /// Builds the source from `lookup` (a variable name → its value), with `http` for its client.
+    /// A missing or invalid variable is a configuration error that names the variable, never
+    /// its value.
+    fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        http: HttpConfig,
+    ) -> Result<Self, Error>;
+
+    /// The store key of the account this source serves; never derived from a secret.
+    fn store_key(&self) -> crate::StoreKey;
+
+    /// [`from_lookup`](Self::from_lookup) over the process environment.
+    fn from_env(http: HttpConfig) -> Result<Self, Error> {
+        Self::from_lookup(&|name| std::env::var(name).ok(), http)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -486,33 +514,5 @@ mod tests {
         assert_eq!(r.clock_offset(now), time::Duration::ZERO);
         r.date = Some(now - Duration::from_secs(300));
         assert_eq!(r.clock_offset(now), time::Duration::seconds(-300));
-    }
-}
-
-/// A provider whose source can be configured from named variables: the process environment,
-/// or a CLI profile that maps the same names to values from files or prompts.
-///
-/// Every provider crate implements it on its source type; the facade's generated
-/// `ProviderKind` calls it, so adding a provider needs no hand edit in the facade or the CLI.
-pub trait EnvProvider: crate::TokenSource + Sized + 'static {
-    /// The provider's short name (`"kalsel"`), used in store keys, logs and the CLI.
-    const NAME: &'static str;
-    /// The variables it reads, required ones first.
-    const ENV_VARS: &'static [&'static str];
-
-    /// Builds the source from `lookup` (a variable name → its value), with `http` for its client.
-    /// A missing or invalid variable is a configuration error that names the variable, never
-    /// its value.
-    fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
-    ) -> Result<Self, Error>;
-
-    /// The store key of the account this source serves; never derived from a secret.
-    fn store_key(&self) -> crate::StoreKey;
-
-    /// [`from_lookup`](Self::from_lookup) over the process environment.
-    fn from_env(http: HttpConfig) -> Result<Self, Error> {
-        Self::from_lookup(&|name| std::env::var(name).ok(), http)
     }
 }

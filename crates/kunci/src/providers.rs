@@ -41,8 +41,12 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// Every provider compiled into this build, by name.
+    #[allow(
+        unused_mut,
+        clippy::vec_init_then_push,
+        reason = "one push per feature-gated provider; none when no provider feature is on"
+    )]
     pub fn all() -> Vec<ProviderKind> {
-        #[allow(unused_mut, reason = "empty when no provider feature is on")]
         let mut all = Vec::new();
         #[cfg(feature = "kalsel")]
         all.push(ProviderKind::Kalsel);
