@@ -39,7 +39,7 @@ pub use clock::{Clock, MonoTime, SharedClock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::{ManualClock, TokioClock};
 pub use error::{Error, ErrorKind};
-pub use manager::{Stats, TokenGuard, TokenManager, TokenManagerBuilder};
+pub use manager::{KeepFresh, Stats, TokenGuard, TokenManager, TokenManagerBuilder};
 pub use policy::{Deadlines, Freshness, RefreshPolicy};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
 pub use store::{

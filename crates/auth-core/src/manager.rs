@@ -117,6 +117,19 @@ impl fmt::Debug for TokenGuard {
     }
 }
 
+/// Stops [`TokenManager::keep_fresh`]'s task when dropped.
+#[derive(Debug)]
+#[must_use = "the keep-fresh task stops when this guard is dropped"]
+pub struct KeepFresh {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KeepFresh {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A snapshot of a manager's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -360,6 +373,48 @@ impl TokenManager {
             drop(inner.start_flight());
         }
         true
+    }
+
+    /// Keeps the token fresh without callers: a background task refreshes at each token's
+    /// refresh point (and retries after failures, honouring back-off and cool-downs) until the
+    /// returned guard or the manager is dropped.
+    ///
+    /// Useful for providers whose refresh material expires with the token — Kalsel.dev's
+    /// rotating refresh token is the last access token, so a service idle past its expiry
+    /// would otherwise have to log in again. Must be called inside a tokio runtime.
+    pub fn keep_fresh(&self) -> KeepFresh {
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            loop {
+                let wait = {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let manager = TokenManager { inner };
+                    let outcome = manager.token().await;
+                    let inner = &manager.inner;
+                    let now = inner.clock.monotonic();
+                    let cached = inner.current.load();
+                    let failure_wait = inner
+                        .failure
+                        .load()
+                        .as_ref()
+                        .map(|f| f.not_before.saturating_duration_since(now))
+                        .filter(|d| !d.is_zero());
+                    match (outcome, failure_wait) {
+                        (_, Some(wait)) => wait,
+                        (Err(_), None) => inner.policy.backoff_initial,
+                        (Ok(_), None) if cached.deadlines.refresh_at == MonoTime::NEVER => return,
+                        // inside the window a refresh is already running: look again shortly
+                        (Ok(_), None) => cached
+                            .deadlines
+                            .refresh_at
+                            .saturating_duration_since(now)
+                            .max(Duration::from_millis(10)),
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+        KeepFresh { task }
     }
 
     /// Where the cached token stands now (`None`: nothing usable cached).

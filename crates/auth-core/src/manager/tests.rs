@@ -670,3 +670,39 @@ async fn clock_trait_is_usable_as_object() {
     );
     assert_eq!(clock.now(), T0 + Duration::from_secs(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn keep_fresh_refreshes_without_callers_and_stops_with_its_guard() {
+    let (source, calls) = scripted(Duration::from_millis(50), issuing(Duration::from_secs(100)));
+    let m = manager(source, MemoryStore::new());
+    let guard = m.keep_fresh();
+    settle().await;
+    advance(Duration::from_millis(60)).await;
+    settle().await;
+    assert_eq!(
+        calls.load(SeqCst),
+        1,
+        "the first token is fetched without a caller"
+    );
+    // no caller at all for 5 lifetimes: the token is renewed each lifetime, never expires
+    for _ in 0..50 {
+        advance(Duration::from_secs(10)).await;
+        settle().await;
+    }
+    let fetched = calls.load(SeqCst);
+    assert!(
+        (5..=7).contains(&fetched),
+        "about one refresh per lifetime, got {fetched}"
+    );
+    assert_eq!(m.freshness(), Some(Freshness::Fresh));
+    drop(guard);
+    for _ in 0..30 {
+        advance(Duration::from_secs(10)).await;
+        settle().await;
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        fetched,
+        "nothing is fetched after the guard is dropped"
+    );
+}
