@@ -4,5 +4,6 @@
 mod faults;
 mod flows;
 mod logs;
+mod props;
 mod request_shape;
 mod support;

@@ -4,4 +4,5 @@
 mod faults;
 mod flows;
 mod logs;
+mod props;
 mod support;

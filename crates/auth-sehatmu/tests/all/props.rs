@@ -1,0 +1,153 @@
+//! Property tests of the response parser: arbitrary answers never panic and always come back
+//! as a typed error or a grant; valid answers (both documented shapes) round-trip.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::time::Duration;
+
+use auth_core::{ErrorKind, http::HttpResponse, time::OffsetDateTime};
+use auth_sehatmu::{CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT, parse_token_response};
+use http::StatusCode;
+use proptest::prelude::*;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// 2023-12-16T05:31:48Z, the document's sample time.
+fn sent() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_702_704_708).unwrap()
+}
+
+fn status() -> impl Strategy<Value = StatusCode> {
+    (100u16..600).prop_map(|s| StatusCode::from_u16(s).unwrap())
+}
+
+fn content_type() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        Just(Some("application/json".to_owned())),
+        Just(Some("application/fhir+json".to_owned())),
+        Just(Some("text/plain".to_owned())),
+        "[ -~]{0,40}".prop_map(Some),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        "\\PC{0,60}".prop_map(|s| json!(s)),
+        Just(json!(null)),
+        Just(json!(true)),
+        Just(json!([{"details": {"text": 5}}])),
+    ]
+}
+
+/// Bytes that are sometimes one of the documented shapes with wrong values, sometimes noise.
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        "\\PC{0,200}".prop_map(String::into_bytes),
+        (json_value(), json_value()).prop_map(|(t, e)| {
+            json!({"accessToken": t, "accessTokenExpiresAt": e})
+                .to_string()
+                .into_bytes()
+        }),
+        (json_value(), json_value()).prop_map(|(t, e)| json!({"access_token": t, "expires_in": e})
+            .to_string()
+            .into_bytes()),
+        (json_value(), json_value()).prop_map(|(rt, issue)| {
+            json!({"resourceType": rt, "issue": issue})
+                .to_string()
+                .into_bytes()
+        }),
+        "\\PC{0,300}".prop_map(|text| json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "invalid", "code": "value", "details": {"text": text}}]
+        })
+        .to_string()
+        .into_bytes()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any status, content type and body: a grant or a typed error, never a panic.
+    #[test]
+    fn arbitrary_answers_never_panic(status in status(), ct in content_type(), body in body(), retry_after in proptest::option::of("[ -~]{0,40}")) {
+        let mut r = HttpResponse::new(status, ct.as_deref(), body);
+        if let Some(raw) = retry_after {
+            r = r.with_retry_after(&raw);
+        }
+        match parse_token_response(&r, sent(), sent() + Duration::from_secs(1)) {
+            Ok(grant) => prop_assert!(status.is_success() && grant.token.expires_at().is_some()),
+            Err(e) => {
+                prop_assert!(!e.to_string().is_empty());
+                if status.is_server_error() {
+                    prop_assert_eq!(e.kind(), ErrorKind::Transient);
+                }
+                if let ErrorKind::RateLimited { until } = e.kind() {
+                    prop_assert!(until > sent());
+                }
+            }
+        }
+    }
+
+    /// The camelCase shape: the token and `accessTokenExpiresAt` come back as they were sent.
+    #[test]
+    fn camel_case_round_trips(token in "[A-Za-z0-9._~+/=-]{1,200}", millis in 1i64..(400 * 86_400_000), id in "[a-z0-9-]{0,40}") {
+        let expires = sent() + time::Duration::milliseconds(millis);
+        let at = expires.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let body = json!({"accessToken": token, "accessTokenExpiresAt": at, "clientId": id, "userId": "u"}).to_string();
+        let grant = parse_token_response(
+            &HttpResponse::new(StatusCode::OK, Some("application/json"), body),
+            sent(),
+            sent(),
+        )
+        .unwrap();
+        prop_assert_eq!(grant.token.secret().expose_secret(), token.as_str());
+        prop_assert_eq!(grant.token.expires_at(), Some(expires));
+        prop_assert_eq!(grant.metadata.client_id.as_deref(), Some(id.as_str()));
+    }
+
+    /// The snake_case shape: `expires_in` counts from the moment the request was sent.
+    #[test]
+    fn snake_case_round_trips(token in "[A-Za-z0-9._~+/=-]{1,200}", secs in 1u32..(400 * 86_400), as_text in any::<bool>()) {
+        let expires_in = if as_text { json!(secs.to_string()) } else { json!(secs) };
+        let body = json!({"access_token": token, "expires_in": expires_in}).to_string();
+        let grant = parse_token_response(
+            &HttpResponse::new(StatusCode::OK, Some("application/json"), body),
+            sent(),
+            sent(),
+        )
+        .unwrap();
+        prop_assert_eq!(grant.token.secret().expose_secret(), token.as_str());
+        prop_assert_eq!(grant.token.expires_at(), Some(sent() + Duration::from_secs(secs.into())));
+    }
+
+    /// An `OperationOutcome` is classified by its text and status, whatever else it says.
+    #[test]
+    fn outcomes_are_classified(status in 400u16..500, noise in "[a-z ]{0,40}") {
+        prop_assume!(status != 408);
+        let outcome = |text: &str| json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "invalid", "code": "value", "details": {"text": text}}]
+        }).to_string();
+        let parse = |text: &str| parse_token_response(
+            &HttpResponse::new(StatusCode::from_u16(status).unwrap(), Some("application/json"), outcome(text)),
+            sent(),
+            sent(),
+        ).unwrap_err();
+        prop_assert!(matches!(parse(&format!("{noise}{RATE_LIMIT_TEXT}")).kind(), ErrorKind::RateLimited { .. }), "rate limit");
+        let rejected = parse(&format!("{noise}{CREDENTIALS_REJECTED_TEXT}"));
+        prop_assert_eq!(rejected.kind(), ErrorKind::ReauthenticationRequired);
+        prop_assert!(rejected.to_string().contains(CREDENTIALS_REJECTED_TEXT));
+    }
+}
