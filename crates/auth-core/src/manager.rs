@@ -162,12 +162,22 @@ const STRIPES: usize = 16;
 #[derive(Default)]
 struct StripedCounter([Padded; STRIPES]);
 
+#[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        // `const`-initialised: reading it is one thread-local load, with no lazy-init check.
+        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
     }
-    INDEX.with(|i| *i)
+    INDEX.with(|i| {
+        let index = i.get();
+        if index != usize::MAX {
+            return index;
+        }
+        let index = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        i.set(index);
+        index
+    })
 }
 
 impl StripedCounter {
