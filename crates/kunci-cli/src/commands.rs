@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use auth_core::{Clock as _, RefreshPolicy, StoreKey, StoredEntry, SystemClock};
+use auth_core::{RefreshPolicy, StoreKey, StoredEntry, SystemClock};
 use kunci::{
     Cipher, EnvProvider as _, HttpConfig, ManagerBuilder, ProviderKind, SharedTokenSource,
     SharedTokenStore, StoreSpec, TokenManager, providers::stamps,
@@ -89,10 +89,16 @@ impl Context {
         store: &SharedTokenStore,
     ) -> Result<(SharedTokenSource, StoreKey), Failure> {
         let vars = self.variables(profile, store).await?;
+        let lookup = |name: &str| vars.get(name).cloned();
+        let hint = |e: kunci::Error| configuration_hint(e.into(), profile);
+        if let Some(key) = crate::lazy::store_key(profile.kind, &lookup).map_err(hint)? {
+            let source = crate::lazy::LazySource::new(profile.kind, vars, self.http.clone());
+            return Ok((SharedTokenSource::new(source), key));
+        }
         profile
             .kind
-            .source_from_lookup(&|name| vars.get(name).cloned(), self.http.clone())
-            .map_err(|e| configuration_hint(e.into(), profile))
+            .source_from_lookup(&lookup, self.http.clone())
+            .map_err(hint)
     }
 
     async fn manager(
@@ -326,7 +332,7 @@ pub(crate) async fn status(
         ));
         return Ok(());
     }
-    let table = status::render(&rows, &store.describe(), offset.is_none(), clock.now());
+    let table = status::render(&rows, &store.describe(), offset.is_none());
     out_line(table.trim_end())
 }
 

@@ -118,7 +118,7 @@ pub(crate) fn human(d: Duration) -> String {
 }
 
 /// The table, columns padded to their widest cell.
-pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool, _now: OffsetDateTime) -> String {
+pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool) -> String {
     let header = [
         "PROFILE", "PROVIDER", "STATE", "EXPIRES", "", "KEY", "STORE",
     ];
@@ -217,7 +217,7 @@ mod tests {
             "fresh, cooling down until 2026-11-22 07:01:00 +07:00".replace("07:01", "14:01")
         );
         assert_eq!(row.remaining, "in 3h 0m");
-        let table = render(&[row], "memory:", false, now);
+        let table = render(&[row], "memory:", false);
         assert!(table.starts_with("PROFILE"), "{table}");
         assert!(!table.contains("t0k3n"));
     }
