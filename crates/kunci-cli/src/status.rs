@@ -119,18 +119,26 @@ pub(crate) fn human(d: Duration) -> String {
 
 /// The table, columns padded to their widest cell.
 pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool) -> String {
-    let header = [
-        "PROFILE", "PROVIDER", "STATE", "EXPIRES", "", "KEY", "STORE",
-    ];
-    let cells: Vec<[&str; 7]> = rows
+    let header = ["PROFILE", "PROVIDER", "STATE", "EXPIRES", "KEY", "STORE"];
+    let expiries: Vec<String> = rows
         .iter()
         .map(|r| {
+            if r.remaining == "-" {
+                r.expires.clone()
+            } else {
+                format!("{} ({})", r.expires, r.remaining)
+            }
+        })
+        .collect();
+    let cells: Vec<[&str; 6]> = rows
+        .iter()
+        .zip(&expiries)
+        .map(|(r, expires)| {
             [
                 r.profile.as_str(),
                 r.provider,
                 r.state.as_str(),
-                r.expires.as_str(),
-                r.remaining.as_str(),
+                expires.as_str(),
                 r.key.as_str(),
                 store,
             ]
@@ -142,7 +150,7 @@ pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str; 7]| {
+    let line = |cells: &[&str; 6]| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i + 1 == cells.len() {
