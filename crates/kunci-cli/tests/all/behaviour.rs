@@ -164,3 +164,58 @@ async fn no_secret_in_verbose_logs() {
         .expect(3)
         .expect_no_secret(&[&secret, "wrong-secret-9d1e", &issued]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn krmpesan_query_secrets_stay_out_of_trace_logs() {
+    // KrmPesan sends its secrets in the query string: the most exposed of the four.
+    let sim = KrmPesanSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("KRMPESAN_BASE_URL", sim.base_url())
+        .env("KRMPESAN_REFRESH_TOKEN", sim.refresh_token())
+        .env("KRMPESAN_DEVICE_KEY", sim.device_key())
+        .env("RUST_LOG", "trace");
+    let run = k.run(&["header", "krmpesan"]).await;
+    run.expect(0);
+    assert!(
+        run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
+        "{}",
+        run.stderr
+    );
+    let issued = sim.issued_tokens();
+    let mut secrets = vec![sim.refresh_token(), sim.device_key()];
+    secrets.extend(issued.iter().map(String::as_str));
+    assert!(
+        !secrets.iter().any(|s| run.stderr.contains(s)),
+        "{}",
+        run.stderr
+    );
+    k.run(&["-vvv", "status"])
+        .await
+        .expect(0)
+        .expect_no_secret(&secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_encrypted_with_kunci_store_key() {
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    stamps_env(&mut k, &sim);
+    // 32 bytes, base64
+    k.env(
+        "KUNCI_STORE_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let token = k.run(&["token", "stamps"]).await;
+    token.expect(0);
+    k.run_with_stdin(&["login", "sehatmu"], "id.sehatmu.client\nsecret-e2a9\n")
+        .await
+        .expect(0);
+    for entry in std::fs::read_dir(k.store()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(token.line()) && !text.contains("secret-e2a9"));
+    }
+    // read back with the key: no new request
+    k.run(&["token", "stamps"]).await.expect(0);
+    assert_eq!(sim.request_count(), 1);
+}
