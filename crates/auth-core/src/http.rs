@@ -329,8 +329,9 @@ impl HttpResponse {
 /// endpoint path is appended to it by [`endpoint`]. `http://` is accepted only for loopback
 /// hosts.
 pub fn parse_base_url(raw: &str) -> Result<Url, Error> {
+    // Messages show the URL only as scheme, host and path: a base URL may carry credentials.
     let url = Url::parse(raw.trim())
-        .map_err(|e| Error::configuration(format!("`{raw}` is not a valid base URL: {e}")))?;
+        .map_err(|e| Error::configuration(format!("the base URL is not a valid URL ({e})")))?;
     if url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
@@ -345,10 +346,12 @@ pub fn parse_base_url(raw: &str) -> Result<Url, Error> {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
         "http" => Err(Error::configuration(format!(
-            "`{raw}` uses plain http; kunci sends credentials only over https (http is allowed for loopback addresses)"
+            "the base URL `{}` uses plain http; kunci sends credentials only over https (http is allowed for loopback addresses)",
+            redact_url(&url)
         ))),
         other => Err(Error::configuration(format!(
-            "`{raw}` has the unsupported scheme `{other}`; use https"
+            "the base URL `{}` has the unsupported scheme `{other}`; use https",
+            redact_url(&url)
         ))),
     }
 }
@@ -378,6 +381,62 @@ pub fn endpoint(base: &Url, path: &str) -> Url {
     let prefix = base.path().trim_end_matches('/');
     url.set_path(&format!("{prefix}/{}", path.trim_start_matches('/')));
     url
+}
+
+/// A provider's configuration variables read through a lookup, with errors that name the
+/// variable and never its value. Blank values count as unset.
+#[derive(Clone, Copy)]
+pub struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl fmt::Debug for Vars<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Vars { .. }")
+    }
+}
+
+impl<'a> Vars<'a> {
+    /// Reads through `lookup` (a variable name → its value).
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { lookup }
+    }
+
+    /// The value, or `None` when unset or blank.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A required value; unset is a configuration error `"{name} is not set; {hint}"`.
+    pub fn required(&self, name: &str, hint: &str) -> Result<String, Error> {
+        self.get(name).ok_or_else(|| {
+            let sep = if hint.is_empty() { "" } else { "; " };
+            Error::configuration(format!("the variable {name} is not set{sep}{hint}"))
+        })
+    }
+
+    /// A required secret (kept as read: secrets are not trimmed).
+    pub fn secret(&self, name: &str, hint: &str) -> Result<secrecy::SecretString, Error> {
+        self.required(name, hint).map(secrecy::SecretString::from)
+    }
+
+    /// The base URL in `name`, or `default` when unset; checked by [`parse_base_url`]. The
+    /// error names the variable, not its value.
+    pub fn base_url(&self, name: &str, default: &str) -> Result<Url, Error> {
+        match self.get(name) {
+            Some(raw) => parse_base_url(&raw).map_err(|_| {
+                Error::configuration(format!(
+                    "{name} is not an acceptable base URL: use https (http only for loopback addresses), without credentials, query or fragment"
+                ))
+            }),
+            None => parse_base_url(default),
+        }
+    }
+
+    /// Prefixes a configuration error with the variable it came from.
+    pub fn named(name: &str, error: Error) -> Error {
+        Error::configuration(format!("{name}: {}", error.message()))
+    }
 }
 
 /// A provider whose source can be configured from named variables: the process environment,

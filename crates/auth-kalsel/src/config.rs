@@ -4,7 +4,7 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{Url, parse_base_url},
+    http::{Url, Vars, parse_base_url},
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -147,17 +147,26 @@ impl KalselConfig {
     }
 
     fn from_vars(get: impl Fn(&str) -> Result<Option<String>, Error>) -> Result<Self, Error> {
-        let named = |name: &str, e: Error| Error::configuration(format!("{name}: {}", e.message()));
-        let refresh_token = match get(ENV_REFRESH_TOKEN)? {
-            Some(v) if !v.trim().is_empty() => SecretString::from(v),
-            _ => {
-                return Err(Error::configuration(format!(
-                    "the environment variable {ENV_REFRESH_TOKEN} is not set; log in to Kalsel.dev and copy the refresh token"
-                )));
+        // Read every variable first, so a non-UTF-8 value is reported as such.
+        let mut values = std::collections::HashMap::new();
+        for name in [
+            ENV_REFRESH_TOKEN,
+            ENV_TOKEN_LIFETIME_MINUTES,
+            ENV_BASE_URL,
+            ENV_ACCOUNT,
+        ] {
+            if let Some(v) = get(name)? {
+                values.insert(name, v);
             }
-        };
-        let mut config = Self::new(refresh_token).map_err(|e| named(ENV_REFRESH_TOKEN, e))?;
-        if let Some(raw) = get(ENV_TOKEN_LIFETIME_MINUTES)?.filter(|v| !v.trim().is_empty()) {
+        }
+        let lookup = |name: &str| values.get(name).cloned();
+        let vars = Vars::new(&lookup);
+        let refresh_token = vars.secret(
+            ENV_REFRESH_TOKEN,
+            "log in to Kalsel.dev and copy the refresh token",
+        )?;
+        let mut config = Self::new(refresh_token).map_err(|e| Vars::named(ENV_REFRESH_TOKEN, e))?;
+        if let Some(raw) = vars.get(ENV_TOKEN_LIFETIME_MINUTES) {
             let minutes = raw.trim().parse::<u32>().map_err(|_| {
                 Error::configuration(format!(
                     "{ENV_TOKEN_LIFETIME_MINUTES} must be a whole number of minutes from {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES}"
@@ -165,17 +174,13 @@ impl KalselConfig {
             })?;
             config = config
                 .with_token_lifetime_minutes(minutes)
-                .map_err(|e| named(ENV_TOKEN_LIFETIME_MINUTES, e))?;
+                .map_err(|e| Vars::named(ENV_TOKEN_LIFETIME_MINUTES, e))?;
         }
-        if let Some(url) = get(ENV_BASE_URL)?.filter(|v| !v.trim().is_empty()) {
-            config = config
-                .with_base_url(&url)
-                .map_err(|e| named(ENV_BASE_URL, e))?;
-        }
-        if let Some(account) = get(ENV_ACCOUNT)?.filter(|v| !v.trim().is_empty()) {
+        config.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
+        if let Some(account) = vars.get(ENV_ACCOUNT) {
             config = config
                 .with_account(account.trim())
-                .map_err(|e| named(ENV_ACCOUNT, e))?;
+                .map_err(|e| Vars::named(ENV_ACCOUNT, e))?;
         }
         Ok(config)
     }

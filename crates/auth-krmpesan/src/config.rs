@@ -5,7 +5,7 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{Url, parse_base_url},
+    http::{Url, Vars, parse_base_url},
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -151,32 +151,38 @@ impl KrmPesanConfig {
     }
 
     fn from_vars(get: impl Fn(&str) -> Result<Option<String>, Error>) -> Result<Self, Error> {
-        let required = |name: &str| -> Result<SecretString, Error> {
-            match get(name)? {
-                Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v)),
-                _ => Err(Error::configuration(format!(
-                    "the environment variable {name} is not set; copy the value from the KrmPesan dashboard"
-                ))),
+        // Read every variable first, so a non-UTF-8 value is reported as such.
+        let mut values = std::collections::HashMap::new();
+        for name in [
+            ENV_REFRESH_TOKEN,
+            ENV_DEVICE_KEY,
+            ENV_BASE_URL,
+            ENV_ID_TOKEN,
+            ENV_ACCOUNT,
+        ] {
+            if let Some(v) = get(name)? {
+                values.insert(name, v);
             }
-        };
-        let named = |name: &str, r: Result<Self, Error>| {
-            r.map_err(|e| Error::configuration(format!("{name}: {}", e.message())))
-        };
-        let refresh_token = required(ENV_REFRESH_TOKEN)?;
+        }
+        let lookup = |name: &str| values.get(name).cloned();
+        let vars = Vars::new(&lookup);
+        const HINT: &str = "copy the value from the KrmPesan dashboard";
+        let refresh_token = vars.secret(ENV_REFRESH_TOKEN, HINT)?;
         check_secret("refresh token", &refresh_token)
-            .map_err(|e| Error::configuration(format!("{ENV_REFRESH_TOKEN}: {}", e.message())))?;
-        let device_key = required(ENV_DEVICE_KEY)?;
-        check_secret("device key", &device_key)
-            .map_err(|e| Error::configuration(format!("{ENV_DEVICE_KEY}: {}", e.message())))?;
+            .map_err(|e| Vars::named(ENV_REFRESH_TOKEN, e))?;
+        let device_key = vars.secret(ENV_DEVICE_KEY, HINT)?;
+        check_secret("device key", &device_key).map_err(|e| Vars::named(ENV_DEVICE_KEY, e))?;
         let mut config = Self::new(refresh_token, device_key)?;
-        if let Some(url) = get(ENV_BASE_URL)?.filter(|v| !v.trim().is_empty()) {
-            config = named(ENV_BASE_URL, config.with_base_url(&url))?;
+        config.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
+        if let Some(id) = vars.get(ENV_ID_TOKEN) {
+            config = config
+                .with_id_token(SecretString::from(id))
+                .map_err(|e| Vars::named(ENV_ID_TOKEN, e))?;
         }
-        if let Some(id) = get(ENV_ID_TOKEN)?.filter(|v| !v.trim().is_empty()) {
-            config = named(ENV_ID_TOKEN, config.with_id_token(SecretString::from(id)))?;
-        }
-        if let Some(account) = get(ENV_ACCOUNT)?.filter(|v| !v.trim().is_empty()) {
-            config = named(ENV_ACCOUNT, config.with_account(account.trim()))?;
+        if let Some(account) = vars.get(ENV_ACCOUNT) {
+            config = config
+                .with_account(account.trim())
+                .map_err(|e| Vars::named(ENV_ACCOUNT, e))?;
         }
         Ok(config)
     }

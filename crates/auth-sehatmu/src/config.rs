@@ -4,7 +4,7 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{HttpConfig, Url, parse_base_url},
+    http::{HttpConfig, Url, Vars, parse_base_url},
 };
 use secrecy::SecretString;
 
@@ -80,22 +80,13 @@ impl SehatMuConfig {
     /// # Errors
     /// See [`from_env`](Self::from_env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let client_id = get(ENV_CLIENT_ID)
-            .ok_or_else(|| Error::configuration(format!("{ENV_CLIENT_ID} is not set")))?;
-        let client_secret = get(ENV_CLIENT_SECRET)
-            .ok_or_else(|| Error::configuration(format!("{ENV_CLIENT_SECRET} is not set")))?;
-        let mut config =
-            Self::new(client_id.trim(), SecretString::from(client_secret)).map_err(|_| {
-                Error::configuration(format!("{ENV_CLIENT_ID} holds control characters"))
-            })?;
-        if let Some(base) = get(ENV_BASE_URL) {
-            config.base_url = parse_base_url(&base).map_err(|_| {
-                Error::configuration(format!(
-                    "{ENV_BASE_URL} is not an acceptable base URL: use https (http only on loopback), without credentials, query or fragment"
-                ))
-            })?;
-        }
+        let vars = Vars::new(&lookup);
+        let client_id = vars.required(ENV_CLIENT_ID, "use the client ID issued to you")?;
+        let client_secret =
+            vars.secret(ENV_CLIENT_SECRET, "use the client secret issued to you")?;
+        let mut config = Self::new(client_id.trim(), client_secret)
+            .map_err(|e| Vars::named(ENV_CLIENT_ID, e))?;
+        config.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
         Ok(config)
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{HttpConfig, Url, parse_base_url},
+    http::{HttpConfig, Url, Vars, parse_base_url},
 };
 use secrecy::SecretString;
 
@@ -107,23 +107,17 @@ impl StampsConfig {
     /// # Errors
     /// See [`from_env`](Self::from_env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let token = get(ENV_TOKEN);
-        let static_token = get(ENV_STATIC_TOKEN);
-        let mut config = match (token, static_token) {
+        let vars = Vars::new(&lookup);
+        let mut config = match (vars.get(ENV_TOKEN), vars.get(ENV_STATIC_TOKEN)) {
             (Some(_), Some(_)) => {
                 return Err(Error::configuration(format!(
                     "both {ENV_TOKEN} and {ENV_STATIC_TOKEN} are set; set only one of them"
                 )));
             }
             (Some(token), None) => {
-                let raw = get(ENV_MERCHANT_ID).ok_or_else(|| {
-                    Error::configuration(format!(
-                        "{ENV_MERCHANT_ID} is not set (it is required with {ENV_TOKEN})"
-                    ))
-                })?;
-                let merchant_id = parse_merchant_id(&raw)?;
-                Self::jwt(SecretString::from(token), merchant_id)
+                let raw =
+                    vars.required(ENV_MERCHANT_ID, &format!("it is required with {ENV_TOKEN}"))?;
+                Self::jwt(SecretString::from(token), parse_merchant_id(&raw)?)
             }
             (None, Some(static_token)) => Self::static_token(SecretString::from(static_token)),
             (None, None) => {
@@ -132,13 +126,7 @@ impl StampsConfig {
                 )));
             }
         };
-        if let Some(base) = get(ENV_BASE_URL) {
-            config.base_url = parse_base_url(&base).map_err(|_| {
-                Error::configuration(format!(
-                    "{ENV_BASE_URL} is not an acceptable base URL: use https (http only on loopback), without credentials, query or fragment"
-                ))
-            })?;
-        }
+        config.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
         Ok(config)
     }
 
