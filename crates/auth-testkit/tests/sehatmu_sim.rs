@@ -1,5 +1,8 @@
 //! The SehatMu simulator refuses every request that departs from document 004, and applies the
-#![allow(clippy::unwrap_used, reason = "test helpers: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is a test failure"
+)]
 //! one-request-per-minute-after-failure rule.
 
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! The Stamps simulator refuses every request that departs from document 003.
-#![allow(clippy::unwrap_used, reason = "test helpers: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is a test failure"
+)]
 
 use std::time::Duration;
 
