@@ -1,0 +1,175 @@
+//! A process that rotates Kalsel.dev tokens through a file store as fast as it can (each
+//! token invalidated as soon as it is handed out, so every call is a refresh that rotates the
+//! refresh token) is SIGKILLed 50 times at random instants. After each kill:
+//!
+//! * the store loads a whole entry;
+//! * every token the process handed out (printed) is the stored refresh token or older than
+//!   it — a handed-out rotated token is never lost;
+//! * if the server rotated once more after the stored token (the kill landed between the
+//!   server's answer and the save), that newer token was never handed out;
+//! * one more refresh from the stored refresh token succeeds against the simulator (with
+//!   strict rotation when the stored token is the latest; otherwise against a server that
+//!   keeps unexpired tokens valid, as stateless JWT servers do), and its result is saved, so
+//!   the next round continues from it.
+//!
+//! The child is this test binary itself, re-run with `KUNCI_RELIABILITY_CRASH_CHILD` set to
+//! run [`crash_child`] (which returns at once when the variable is not set).
+
+use std::{
+    collections::HashMap,
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use auth_testkit::{SimServer, kalsel::KalselSim};
+use kunci::{
+    FileStore, HttpConfig, ProviderKind, StoreKey, TokenSource as _, TokenStore as _,
+    core::{FetchRequest, SharedClock, StoredEntry},
+    providers::kalsel::{KalselConfig, KalselSource},
+};
+use secrecy::{ExposeSecret as _, SecretString};
+
+const CHILD_ENV: &str = "KUNCI_RELIABILITY_CRASH_CHILD";
+const ROUNDS: usize = 50;
+const PREFIX: &str = "handed-out ";
+
+/// The child's body: rotate and print until killed (bounded: 60 s, 100,000 tokens).
+#[test]
+fn crash_child() {
+    let Ok(vars) = std::env::var(CHILD_ENV) else {
+        return; // not a child: nothing to do
+    };
+    let vars: HashMap<String, String> = serde_json::from_str(&vars).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let manager = kunci::from_lookup(
+            ProviderKind::Kalsel,
+            &|name| vars.get(name).cloned(),
+            HttpConfig::default(),
+        )
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut out = std::io::stdout().lock();
+        for _ in 0..100_000 {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
+            let token = manager.token().await.unwrap();
+            // Handed out: a fake token from the simulator, printed for the parent to check.
+            writeln!(out, "{PREFIX}{}", token.secret().expose_secret()).unwrap();
+            out.flush().unwrap();
+            manager.invalidate(&token);
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_never_loses_a_handed_out_rotated_token() {
+    let sim = KalselSim::start_with(SimServer::builder()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let config = KalselConfig::new(SecretString::from(sim.initial_refresh_token().to_owned()))
+        .unwrap()
+        .with_base_url(&sim.base_url())
+        .unwrap();
+    let key: StoreKey = config.store_key();
+    let verifier = KalselSource::with_default_client(config).unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (
+            "KALSEL_REFRESH_TOKEN",
+            sim.initial_refresh_token().to_owned(),
+        ),
+        ("KALSEL_BASE_URL", sim.base_url()),
+        (kunci::ENV_STORE, dir.path().to_string_lossy().into_owned()),
+    ]);
+    let vars = serde_json::to_string(&vars).unwrap();
+    let exe = std::env::current_exe().unwrap();
+
+    let (mut printed_total, mut latest_stored, mut unsaved_window, mut empty) = (0, 0, 0, 0);
+    for round in 0..ROUNDS {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &vars)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix(PREFIX).map(str::to_owned))
+                .collect::<Vec<_>>()
+        });
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(40..300))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let printed = reader.join().unwrap();
+        printed_total += printed.len();
+
+        let entry = store
+            .load(&key)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the entry does not load: {e}"));
+        let Some(entry) = entry else {
+            assert!(
+                printed.is_empty(),
+                "round {round}: handed out but not stored"
+            );
+            empty += 1;
+            continue;
+        };
+        let stored = entry.refresh.as_ref().unwrap().expose_secret().to_owned();
+        let issued = sim.issued_tokens();
+        let position = |t: &str| issued.iter().position(|i| i == t);
+        let stored_at = position(&stored);
+        for token in &printed {
+            assert!(
+                position(token) <= stored_at,
+                "round {round}: a handed-out token is newer than the stored one: lost"
+            );
+        }
+        let latest = sim.refresh_token();
+        if stored == latest {
+            latest_stored += 1;
+        } else {
+            // The server rotated after the stored token and the process died before saving:
+            // that token must never have been handed out.
+            assert!(
+                !printed.contains(&latest),
+                "round {round}: a handed-out token was lost"
+            );
+            unsaved_window += 1;
+            sim.set_strict_rotation(false);
+        }
+        // One more refresh from the stored entry, saved, so the next round continues from it.
+        let now = SharedClock::system().now();
+        let fetched = verifier
+            .fetch(FetchRequest::new(Some(SecretString::from(stored)), now))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("round {round}: the stored refresh token was refused: {e:?}")
+            });
+        sim.set_strict_rotation(true);
+        let mut next = StoredEntry::with_token(fetched.token);
+        next.refresh = fetched.refresh;
+        store.save(&key, &next, entry.version).await.unwrap();
+    }
+    eprintln!(
+        "{ROUNDS} SIGKILLs: {printed_total} tokens handed out in all; the stored refresh token was the latest after {latest_stored} kills, \
+         {unsaved_window} kills landed between the server's rotation and the save (that token never handed out), \
+         {empty} before the first save"
+    );
+    assert!(printed_total > 0, "the child made progress");
+}
