@@ -41,6 +41,7 @@
 pub mod jwt;
 pub mod kalsel;
 pub mod krmpesan;
+pub mod logs;
 pub mod sehatmu;
 mod server;
 pub mod stamps;

@@ -1,42 +1,15 @@
-use std::{
-    io,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use auth_testkit::Fault;
-use tracing_subscriber::{filter::LevelFilter, util::SubscriberInitExt as _};
+use auth_testkit::{Fault, logs::LogCapture};
 
 use crate::support::{REFRESH_POINT, setup};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A whole flow at TRACE: fetch, cache, expiry, rotation, a fault, a 421. No secret and no
 /// issued token may appear in the logs.
 #[tokio::test(flavor = "current_thread")]
 async fn trace_logs_hold_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_max_level(LevelFilter::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish()
-        .set_default();
+    let captured = LogCapture::default();
+    let _guard = captured.install();
 
     let s = setup().await;
     let t = s.manager.token().await.unwrap();
@@ -53,7 +26,7 @@ async fn trace_logs_hold_no_secret() {
     let err = s.manager.token().await.unwrap_err();
     tracing::error!(error = %err, debug = ?err, "logged like an application would");
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("kalsel"), "nothing was captured: {logs}");
     let mut secrets = vec![
         s.sim.initial_refresh_token().to_owned(),
