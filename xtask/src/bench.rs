@@ -50,6 +50,54 @@ const SUITES: &[Suite] = &[
         groups: &["middleware"],
         derive: derive_middleware,
     },
+    Suite {
+        name: "stampede",
+        package: "kunci",
+        bench: "stampede",
+        features: "",
+        groups: &["facade_stampede"],
+        derive: derive_stampede,
+    },
+];
+
+/// A `harness = false` bench that makes one long measurement and prints `report:` lines,
+/// which become the region's bullet list.
+struct ReportSuite {
+    name: &'static str,
+    package: &'static str,
+    bench: &'static str,
+    features: &'static str,
+    /// Run only when named (`cargo xtask bench load`), not by a plain `cargo xtask bench`.
+    explicit: bool,
+    /// What the bench measures, printed above its report lines.
+    what: &'static str,
+}
+
+const REPORT_SUITES: &[ReportSuite] = &[
+    ReportSuite {
+        name: "boundary",
+        package: "kunci",
+        bench: "refresh_boundary",
+        features: "",
+        explicit: false,
+        what: "8 callers in a loop for 10 s on a 2-worker runtime, tokens living 3 s, 50 ms upstream latency (SehatMu simulator through `kunci::from_lookup`, memory store)",
+    },
+    ReportSuite {
+        name: "fleet",
+        package: "kunci",
+        bench: "fleet",
+        features: "redis",
+        explicit: false,
+        what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token",
+    },
+    ReportSuite {
+        name: "load",
+        package: "kunci",
+        bench: "load",
+        features: "",
+        explicit: true,
+        what: "2 callers × 60 s of `token()` on a Kalsel.dev manager with a file store; tokens living 3 s, so the refresh token rotates and is saved every few seconds",
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -91,9 +139,114 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         let body = render(suite, &cmd, &estimates, &reports)?;
         doc = replace_region(&doc, suite.name, &body)?;
     }
+    for suite in REPORT_SUITES.iter().filter(|s| {
+        if only.is_empty() {
+            !s.explicit
+        } else {
+            only.iter().any(|o| *o == s.name)
+        }
+    }) {
+        let mut cmd: Vec<String> = ["bench", "-p", suite.package, "--bench", suite.bench]
+            .map(String::from)
+            .to_vec();
+        if !suite.features.is_empty() {
+            cmd.extend(["--features".into(), suite.features.into()]);
+        }
+        let reports = run_capturing_reports(&cmd)?;
+        if reports.is_empty() {
+            bail!("suite {}: the bench printed no report lines", suite.name);
+        }
+        let mut body = String::new();
+        writeln!(
+            body,
+            "Machine: {}. Date: {}. Command: `cargo xtask bench {}` (runs `cargo {}`). {}.",
+            machine(),
+            today(),
+            suite.name,
+            cmd.join(" "),
+            suite.what
+        )?;
+        writeln!(body)?;
+        for line in &reports {
+            writeln!(body, "- {line}")?;
+        }
+        doc = replace_region(&doc, suite.name, &body)?;
+    }
+    if only.is_empty() || only.iter().any(|o| *o == "deps") {
+        doc = replace_region(&doc, "deps", &dependency_weight()?)?;
+    }
     fs::write(&doc_path, doc)?;
     eprintln!("docs/benchmarks.md updated");
     Ok(())
+}
+
+/// Crates in the normal dependency tree (`cargo tree -e normal --prefix none`, deduplicated),
+/// the crate itself included, for each provider alone, the facade with one provider, and
+/// everything.
+fn dependency_weight() -> Result<String> {
+    let cases: &[(&str, &[&str])] = &[
+        ("auth-krmpesan alone", &["-p", "auth-krmpesan"]),
+        ("auth-kalsel alone", &["-p", "auth-kalsel"]),
+        ("auth-stamps alone", &["-p", "auth-stamps"]),
+        ("auth-sehatmu alone", &["-p", "auth-sehatmu"]),
+        (
+            "facade with one provider",
+            &[
+                "-p",
+                "kunci",
+                "--no-default-features",
+                "--features",
+                "stamps",
+            ],
+        ),
+        ("facade, default features (4 providers)", &["-p", "kunci"]),
+        ("facade, all features", &["-p", "kunci", "--all-features"]),
+        (
+            "everything (workspace, all features)",
+            &["--workspace", "--all-features"],
+        ),
+    ];
+    let mut s = String::new();
+    writeln!(
+        s,
+        "Machine: {}. Date: {}. Command: `cargo xtask bench deps` (runs `cargo tree -e normal --prefix none <selection>` and counts distinct crates, the selected crates included).",
+        machine(),
+        today()
+    )?;
+    writeln!(s)?;
+    writeln!(s, "| selection | `cargo tree` arguments | crates |")?;
+    writeln!(s, "|---|---|---|")?;
+    for (name, args) in cases {
+        let mut cmd = vec!["tree", "-e", "normal", "--prefix", "none"];
+        cmd.extend_from_slice(args);
+        eprintln!("$ cargo {}", cmd.join(" "));
+        let out = Command::new("cargo").args(&cmd).output()?;
+        if !out.status.success() {
+            bail!(
+                "cargo {} failed: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let crates: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                match (words.next(), words.next()) {
+                    (Some(name), Some(version)) if version.starts_with('v') => Some(name),
+                    _ => None,
+                }
+            })
+            .collect();
+        writeln!(
+            s,
+            "| {name} | `{}` | **{}** |",
+            args.join(" "),
+            crates.len()
+        )?;
+    }
+    Ok(s)
 }
 
 /// Runs `cargo <args>`, streaming its output, and returns the lines that start with `report:`.
@@ -247,6 +400,18 @@ fn derive_core(est: &BTreeMap<String, Estimate>) -> Vec<String> {
         out.push(format!("stampede: the last of 10,000 cold callers had its token after {} = **{:.2}x** the 50 ms upstream latency (target < 1.5x)", human(ns), ns / 50e6));
     }
     out
+}
+
+fn derive_stampede(est: &BTreeMap<String, Estimate>) -> Vec<String> {
+    est.get("facade_stampede/cold_10000_callers_50ms_upstream")
+        .map(|e| {
+            vec![format!(
+                "stampede through the facade (SehatMu simulator over HTTP): the last of 10,000 cold callers had its token after {} = **{:.2}x** the 50 ms upstream latency (target < 1.5x)",
+                human(e.mean_ns),
+                e.mean_ns / 50e6
+            )]
+        })
+        .unwrap_or_default()
 }
 
 fn derive_middleware(est: &BTreeMap<String, Estimate>) -> Vec<String> {

@@ -1,0 +1,157 @@
+//! Fleet: 16 processes (this binary, re-run as children) share one token through a store —
+//! the file store, then Redis (`KUNCI_TEST_REDIS_URL`; skipped with a report line when unset),
+//! then, for contrast, each its own memory store. Tokens live 3 s; over 3 lifetimes after every
+//! process has its first token, the simulator counts the requests (target: 1 per lifetime with
+//! a shared store). Prints `report:` lines. `harness = false`.
+#![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall time with Instant::now"
+)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "report lines for cargo xtask bench; children talk to the parent on stdout"
+)]
+
+use std::{
+    collections::HashMap,
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use auth_testkit::{SimServer, sehatmu::SehatMuSim};
+use kunci::{HttpConfig, ProviderKind};
+
+const PROCESSES: usize = 16;
+const LIFETIME: Duration = Duration::from_secs(3);
+const LIFETIMES: u32 = 3;
+const LATENCY: Duration = Duration::from_millis(50);
+const CHILD_ENV: &str = "KUNCI_FLEET_CHILD";
+
+fn main() {
+    if let Ok(vars) = std::env::var(CHILD_ENV) {
+        child(&vars);
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut modes = vec![(
+        "file store (one directory, 16 processes)",
+        dir.path().to_string_lossy().into_owned(),
+    )];
+    match std::env::var("KUNCI_TEST_REDIS_URL") {
+        Ok(url) => modes.push(("Redis store (16 processes)", url)),
+        Err(_) => println!(
+            "report: fleet, Redis store: skipped (set KUNCI_TEST_REDIS_URL=redis://127.0.0.1:6379 to run it)"
+        ),
+    }
+    modes.push((
+        "no shared store (each process its own memory store)",
+        "memory:".to_owned(),
+    ));
+    for (name, store) in modes {
+        let sim = rt
+            .block_on(SehatMuSim::start_with(
+                SimServer::builder()
+                    .latency(LATENCY)
+                    .token_lifetime(LIFETIME),
+            ))
+            .unwrap();
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("SEHATMU_CLIENT_ID", sim.client_id().to_owned()),
+            ("SEHATMU_CLIENT_SECRET", sim.client_secret().to_owned()),
+            ("SEHATMU_BASE_URL", sim.base_url()),
+            ("KUNCI_STORE", store),
+        ]);
+        let vars = serde_json::to_string(&vars).unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        let mut children: Vec<Child> = Vec::new();
+        for _ in 0..PROCESSES {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, &vars)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = child.stdout.take().unwrap();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            children.push(child);
+        }
+        let mut ready = 0;
+        let mut errors = Vec::new();
+        let wait_until = Instant::now() + Duration::from_secs(60);
+        while ready < PROCESSES && Instant::now() < wait_until {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) if line == "ready" => ready += 1,
+                Ok(line) => errors.push(line),
+                Err(_) => {}
+            }
+        }
+        assert_eq!(
+            ready, PROCESSES,
+            "every process got its first token: {errors:?}"
+        );
+        let before = sim.request_count();
+        std::thread::sleep(LIFETIME * LIFETIMES);
+        let requests = sim.request_count() - before;
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        errors.extend(rx.try_iter().filter(|l| l != "ready"));
+        println!(
+            "report: fleet, {name}: **{requests} requests** in {LIFETIMES} token lifetimes of {} s = **{:.2} per lifetime**{} ({} errors in the processes)",
+            LIFETIME.as_secs(),
+            f64::from(u32::try_from(requests).unwrap_or(u32::MAX)) / f64::from(LIFETIMES),
+            if name.starts_with("no shared") {
+                " (for contrast)"
+            } else {
+                " (target 1)"
+            },
+            errors.len()
+        );
+        for e in errors.iter().take(3) {
+            eprintln!("fleet child: {e}");
+        }
+    }
+}
+
+/// A process of the fleet: its first token, then `token()` every 5 ms until killed (at most
+/// two minutes).
+fn child(vars: &str) {
+    let vars: HashMap<String, String> = serde_json::from_str(vars).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let manager = kunci::from_lookup(
+            ProviderKind::SehatMu,
+            &|name| vars.get(name).cloned(),
+            HttpConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut out = std::io::stdout();
+        manager.token().await.unwrap();
+        writeln!(out, "ready").unwrap();
+        let end = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < end {
+            if let Err(e) = manager.token().await {
+                writeln!(out, "error: {e}").unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+}

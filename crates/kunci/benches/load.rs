@@ -1,0 +1,118 @@
+//! Load: 2 callers on a 2-worker runtime call `token()` for 60 s (a Kalsel.dev manager with a
+//! file store: tokens live 3 s, so every ~2.5 s a refresh rotates the refresh token and saves
+//! it). Reports calls, errors (target 0), refreshes, and the resident set size at the start and
+//! the end (target: flat). `harness = false`; `cargo xtask bench load` only.
+#![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall time with Instant::now"
+)]
+#![allow(clippy::print_stdout, reason = "report lines for cargo xtask bench")]
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use auth_testkit::{SimServer, kalsel::KalselSim};
+use kunci::{HttpConfig, ProviderKind};
+
+const CALLERS: usize = 2;
+const LIFETIME: Duration = Duration::from_secs(3);
+
+/// Resident set size in KiB (`VmRSS` of /proc/self/status).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("KUNCI_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(KalselSim::start_with(
+            SimServer::builder()
+                .latency(Duration::from_millis(5))
+                .token_lifetime(LIFETIME),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (
+            "KALSEL_REFRESH_TOKEN",
+            sim.initial_refresh_token().to_owned(),
+        ),
+        ("KALSEL_BASE_URL", sim.base_url()),
+        ("KUNCI_STORE", dir.path().to_string_lossy().into_owned()),
+    ]);
+    let manager = rt
+        .block_on(kunci::from_lookup(
+            ProviderKind::Kalsel,
+            &|name| vars.get(name).cloned(),
+            HttpConfig::default(),
+        ))
+        .unwrap();
+    rt.block_on(manager.token()).unwrap();
+    let rss_start = rss_kib();
+    let mut samples = vec![rss_start];
+    let (calls, errors) = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let m = manager.clone();
+                tokio::spawn(async move {
+                    let (mut calls, mut errors) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        for _ in 0..1000 {
+                            errors += u64::from(m.token().await.is_err());
+                            calls += 1;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    (calls, errors)
+                })
+            })
+            .collect();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            samples.push(rss_kib());
+        }
+        let mut total = (0, 0);
+        for t in tasks {
+            let (c, e) = t.await.unwrap();
+            total.0 += c;
+            total.1 += e;
+        }
+        total
+    });
+    let rss_end = rss_kib();
+    let stats = manager.stats();
+    println!(
+        "report: load: {CALLERS} callers × {seconds} s: **{calls} calls, {errors} errors** (target 0); {} refreshes (tokens living {} s, each rotation saved to the file store), {} failed",
+        stats.fetches,
+        LIFETIME.as_secs(),
+        stats.failures
+    );
+    println!(
+        "report: resident set size: **{rss_start} KiB at the start, {rss_end} KiB at the end** (target: flat); every 10 s: {}",
+        samples
+            .iter()
+            .map(|k| format!("{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
