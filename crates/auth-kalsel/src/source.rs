@@ -161,13 +161,13 @@ impl KalselSource {
     }
 }
 
-#[async_trait]
-impl TokenSource for KalselSource {
-    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
-        let refresh = request
-            .refresh
-            .as_ref()
-            .unwrap_or(&self.config.refresh_token);
+impl KalselSource {
+    /// One refresh request with `refresh`.
+    async fn refresh_with(
+        &self,
+        refresh: &SecretString,
+        sent_at: time::OffsetDateTime,
+    ) -> Result<Fetched, Error> {
         let body = serde_json::to_vec(&RefreshBody {
             refresh_token: refresh.expose_secret(),
             limit: self.config.limit,
@@ -181,9 +181,36 @@ impl TokenSource for KalselSource {
             .body(body);
         let response = self.http.send(NAME, builder).await?;
         match response.status.as_u16() {
-            200 => Self::parse_success(&response, request.sent_at),
+            200 => Self::parse_success(&response, sent_at),
             401 | 403 | 421 => Err(Self::jwt_rejection(&response, refresh)),
-            _ => Err(response.unexpected_status(NAME, request.sent_at)),
+            _ => Err(response.unexpected_status(NAME, sent_at)),
+        }
+    }
+}
+
+#[async_trait]
+impl TokenSource for KalselSource {
+    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
+        let configured = &self.config.refresh_token;
+        let Some(held) = request.refresh.as_ref() else {
+            return self.refresh_with(configured, request.sent_at).await;
+        };
+        match self.refresh_with(held, request.sent_at).await {
+            // The stored (rotated) refresh token was rejected. If a different token is
+            // configured — someone logged in again and set KALSEL_REFRESH_TOKEN — try it once,
+            // so a new login takes effect without deleting the stored entry by hand. While the
+            // stored token is accepted it wins: in a fleet it is the newest one.
+            Err(e)
+                if e.kind() == auth_core::ErrorKind::ReauthenticationRequired
+                    && held.expose_secret() != configured.expose_secret() =>
+            {
+                tracing::info!(
+                    provider = NAME,
+                    "the stored refresh token was rejected; trying the configured one"
+                );
+                self.refresh_with(configured, request.sent_at).await
+            }
+            outcome => outcome,
         }
     }
 

@@ -207,6 +207,19 @@ impl KalselSim {
         &self.initial
     }
 
+    /// What a new login with username and password does: issues a fresh refresh token, valid for
+    /// the configured lifetime, which replaces the accepted one; returns it.
+    pub fn login(&self) -> String {
+        let mut state = self.handler.state();
+        let exp = (self.server.now() + self.server.token_lifetime()).unix_timestamp();
+        let token = jwt::hs256(
+            &json!({"exp": exp, "identity": "whois.muchlis@gmail.com", "jti": format!("login-{exp}"), "name": "Real Muchlis"}),
+            &state.secret,
+        );
+        state.current.clone_from(&token);
+        token
+    }
+
     /// Replaces the accepted refresh token with one that expired an hour ago (signed with the
     /// simulator's secret) and returns it: the next refresh with it is answered 421.
     pub fn expire_refresh_token(&self) -> String {

@@ -166,3 +166,77 @@ async fn source_name_key_and_debug() {
         "{printed}"
     );
 }
+
+/// After a 421, a person logs in again and configures the new refresh token. The stored
+/// (rotated, now dead) one is tried first and rejected; the configured one is then used, so
+/// the new login takes effect without deleting the stored entry by hand.
+#[tokio::test]
+async fn a_new_login_takes_effect_over_a_dead_stored_refresh_token() {
+    let clock = clock();
+    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
+    let store = auth_core::MemoryStore::new();
+    let first = manager(config(&sim), &store, &clock, Duration::from_secs(10));
+    first.token().await.unwrap();
+    // idle past the token's life: the stored refresh material has expired server-side
+    clock.advance(Duration::from_secs(2 * 3600));
+    let err = first.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+
+    let fresh = sim.login();
+    let relogged = auth_kalsel::KalselConfig::new(SecretString::from(fresh.clone()))
+        .unwrap()
+        .with_base_url(&sim.base_url())
+        .unwrap();
+    let second = manager(relogged, &store, &clock, Duration::from_secs(10));
+    let before = sim.request_count();
+    let token = second.token().await.unwrap();
+    assert_eq!(
+        sim.request_count() - before,
+        2,
+        "the dead stored token, then the configured one"
+    );
+    let sent: Vec<String> = sim.requests()[before..]
+        .iter()
+        .map(|r| {
+            r.json().unwrap()["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sent[1], fresh);
+    // and the rotation is stored, as always
+    let stored = auth_core::TokenStore::load(&store, second.key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.refresh.unwrap().expose_secret(),
+        token.secret().expose_secret()
+    );
+}
+
+/// While the stored refresh token is accepted it wins over the configured one (in a fleet it is
+/// the newest), so a process configured with an old token keeps working.
+#[tokio::test]
+async fn a_valid_stored_refresh_token_wins_over_the_configured_one() {
+    let clock = clock();
+    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
+    let store = auth_core::MemoryStore::new();
+    let first = manager(config(&sim), &store, &clock, Duration::from_secs(10));
+    let issued = first.token().await.unwrap();
+    clock.advance(REFRESH_POINT);
+    let before = sim.request_count();
+    let second = manager(config(&sim), &store, &clock, Duration::from_secs(10));
+    second.token().await.unwrap();
+    assert_eq!(sim.request_count() - before, 1);
+    let sent = sim.last_request().unwrap().json().unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        sent,
+        issued.secret().expose_secret(),
+        "the stored, rotated token was used"
+    );
+}
