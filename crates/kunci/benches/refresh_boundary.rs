@@ -26,6 +26,8 @@ const LATENCY: Duration = Duration::from_millis(50);
 
 /// Latencies in 10 ns buckets up to 1 ms, and an overflow count; the maximum is kept exactly.
 struct Histogram {
+    /// When (since the run started) each call over 1 ms happened, and how long it took.
+    slow: Vec<(Duration, Duration)>,
     buckets: Vec<u64>,
     over_1ms: u64,
     max: Duration,
@@ -36,6 +38,7 @@ impl Histogram {
     const BUCKET_NS: u128 = 10;
     fn new() -> Self {
         Self {
+            slow: Vec::new(),
             buckets: vec![0; 100_000],
             over_1ms: 0,
             max: Duration::ZERO,
@@ -55,6 +58,7 @@ impl Histogram {
             *a += b;
         }
         self.over_1ms += other.over_1ms;
+        self.slow.extend_from_slice(&other.slow);
         self.max = self.max.max(other.max);
         self.count += other.count;
     }
@@ -134,6 +138,16 @@ fn main() {
         histogram.over_1ms,
         histogram.count,
     );
+    let mut slow = histogram.slow.clone();
+    slow.sort();
+    println!(
+        "report: when the calls over 1 ms happened (s into the run, duration): {}",
+        slow.iter()
+            .take(40)
+            .map(|(at, took)| format!("{:.3} s {}", at.as_secs_f64(), human(*took)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     println!(
         "report: control, the same loop timing an empty statement: p50 {}, p99 {}, max **{}**; {} of {} timings over 1 ms (scheduler noise on this machine)",
         control.quantile(0.50),
@@ -150,7 +164,8 @@ fn main() {
 
 async fn run(manager: &kunci::TokenManager, control: bool) -> (Histogram, u64) {
     {
-        let deadline = Instant::now() + RUN;
+        let begin = Instant::now();
+        let deadline = begin + RUN;
         let tasks: Vec<_> = (0..CALLERS)
             .map(|_| {
                 let m = manager.clone();
@@ -164,7 +179,11 @@ async fn run(manager: &kunci::TokenManager, control: bool) -> (Histogram, u64) {
                         } else {
                             m.token().await.is_ok()
                         };
-                        h.record(start.elapsed());
+                        let took = start.elapsed();
+                        h.record(took);
+                        if took > Duration::from_millis(1) {
+                            h.slow.push((start - begin, took));
+                        }
                         errors += u64::from(!ok);
                         // A caller does other work between calls; let the runtime run it.
                         tokio::task::yield_now().await;
