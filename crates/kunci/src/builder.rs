@@ -120,7 +120,7 @@ pub async fn from_env(kind: ProviderKind) -> Result<TokenManager, Error> {
 /// [`from_env`] over any variable lookup (a CLI profile, a secrets manager, a test map).
 pub async fn from_lookup(
     kind: ProviderKind,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     http: HttpConfig,
 ) -> Result<TokenManager, Error> {
     let (source, key) = kind.source_from_lookup(lookup, http)?;

@@ -84,3 +84,27 @@ fn provider_kinds_round_trip_by_name() {
     }
     assert_eq!(ProviderKind::from_name("nope"), None);
 }
+
+/// `from_lookup`'s future can be spawned: a service builds managers inside tasks.
+#[tokio::test]
+async fn from_lookup_can_run_in_a_spawned_task() {
+    let sim = StampsSim::start().await.unwrap();
+    let vars: HashMap<&'static str, String> = HashMap::from([
+        ("STAMPS_BASE_URL", sim.base_url()),
+        ("STAMPS_STATIC_TOKEN", "static-abc".to_owned()),
+        ("KUNCI_STORE", "memory:".to_owned()),
+    ]);
+    let task = tokio::spawn(async move {
+        let manager = kunci::from_lookup(
+            ProviderKind::Stamps,
+            &|n| vars.get(n).cloned(),
+            HttpConfig::default(),
+        )
+        .await?;
+        manager
+            .token()
+            .await
+            .map(|t| t.header_value().to_str().map(str::to_owned))
+    });
+    assert_eq!(task.await.unwrap().unwrap().unwrap(), "Token static-abc");
+}
