@@ -42,6 +42,8 @@ fn middleware(c: &mut Criterion) {
     let with_auth = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(AuthMiddleware::new(manager))
         .build();
+    // reqwest-middleware's own chain with no middleware in it: what any middleware starts from
+    let empty_chain = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
     // warm both: connections pooled, token cached
     rt.block_on(async {
         assert_eq!(
@@ -61,6 +63,19 @@ fn middleware(c: &mut Criterion) {
     g.bench_function("plain_reqwest_fixed_header", |b| {
         b.to_async(&rt).iter(|| async {
             plain
+                .get(&url)
+                .bearer_auth("bench-token")
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        });
+    });
+    g.bench_function("empty_middleware_chain_fixed_header", |b| {
+        b.to_async(&rt).iter(|| async {
+            empty_chain
                 .get(&url)
                 .bearer_auth("bench-token")
                 .send()
