@@ -88,6 +88,12 @@ fn warm(c: &mut Criterion) {
     g.bench_function("manager_token", |b| {
         b.iter(|| manager_call(black_box(&manager)))
     });
+    // What reading the time costs here, for comparison: every time-based cache pays one read.
+    let system = auth_core::SystemClock::new();
+    g.bench_function("clock_coarse_monotonic", |b| {
+        b.iter(|| auth_core::Clock::monotonic(black_box(&system)))
+    });
+    g.bench_function("std_instant_now", |b| b.iter(Instant::now));
     g.finish();
 
     // Throughput with 1 and 2 threads: elements/s are calls/s over all threads.
