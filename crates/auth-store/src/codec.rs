@@ -429,5 +429,40 @@ mod tests {
             prop_assert_eq!(back.version, version);
             assert_same(&entry, &back);
         }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            encrypted in any::<bool>(),
+        ) {
+            let cipher = Cipher::from_key_bytes(&[9u8; 32]).unwrap();
+            // an error or an entry, never a panic
+            let _ = decode(&key(), &bytes, encrypted.then_some(&cipher));
+        }
+
+        #[test]
+        fn a_corrupted_byte_is_an_error_or_a_valid_entry(
+            position in any::<proptest::sample::Index>(),
+            flip in 1u8..=255,
+            encrypted in any::<bool>(),
+        ) {
+            let token = Token::bearer(SecretString::from("s3cr3t"), OffsetDateTime::UNIX_EPOCH, None).unwrap();
+            let cipher = Cipher::from_key_bytes(&[9u8; 32]).unwrap();
+            let cipher = encrypted.then_some(&cipher);
+            let mut bytes = encode(&key(), &StoredEntry::with_token(token), 7, cipher).unwrap().to_vec();
+            let at = position.index(bytes.len());
+            bytes[at] ^= flip;
+            match decode(&key(), &bytes, cipher) {
+                // An encrypted entry's nonce and ciphertext are authenticated: a change there is
+                // refused. Its `key_id` is only a hint for the "wrong key" message, so a changed
+                // hint may still decode — but only ever to the original content.
+                Ok(back) if encrypted => {
+                    let secret = back.token.as_ref().map(|t| t.secret().expose_secret().to_owned());
+                    prop_assert_eq!(secret.as_deref(), Some("s3cr3t"), "a tampered encrypted entry decoded to other content");
+                }
+                Ok(_) => {}
+                Err(e) => prop_assert!(!e.to_string().contains("s3cr3t"), "{}", e),
+            }
+        }
     }
 }
