@@ -253,7 +253,7 @@ fn providers_rs(providers: &[Provider]) -> String {
     for p in providers {
         let _ = writeln!(
             s,
-            "    /// {} ({}).\n    #[cfg(feature = \"{}\")]\n    {},",
+            "    /// {} (<{}>).\n    #[cfg(feature = \"{}\")]\n    {},",
             p.display_name,
             p.document,
             p.id,

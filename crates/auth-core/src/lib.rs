@@ -20,8 +20,8 @@
 //! ```
 //!
 //! The crate depends on no provider and no store backend. Feature `http` adds the one HTTP
-//! exchange all provider crates share ([`http`](crate::http)); feature `test-util` adds
-//! [`ManualClock`] and [`TokioClock`].
+//! exchange all provider crates share (module `http`); feature `test-util` adds
+//! `ManualClock` and `TokioClock`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod clock;

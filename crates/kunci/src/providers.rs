@@ -25,16 +25,16 @@ pub use auth_stamps as stamps;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProviderKind {
-    /// Kalsel.dev (https://kalsel.dev).
+    /// Kalsel.dev (<https://kalsel.dev>).
     #[cfg(feature = "kalsel")]
     Kalsel,
-    /// KrmPesan (https://api.krmpesan.app).
+    /// KrmPesan (<https://api.krmpesan.app>).
     #[cfg(feature = "krmpesan")]
     KrmPesan,
-    /// SehatMu (https://istanbul.muhammadiyah.or.id).
+    /// SehatMu (<https://istanbul.muhammadiyah.or.id>).
     #[cfg(feature = "sehatmu")]
     SehatMu,
-    /// Stamps (https://stamps.co.id).
+    /// Stamps (<https://stamps.co.id>).
     #[cfg(feature = "stamps")]
     Stamps,
 }
