@@ -433,6 +433,27 @@ impl<'a> Vars<'a> {
         }
     }
 
+    /// Reads `names` from the process environment into a map to look up with [`Vars::new`]. A
+    /// value that is not valid UTF-8 is a configuration error naming the variable (a plain
+    /// `std::env::var(..).ok()` would silently treat it as unset).
+    pub fn read_env(names: &[&str]) -> Result<std::collections::HashMap<String, String>, Error> {
+        let mut values = std::collections::HashMap::new();
+        for name in names {
+            match std::env::var(name) {
+                Ok(v) => {
+                    values.insert((*name).to_owned(), v);
+                }
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::configuration(format!(
+                        "the environment variable {name} is not valid UTF-8"
+                    )));
+                }
+            }
+        }
+        Ok(values)
+    }
+
     /// Prefixes a configuration error with the variable it came from.
     pub fn named(name: &str, error: Error) -> Error {
         Error::configuration(format!("{name}: {}", error.message()))
@@ -461,9 +482,10 @@ pub trait EnvProvider: crate::TokenSource + Sized + 'static {
     /// The store key of the account this source serves; never derived from a secret.
     fn store_key(&self) -> crate::StoreKey;
 
-    /// [`from_lookup`](Self::from_lookup) over the process environment.
+    /// [`from_lookup`](Self::from_lookup) over the process environment ([`ENV_VARS`](Self::ENV_VARS)).
     fn from_env(http: HttpConfig) -> Result<Self, Error> {
-        Self::from_lookup(&|name| std::env::var(name).ok(), http)
+        let env = Vars::read_env(Self::ENV_VARS)?;
+        Self::from_lookup(&|name| env.get(name).cloned(), http)
     }
 }
 
@@ -495,6 +517,40 @@ mod tests {
                 .to_string()
                 .contains("hunter2")
         );
+    }
+
+    #[test]
+    fn vars_name_the_variable_never_the_value() {
+        let lookup = |name: &str| match name {
+            "X_SECRET" => Some("hunter2".to_owned()),
+            "X_BLANK" => Some("   ".to_owned()),
+            "X_URL" => Some("http://hunter2.example".to_owned()),
+            _ => None,
+        };
+        let vars = Vars::new(&lookup);
+        assert_eq!(vars.get("X_BLANK"), None, "blank counts as unset");
+        let err = vars.required("X_MISSING", "ask the admin").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Configuration);
+        assert!(err.message().contains("X_MISSING") && err.message().contains("ask the admin"));
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&vars.secret("X_SECRET", "").unwrap()),
+            "hunter2"
+        );
+        let err = vars
+            .base_url("X_URL", "https://default.example")
+            .unwrap_err();
+        assert!(
+            err.message().contains("X_URL") && !err.to_string().contains("hunter2"),
+            "{err}"
+        );
+        assert_eq!(
+            vars.base_url("X_NONE", "https://default.example")
+                .unwrap()
+                .as_str(),
+            "https://default.example/"
+        );
+        let named = Vars::named("X_SECRET", Error::configuration("too short"));
+        assert_eq!(named.message(), "X_SECRET: too short");
     }
 
     #[test]

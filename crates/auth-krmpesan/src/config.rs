@@ -132,13 +132,14 @@ impl KrmPesanConfig {
     /// # Errors
     /// A configuration error naming the variable that is missing or invalid (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_vars(|name| match std::env::var(name) {
-            Ok(v) => Ok(Some(v)),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(Error::configuration(format!(
-                "the environment variable {name} is not valid UTF-8"
-            ))),
-        })
+        let env = Vars::read_env(&[
+            ENV_REFRESH_TOKEN,
+            ENV_DEVICE_KEY,
+            ENV_BASE_URL,
+            ENV_ID_TOKEN,
+            ENV_ACCOUNT,
+        ])?;
+        Self::from_lookup(|name| env.get(name).cloned())
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup` (a config file,
@@ -147,24 +148,6 @@ impl KrmPesanConfig {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        Self::from_vars(|name| Ok(lookup(name)))
-    }
-
-    fn from_vars(get: impl Fn(&str) -> Result<Option<String>, Error>) -> Result<Self, Error> {
-        // Read every variable first, so a non-UTF-8 value is reported as such.
-        let mut values = std::collections::HashMap::new();
-        for name in [
-            ENV_REFRESH_TOKEN,
-            ENV_DEVICE_KEY,
-            ENV_BASE_URL,
-            ENV_ID_TOKEN,
-            ENV_ACCOUNT,
-        ] {
-            if let Some(v) = get(name)? {
-                values.insert(name, v);
-            }
-        }
-        let lookup = |name: &str| values.get(name).cloned();
         let vars = Vars::new(&lookup);
         const HINT: &str = "copy the value from the KrmPesan dashboard";
         let refresh_token = vars.secret(ENV_REFRESH_TOKEN, HINT)?;

@@ -72,7 +72,8 @@ impl SehatMuConfig {
     /// A [`Configuration`](auth_core::ErrorKind::Configuration) error naming the missing or
     /// invalid variable (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let env = Vars::read_env(&[ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_BASE_URL])?;
+        Self::from_lookup(|name| env.get(name).cloned())
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`.

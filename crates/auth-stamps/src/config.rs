@@ -98,7 +98,8 @@ impl StampsConfig {
     /// A [`Configuration`](auth_core::ErrorKind::Configuration) error naming the missing or
     /// invalid variable (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let env = Vars::read_env(&[ENV_TOKEN, ENV_MERCHANT_ID, ENV_STATIC_TOKEN, ENV_BASE_URL])?;
+        Self::from_lookup(|name| env.get(name).cloned())
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and for
