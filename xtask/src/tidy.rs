@@ -106,6 +106,7 @@ fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<(
                 for (i, line) in text.lines().enumerate() {
                     let t = line.trim();
                     if t.starts_with("#[ignore]") {
+                        // a bare attribute: no reason given
                         problems.push(format!(
                             "{name}: {}:{}: #[ignore] without a reason",
                             path.display(),
