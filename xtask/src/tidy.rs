@@ -92,6 +92,8 @@ fn provider_dependency_problems(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+const BARE_IGNORE: &str = "#[ignore]"; // the attribute without `= "reason"`
+
 fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -105,8 +107,7 @@ fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<(
                 let text = fs::read_to_string(&path)?;
                 for (i, line) in text.lines().enumerate() {
                     let t = line.trim();
-                    if t.starts_with("#[ignore]") {
-                        // a bare attribute: no reason given
+                    if t.starts_with(BARE_IGNORE) {
                         problems.push(format!(
                             "{name}: {}:{}: #[ignore] without a reason",
                             path.display(),
