@@ -352,6 +352,17 @@ fn providers_rs(providers: &[Provider]) -> String {
             p.source_type
         );
     }
+    s.push_str("        }\n    }\n\n");
+    s.push_str("    /// The store key of the account the variables configure, without building the source\n    /// (no HTTP client): what a caller that only reads the store needs.\n    #[allow(unused_variables, reason = \"unused when no provider feature is on\")]\n    pub fn store_key_from_lookup(self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {\n        match self {\n");
+    for p in providers {
+        let _ = writeln!(
+            s,
+            "            #[cfg(feature = \"{}\")]\n            ProviderKind::{} => <{} as EnvProvider>::store_key_from_lookup(lookup),",
+            p.id,
+            p.variant(),
+            p.source_type
+        );
+    }
     s.push_str("        }\n    }\n}\n\n");
     s.push_str("#[allow(dead_code, reason = \"unused when no provider feature is on\")]\nfn build<P: EnvProvider>(lookup: &dyn Fn(&str) -> Option<String>, http: HttpConfig) -> Result<(SharedTokenSource, StoreKey), Error> {\n    let source = P::from_lookup(lookup, http)?;\n    let key = source.store_key();\n    Ok((SharedTokenSource::new(source), key))\n}\n\n");
     s.push_str("impl std::fmt::Display for ProviderKind {\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\n        f.write_str(self.name())\n    }\n}\n");

@@ -482,6 +482,16 @@ pub trait EnvProvider: crate::TokenSource + Sized + 'static {
     /// The store key of the account this source serves; never derived from a secret.
     fn store_key(&self) -> crate::StoreKey;
 
+    /// The store key [`from_lookup`](Self::from_lookup) would give, without building the
+    /// source. The default builds it (and so its HTTP client, which reads the system's root
+    /// certificates); providers override it with their configuration alone, so a caller that
+    /// only needs the key — a warm `kunci token` — pays for no client.
+    fn store_key_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::StoreKey, Error> {
+        Ok(Self::from_lookup(lookup, HttpConfig::default())?.store_key())
+    }
+
     /// [`from_lookup`](Self::from_lookup) over the process environment ([`ENV_VARS`](Self::ENV_VARS)).
     fn from_env(http: HttpConfig) -> Result<Self, Error> {
         let env = Vars::read_env(Self::ENV_VARS)?;

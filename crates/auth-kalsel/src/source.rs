@@ -237,6 +237,10 @@ impl auth_core::http::EnvProvider for KalselSource {
         Ok(Self::new(config, HttpClient::new(http)?))
     }
 
+    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
+        Ok(crate::KalselConfig::from_lookup(lookup)?.store_key())
+    }
+
     fn store_key(&self) -> StoreKey {
         KalselSource::store_key(self)
     }

@@ -238,6 +238,10 @@ impl auth_core::http::EnvProvider for KrmPesanSource {
         Ok(Self::new(config, HttpClient::new(http)?))
     }
 
+    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
+        Ok(crate::KrmPesanConfig::from_lookup(lookup)?.store_key())
+    }
+
     fn store_key(&self) -> StoreKey {
         KrmPesanSource::store_key(self)
     }

@@ -111,6 +111,10 @@ impl EnvProvider for SehatMuSource {
         Self::new(SehatMuConfig::from_lookup(lookup)?.with_http(http))
     }
 
+    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
+        Ok(crate::SehatMuConfig::from_lookup(lookup)?.store_key())
+    }
+
     fn store_key(&self) -> StoreKey {
         self.config.store_key()
     }

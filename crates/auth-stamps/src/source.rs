@@ -144,6 +144,10 @@ impl EnvProvider for StampsSource {
         Self::new(StampsConfig::from_lookup(lookup)?.with_http(http))
     }
 
+    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
+        Ok(crate::StampsConfig::from_lookup(lookup)?.store_key())
+    }
+
     fn store_key(&self) -> StoreKey {
         self.config.store_key()
     }

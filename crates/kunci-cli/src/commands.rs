@@ -91,14 +91,11 @@ impl Context {
         let vars = self.variables(profile, store).await?;
         let lookup = |name: &str| vars.get(name).cloned();
         let hint = |e: kunci::Error| configuration_hint(e.into(), profile);
-        if let Some(key) = crate::lazy::store_key(profile.kind, &lookup).map_err(hint)? {
-            let source = crate::lazy::LazySource::new(profile.kind, vars, self.http.clone());
-            return Ok((SharedTokenSource::new(source), key));
-        }
-        profile
-            .kind
-            .source_from_lookup(&lookup, self.http.clone())
-            .map_err(hint)
+        // The key comes from the configuration alone; the source (and its HTTP client) is
+        // built only if a request has to be sent.
+        let key = profile.kind.store_key_from_lookup(&lookup).map_err(hint)?;
+        let source = crate::lazy::LazySource::new(profile.kind, vars, self.http.clone());
+        Ok((SharedTokenSource::new(source), key))
     }
 
     async fn manager(

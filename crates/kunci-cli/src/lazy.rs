@@ -1,31 +1,15 @@
 //! The warm path's shortcut: the store key of an account is known from its configuration
-//! alone, and the provider's source — whose HTTP client reads the system's root certificates,
+//! alone (`ProviderKind::store_key_from_lookup`), and the provider's source — whose HTTP
+//! client reads the system's root certificates,
 //! most of a warm `kunci token`'s time — is built only when a request is to be sent.
 
 use std::{collections::HashMap, fmt, sync::OnceLock, time::Duration};
 
 use async_trait::async_trait;
 use kunci::{
-    Error, HttpConfig, ProviderKind, SharedTokenSource, StoreKey, TokenSource,
+    Error, HttpConfig, ProviderKind, SharedTokenSource, TokenSource,
     core::{FetchRequest, Fetched},
-    providers::{kalsel, krmpesan, sehatmu, stamps},
 };
-
-/// The store key of `kind`'s account from its variables, without building its source; `None`
-/// for a provider this function does not know (its source is then built to ask it). Each
-/// provider's source takes its key from the same configuration type (tested below).
-pub(crate) fn store_key(
-    kind: ProviderKind,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<StoreKey>, Error> {
-    Ok(match kind {
-        ProviderKind::KrmPesan => Some(krmpesan::KrmPesanConfig::from_lookup(lookup)?.store_key()),
-        ProviderKind::Kalsel => Some(kalsel::KalselConfig::from_lookup(lookup)?.store_key()),
-        ProviderKind::SehatMu => Some(sehatmu::SehatMuConfig::from_lookup(lookup)?.store_key()),
-        ProviderKind::Stamps => Some(stamps::StampsConfig::from_lookup(lookup)?.store_key()),
-        _ => None,
-    })
-}
 
 /// A provider's source, built on its first fetch.
 pub(crate) struct LazySource {
@@ -106,7 +90,7 @@ mod tests {
         ]);
         let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
         for kind in ProviderKind::all() {
-            let cheap = store_key(kind, &lookup).unwrap().unwrap();
+            let cheap = kind.store_key_from_lookup(&lookup).unwrap();
             let (_, built) = kind
                 .source_from_lookup(&lookup, HttpConfig::default())
                 .unwrap();
@@ -114,8 +98,8 @@ mod tests {
         }
         let lookup = |name: &str| (name == "STAMPS_STATIC_TOKEN").then(|| "perm".to_owned());
         assert_eq!(
-            store_key(ProviderKind::Stamps, &lookup)
-                .unwrap()
+            ProviderKind::Stamps
+                .store_key_from_lookup(&lookup)
                 .unwrap()
                 .as_str(),
             "stamps:static"

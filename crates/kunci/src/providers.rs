@@ -174,6 +174,33 @@ impl ProviderKind {
             ProviderKind::Stamps => build::<auth_stamps::StampsSource>(lookup, http),
         }
     }
+
+    /// The store key of the account the variables configure, without building the source
+    /// (no HTTP client): what a caller that only reads the store needs.
+    #[allow(unused_variables, reason = "unused when no provider feature is on")]
+    pub fn store_key_from_lookup(
+        self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<StoreKey, Error> {
+        match self {
+            #[cfg(feature = "kalsel")]
+            ProviderKind::Kalsel => {
+                <auth_kalsel::KalselSource as EnvProvider>::store_key_from_lookup(lookup)
+            }
+            #[cfg(feature = "krmpesan")]
+            ProviderKind::KrmPesan => {
+                <auth_krmpesan::KrmPesanSource as EnvProvider>::store_key_from_lookup(lookup)
+            }
+            #[cfg(feature = "sehatmu")]
+            ProviderKind::SehatMu => {
+                <auth_sehatmu::SehatMuSource as EnvProvider>::store_key_from_lookup(lookup)
+            }
+            #[cfg(feature = "stamps")]
+            ProviderKind::Stamps => {
+                <auth_stamps::StampsSource as EnvProvider>::store_key_from_lookup(lookup)
+            }
+        }
+    }
 }
 
 #[allow(dead_code, reason = "unused when no provider feature is on")]
