@@ -48,6 +48,8 @@ pub struct KalselConfig {
     pub(crate) limit: Option<u32>,
     pub(crate) base_url: Url,
     account: String,
+    /// The store key, `<provider>:<account>`, validated when the account is set.
+    key: StoreKey,
 }
 
 impl fmt::Debug for KalselConfig {
@@ -85,6 +87,7 @@ impl KalselConfig {
             limit: None,
             base_url: parse_base_url(DEFAULT_BASE_URL)?,
             account: "default".to_owned(),
+            key: StoreKey::for_account(NAME, "default")?,
         })
     }
 
@@ -118,7 +121,7 @@ impl KalselConfig {
     /// # Errors
     /// A configuration error when the name is not valid in a store key.
     pub fn with_account(mut self, account: &str) -> Result<Self, Error> {
-        StoreKey::for_account(NAME, account)?;
+        self.key = StoreKey::for_account(NAME, account)?;
         account.clone_into(&mut self.account);
         Ok(self)
     }
@@ -186,14 +189,7 @@ impl KalselConfig {
     /// The store key of this account: `kalsel:<account>`. Never derived from the refresh
     /// token, which rotates and is secret.
     pub fn store_key(&self) -> StoreKey {
-        StoreKey::for_account(NAME, &self.account).unwrap_or_else(|_| default_key())
-    }
-}
-
-fn default_key() -> StoreKey {
-    match StoreKey::new("kalsel:default") {
-        Ok(key) => key,
-        Err(_) => unreachable!("`kalsel:default` is a valid key"),
+        self.key.clone()
     }
 }
 

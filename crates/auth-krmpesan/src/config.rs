@@ -47,6 +47,8 @@ pub struct KrmPesanConfig {
     pub(crate) id_token: Option<SecretString>,
     pub(crate) base_url: Url,
     account: String,
+    /// The store key, `<provider>:<account>`, validated when the account is set.
+    key: StoreKey,
 }
 
 impl fmt::Debug for KrmPesanConfig {
@@ -92,6 +94,7 @@ impl KrmPesanConfig {
             id_token: None,
             base_url,
             account: "default".to_owned(),
+            key: StoreKey::for_account(NAME, "default")?,
         })
     }
 
@@ -121,7 +124,7 @@ impl KrmPesanConfig {
     /// # Errors
     /// A configuration error when the name is not valid in a store key.
     pub fn with_account(mut self, account: &str) -> Result<Self, Error> {
-        StoreKey::for_account(NAME, account)?;
+        self.key = StoreKey::for_account(NAME, account)?;
         account.clone_into(&mut self.account);
         Ok(self)
     }
@@ -183,14 +186,7 @@ impl KrmPesanConfig {
     /// The store key of this account: `krmpesan:<account>`. It never contains a secret.
     pub fn store_key(&self) -> StoreKey {
         // The account was validated by `with_account` (or is `default`).
-        StoreKey::for_account(NAME, &self.account).unwrap_or_else(|_| default_key())
-    }
-}
-
-fn default_key() -> StoreKey {
-    match StoreKey::new("krmpesan:default") {
-        Ok(key) => key,
-        Err(_) => unreachable!("`krmpesan:default` is a valid key"),
+        self.key.clone()
     }
 }
 
@@ -275,6 +271,5 @@ mod tests {
         let config = KrmPesanConfig::new(SecretString::from("a"), SecretString::from("b")).unwrap();
         assert_eq!(config.base_url().as_str(), "https://api.krmpesan.app/");
         assert_eq!(config.store_key().as_str(), "krmpesan:default");
-        assert_eq!(default_key().as_str(), "krmpesan:default");
     }
 }
