@@ -116,6 +116,18 @@ async fn sigkill_never_loses_a_handed_out_rotated_token() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let printed = reader.join().unwrap();
+        // A request the child sent just before dying may still be answered by the in-process
+        // simulator (rotating once more, to nobody). Read the server's state only once it has
+        // stopped receiving requests.
+        let mut seen = sim.request_count();
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = sim.request_count();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         printed_total += printed.len();
 
         let entry = store
