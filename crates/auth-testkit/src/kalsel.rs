@@ -67,8 +67,7 @@ use std::{
 };
 
 use base64::{
-    Engine as _,
-    alphabet,
+    Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use hmac::{Hmac, Mac};
@@ -187,7 +186,8 @@ const GO_URL: GeneralPurpose = GeneralPurpose::new(
 fn decode_segment(segment: &str) -> Result<Vec<u8>, String> {
     GO_URL.decode(segment).map_err(|e| {
         let at = match e {
-            base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+            base64::DecodeError::InvalidByte(at, _)
+            | base64::DecodeError::InvalidLastSymbol(at, _) => at,
             base64::DecodeError::InvalidLength(len) => len,
             base64::DecodeError::InvalidPadding => segment.len(),
         };
@@ -253,17 +253,17 @@ fn validate(token: &str, secret: &[u8], now: i64) -> Result<Map<String, Value>, 
         }
         Err(e) => return Err(go_json_error(&e)),
     };
-    let claims: Map<String, Value> = match serde_json::from_slice::<Value>(&decode_segment(payload)?)
-    {
-        Ok(Value::Object(map)) => map,
-        Ok(other) => {
-            return Err(format!(
-                "json: cannot unmarshal {} into Go value of type jwt.MapClaims",
-                go_type(&other)
-            ));
-        }
-        Err(e) => return Err(go_json_error(&e)),
-    };
+    let claims: Map<String, Value> =
+        match serde_json::from_slice::<Value>(&decode_segment(payload)?) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => {
+                return Err(format!(
+                    "json: cannot unmarshal {} into Go value of type jwt.MapClaims",
+                    go_type(&other)
+                ));
+            }
+            Err(e) => return Err(go_json_error(&e)),
+        };
     let alg = match header.get("alg") {
         Some(Value::String(alg)) => alg.as_str(),
         _ => return Err("signing method (alg) is unspecified.".to_owned()),
@@ -272,8 +272,8 @@ fn validate(token: &str, secret: &[u8], now: i64) -> Result<Map<String, Value>, 
         "HS256" => hmac_ok::<Hmac<Sha256>>,
         "HS384" => hmac_ok::<Hmac<Sha384>>,
         "HS512" => hmac_ok::<Hmac<Sha512>>,
-        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384"
-        | "ES512" | "none" => {
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "ES512"
+        | "none" => {
             // The key function refuses every non-HMAC method with an APIError, whose text
             // jwt-go returns as is.
             return Err(
@@ -307,8 +307,8 @@ fn validate(token: &str, secret: &[u8], now: i64) -> Result<Map<String, Value>, 
         error = Some("Token is not valid yet");
     }
     let signing_input = format!("{header_segment}.{payload}");
-    let valid_signature = decode_segment(signature)
-        .is_ok_and(|sig| hmac(secret, signing_input.as_bytes(), &sig));
+    let valid_signature =
+        decode_segment(signature).is_ok_and(|sig| hmac(secret, signing_input.as_bytes(), &sig));
     if !valid_signature {
         error = Some("signature is invalid");
     }
@@ -362,7 +362,12 @@ fn decode(request: &SimRequest, go_struct: &str, strings: &[&str]) -> Result<Dec
         .unwrap_or("")
         .to_ascii_lowercase();
     if !content_type.starts_with("application/json") {
-        let form = ["application/x-www-form-urlencoded", "multipart/form-data", "text/xml", "application/xml"];
+        let form = [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/xml",
+            "application/xml",
+        ];
         if form.iter().any(|f| content_type.starts_with(f)) {
             // The struct has no `form`/`xml` tags: nothing is filled in.
             return Ok(Decoded {
@@ -372,8 +377,8 @@ fn decode(request: &SimRequest, go_struct: &str, strings: &[&str]) -> Result<Dec
         }
         return Err(bad_request("Unprocessable Entity"));
     }
-    let value: Value = serde_json::from_slice(&request.body)
-        .map_err(|e| bad_request(&go_json_error(&e)))?;
+    let value: Value =
+        serde_json::from_slice(&request.body).map_err(|e| bad_request(&go_json_error(&e)))?;
     let body = match value {
         Value::Object(map) => map,
         Value::Null => Map::new(),
@@ -517,12 +522,21 @@ impl KalselHandler {
             .filter(|u| u.password == *password)
             .cloned()
         else {
-            return api_error(401, "Username atau password tidak valid", "unauthorized", &[]);
+            return api_error(
+                401,
+                "Username atau password tidak valid",
+                "unauthorized",
+                &[],
+            );
         };
         let now = ctx.now().unix_timestamp();
         let expired = now.saturating_add(lifetime(decoded.limit, ctx.token_lifetime()));
         let refresh_exp = now + i64::try_from(REFRESH_LIFETIME.as_secs()).unwrap_or(i64::MAX);
-        let access = jwt::hs256_raw(HEADER, &claims_json(&email, &user, ACCESS, true, expired), &state.secret);
+        let access = jwt::hs256_raw(
+            HEADER,
+            &claims_json(&email, &user, ACCESS, true, expired),
+            &state.secret,
+        );
         let refresh = jwt::hs256_raw(
             HEADER,
             &claims_json(&email, &user, REFRESH, false, refresh_exp),
@@ -577,7 +591,11 @@ impl KalselHandler {
             );
         };
         let expired = now.saturating_add(lifetime(decoded.limit, ctx.token_lifetime()));
-        let access = jwt::hs256_raw(HEADER, &claims_json(&email, &user, ACCESS, false, expired), &state.secret);
+        let access = jwt::hs256_raw(
+            HEADER,
+            &claims_json(&email, &user, ACCESS, false, expired),
+            &state.secret,
+        );
         ctx.record_issued(&access);
         let body = format!(
             r#"{{"access_token":{},"expired":{expired}}}"#,
@@ -594,7 +612,10 @@ impl Handler for KalselHandler {
             Ok(headers) => headers,
         };
         let path = request.path.to_ascii_lowercase();
-        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(&path);
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&path);
         let route = match path {
             "/api/v1/login" => Some(Method::POST),
             "/api/v1/refresh" => Some(Method::POST),
@@ -602,7 +623,10 @@ impl Handler for KalselHandler {
             _ => None,
         };
         let response = match route {
-            None => plain(404, format!("Cannot {} {}", request.method, request.full_path)),
+            None => plain(
+                404,
+                format!("Cannot {} {}", request.method, request.full_path),
+            ),
             Some(method) if method != request.method => plain(405, "Method Not Allowed".to_owned()),
             Some(_) => match path {
                 "/api/v1/login" => self.login(request, ctx),

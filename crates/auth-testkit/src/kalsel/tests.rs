@@ -66,7 +66,14 @@ async fn send(sim: &Api, method: Method, path: &str, content_type: &str, body: &
 }
 
 async fn post(sim: &Api, path: &str, body: &Value) -> Answer {
-    send(sim, Method::POST, path, "application/json", &body.to_string()).await
+    send(
+        sim,
+        Method::POST,
+        path,
+        "application/json",
+        &body.to_string(),
+    )
+    .await
 }
 
 async fn refresh(sim: &Api, body: &Value) -> Answer {
@@ -100,8 +107,21 @@ async fn login_answers_the_dto_fields_with_a_seven_day_refresh_token_and_a_fresh
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.content_type, "application/json");
     let body = answer.json();
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut expected = ["email", "name", "is_admin", "avatar", "access_token", "refresh_token", "expired"];
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = [
+        "email",
+        "name",
+        "is_admin",
+        "avatar",
+        "access_token",
+        "refresh_token",
+        "expired",
+    ];
     expected.sort_unstable();
     let mut keys = keys;
     keys.sort_unstable();
@@ -120,12 +140,21 @@ async fn login_answers_the_dto_fields_with_a_seven_day_refresh_token_and_a_fresh
     assert_eq!(r["name"], NAME);
     assert_eq!(r["is_admin"], true);
     let seven_days = i64::try_from(REFRESH_LIFETIME.as_secs()).unwrap();
-    assert!((r["exp"].as_i64().unwrap() - (now + seven_days)).abs() <= 1, "7 days whatever the limit");
+    assert!(
+        (r["exp"].as_i64().unwrap() - (now + seven_days)).abs() <= 1,
+        "7 days whatever the limit"
+    );
     let payload = URL_SAFE_NO_PAD_DECODE(refresh.split('.').nth(1).unwrap());
-    assert!(payload.starts_with(r#"{"exp":"#) && payload.contains(r#""fresh":false,"identity":"#), "{payload}");
+    assert!(
+        payload.starts_with(r#"{"exp":"#) && payload.contains(r#""fresh":false,"identity":"#),
+        "{payload}"
+    );
 
     let a = claims(body["access_token"].as_str().unwrap()).unwrap();
-    assert_eq!((a["type"].as_i64(), a["fresh"].as_bool()), (Some(0), Some(true)));
+    assert_eq!(
+        (a["type"].as_i64(), a["fresh"].as_bool()),
+        (Some(0), Some(true))
+    );
     assert_eq!(a["exp"], body["expired"]);
 }
 
@@ -149,9 +178,18 @@ async fn login_refuses_wrong_credentials_with_401_and_invalid_input_with_400() {
         );
     }
     let cases = [
-        (json!({}), "email: cannot be blank; password: cannot be blank."),
-        (json!({"email": "not-an-email", "password": "ab"}), "email: must be a valid email address; password: the length must be between 3 and 20."),
-        (json!({"email": EMAIL, "password": "x".repeat(21)}), "password: the length must be between 3 and 20."),
+        (
+            json!({}),
+            "email: cannot be blank; password: cannot be blank.",
+        ),
+        (
+            json!({"email": "not-an-email", "password": "ab"}),
+            "email: must be a valid email address; password: the length must be between 3 and 20.",
+        ),
+        (
+            json!({"email": EMAIL, "password": "x".repeat(21)}),
+            "password: the length must be between 3 and 20.",
+        ),
     ];
     for (body, message) in cases {
         let answer = post(&sim, "/api/v1/login", &body).await;
@@ -171,15 +209,28 @@ async fn refresh_answers_only_an_access_token_and_never_rotates() {
         let answer = refresh(&sim, &json!({"refresh_token": refresh_token, "limit": 10})).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
         let body = answer.json();
-        assert_eq!(body.as_object().unwrap().len(), 2, "no refresh token: {body}");
+        assert_eq!(
+            body.as_object().unwrap().len(),
+            2,
+            "no refresh token: {body}"
+        );
         let access = body["access_token"].as_str().unwrap().to_owned();
         let c = claims(&access).unwrap();
-        assert_eq!((c["type"].as_i64(), c["fresh"].as_bool()), (Some(0), Some(false)));
+        assert_eq!(
+            (c["type"].as_i64(), c["fresh"].as_bool()),
+            (Some(0), Some(false))
+        );
         assert_eq!(c["exp"], body["expired"]);
         issued.push(access);
-        sim.set_clock_skew(time::Duration::seconds(i64::try_from(issued.len()).unwrap()));
+        sim.set_clock_skew(time::Duration::seconds(
+            i64::try_from(issued.len()).unwrap(),
+        ));
     }
-    assert_eq!(sim.refresh_token(), refresh_token, "the same refresh token keeps working");
+    assert_eq!(
+        sim.refresh_token(),
+        refresh_token,
+        "the same refresh token keeps working"
+    );
     assert_eq!(claims(&sim.refresh_token()).unwrap()["exp"], exp_before);
     assert_eq!(sim.issued_tokens().len(), 3);
 }
@@ -190,8 +241,14 @@ async fn an_access_token_sent_as_refresh_token_is_not_a_refresh_token() {
     let answer = refresh(&sim, &json!({"refresh_token": sim.access_token()})).await;
     assert_jwt_error(&answer, "not a refresh token");
     // and so is the access token a refresh answered
-    let access = refresh(&sim, &json!({"refresh_token": sim.refresh_token()})).await.json()["access_token"].clone();
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": access})).await, "not a refresh token");
+    let access = refresh(&sim, &json!({"refresh_token": sim.refresh_token()}))
+        .await
+        .json()["access_token"]
+        .clone();
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": access})).await,
+        "not a refresh token",
+    );
 }
 
 #[tokio::test]
@@ -203,16 +260,27 @@ async fn invalid_tokens_get_422_with_jwt_gos_text() {
     );
     // the refresh token itself expires after 7 days
     let token = sim.refresh_token();
-    sim.set_clock_skew(time::Duration::seconds(i64::try_from(REFRESH_LIFETIME.as_secs()).unwrap() + 1));
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": token})).await, "Token is expired");
+    sim.set_clock_skew(time::Duration::seconds(
+        i64::try_from(REFRESH_LIFETIME.as_secs()).unwrap() + 1,
+    ));
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": token})).await,
+        "Token is expired",
+    );
     sim.set_clock_skew(time::Duration::ZERO);
 
     let (head, rest) = token.split_once('.').unwrap();
     let (payload, _) = rest.split_once('.').unwrap();
     let forged = format!("{head}.{payload}.{}", "A".repeat(43));
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": forged})).await, "signature is invalid");
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": forged})).await,
+        "signature is invalid",
+    );
     let other_key = jwt::hs256_raw(HEADER, &URL_SAFE_NO_PAD_DECODE(payload), b"rahasia");
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": other_key})).await, "signature is invalid");
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": other_key})).await,
+        "signature is invalid",
+    );
     assert_jwt_error(
         &refresh(&sim, &json!({"refresh_token": "not-a-jwt"})).await,
         "token contains an invalid number of segments",
@@ -226,7 +294,10 @@ async fn invalid_tokens_get_422_with_jwt_gos_text() {
         &refresh(&sim, &json!({"refresh_token": "e30.e30.x"})).await,
         "signing method (alg) is unspecified.",
     );
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": "!!!!.e30.x"})).await, "illegal base64 data at input byte 0");
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": "!!!!.e30.x"})).await,
+        "illegal base64 data at input byte 0",
+    );
 }
 
 #[tokio::test]
@@ -247,15 +318,32 @@ async fn limit_is_clamped_as_the_server_does_and_has_no_minimum() {
         let answer = refresh(&sim, &json!({"refresh_token": token, "limit": limit})).await;
         assert_eq!(answer.status, 200, "{limit}: {}", answer.text);
         let expired = answer.json()["expired"].as_i64().unwrap();
-        assert!((expired - (now(&sim) + life)).abs() <= 1, "limit {limit}: {expired}");
+        assert!(
+            (expired - (now(&sim) + life)).abs() <= 1,
+            "limit {limit}: {expired}"
+        );
     }
     for bad in [json!("10"), json!(10.5), json!(1e3), json!(true)] {
         let answer = refresh(&sim, &json!({"refresh_token": token, "limit": bad})).await;
         assert_eq!(answer.status, 400, "{bad}");
-        assert!(answer.json()["message"].as_str().unwrap().contains("limit of type int"), "{}", answer.text);
+        assert!(
+            answer.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("limit of type int"),
+            "{}",
+            answer.text
+        );
     }
-    let ignored = refresh(&sim, &json!({"refresh_token": token, "unknown": 1, "Limit": 10})).await;
-    assert_eq!(ignored.status, 200, "unknown fields are ignored, names match case-insensitively");
+    let ignored = refresh(
+        &sim,
+        &json!({"refresh_token": token, "unknown": 1, "Limit": 10}),
+    )
+    .await;
+    assert_eq!(
+        ignored.status, 200,
+        "unknown fields are ignored, names match case-insensitively"
+    );
     let expired = ignored.json()["expired"].as_i64().unwrap();
     assert!((expired - (now(&sim) + 600)).abs() <= 1);
 }
@@ -282,10 +370,17 @@ async fn thirty_requests_a_minute_then_429_until_the_window_ends() {
         assert!((1..=60).contains(&retry), "{retry}");
     }
     sim.set_clock_skew(time::Duration::seconds(61));
-    assert_eq!(refresh(&sim, &json!({"refresh_token": token})).await.status, 200, "a new window");
+    assert_eq!(
+        refresh(&sim, &json!({"refresh_token": token})).await.status,
+        200,
+        "a new window"
+    );
     sim.set_rate_limit(None);
     for _ in 0..40 {
-        assert_eq!(refresh(&sim, &json!({"refresh_token": token})).await.status, 200);
+        assert_eq!(
+            refresh(&sim, &json!({"refresh_token": token})).await.status,
+            200
+        );
     }
 }
 
@@ -297,7 +392,9 @@ async fn a_deleted_account_gets_404_not_found_on_refresh() {
     assert_eq!(answer.status, 404);
     assert_eq!(
         answer.text,
-        format!(r#"{{"status":404,"message":"User dengan Email {EMAIL} tidak ditemukan","error":"not_found","causes":[]}}"#)
+        format!(
+            r#"{{"status":404,"message":"User dengan Email {EMAIL} tidak ditemukan","error":"not_found","causes":[]}}"#
+        )
     );
 }
 
@@ -306,18 +403,52 @@ async fn routes_methods_and_bodies_as_fiber_answers_them() {
     let sim = start().await;
     let token = sim.refresh_token();
     let body = json!({"refresh_token": token}).to_string();
-    let wrong_path = send(&sim, Method::POST, "/api/v1/token", "application/json", &body).await;
-    assert_eq!((wrong_path.status, wrong_path.text.as_str()), (404, "Cannot POST /api/v1/token"));
+    let wrong_path = send(
+        &sim,
+        Method::POST,
+        "/api/v1/token",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (wrong_path.status, wrong_path.text.as_str()),
+        (404, "Cannot POST /api/v1/token")
+    );
     let wrong_method = send(&sim, Method::GET, "/api/v1/refresh", "application/json", "").await;
-    assert_eq!((wrong_method.status, wrong_method.text.as_str()), (405, "Method Not Allowed"));
-    let trailing = send(&sim, Method::POST, "/API/v1/Refresh/", "application/json; charset=utf-8", &body).await;
-    assert_eq!(trailing.status, 200, "case-insensitive, trailing slash allowed");
+    assert_eq!(
+        (wrong_method.status, wrong_method.text.as_str()),
+        (405, "Method Not Allowed")
+    );
+    let trailing = send(
+        &sim,
+        Method::POST,
+        "/API/v1/Refresh/",
+        "application/json; charset=utf-8",
+        &body,
+    )
+    .await;
+    assert_eq!(
+        trailing.status, 200,
+        "case-insensitive, trailing slash allowed"
+    );
     let plain_text = send(&sim, Method::POST, "/api/v1/refresh", "text/plain", &body).await;
     assert_eq!(plain_text.status, 400);
     assert_eq!(plain_text.json()["message"], "Unprocessable Entity");
-    let form = send(&sim, Method::POST, "/api/v1/refresh", "application/x-www-form-urlencoded", "refresh_token=x").await;
+    let form = send(
+        &sim,
+        Method::POST,
+        "/api/v1/refresh",
+        "application/x-www-form-urlencoded",
+        "refresh_token=x",
+    )
+    .await;
     assert_eq!(form.json()["message"], "refresh_token: cannot be blank.");
-    for blank in [json!({}), json!({"refresh_token": ""}), json!({"refresh_token": null})] {
+    for blank in [
+        json!({}),
+        json!({"refresh_token": ""}),
+        json!({"refresh_token": null}),
+    ] {
         let answer = refresh(&sim, &blank).await;
         assert_eq!(answer.status, 400);
         assert_eq!(
@@ -325,9 +456,23 @@ async fn routes_methods_and_bodies_as_fiber_answers_them() {
             r#"{"status":400,"message":"refresh_token: cannot be blank.","error":"bad_request","causes":[]}"#
         );
     }
-    let array = send(&sim, Method::POST, "/api/v1/refresh", "application/json", "[]").await;
+    let array = send(
+        &sim,
+        Method::POST,
+        "/api/v1/refresh",
+        "application/json",
+        "[]",
+    )
+    .await;
     assert_eq!(array.status, 400);
-    let truncated = send(&sim, Method::POST, "/api/v1/refresh", "application/json", r#"{"refresh_token": "#).await;
+    let truncated = send(
+        &sim,
+        Method::POST,
+        "/api/v1/refresh",
+        "application/json",
+        r#"{"refresh_token": "#,
+    )
+    .await;
     assert_eq!(truncated.json()["message"], "unexpected end of JSON input");
     let ping = send(&sim, Method::GET, "/api/v1/ping", "text/plain", "").await;
     assert_eq!(ping.json()["msg"], "PONG!");
@@ -337,7 +482,15 @@ async fn routes_methods_and_bodies_as_fiber_answers_them() {
 async fn a_signed_token_with_a_past_exp_is_expired_even_with_type_1() {
     let sim = start().await;
     let past = sim.sign(&json!({"exp": now(&sim) - 1, "fresh": false, "identity": EMAIL, "is_admin": true, "name": NAME, "type": 1}));
-    assert_jwt_error(&refresh(&sim, &json!({"refresh_token": past})).await, "Token is expired");
+    assert_jwt_error(
+        &refresh(&sim, &json!({"refresh_token": past})).await,
+        "Token is expired",
+    );
     let in_two_seconds = sim.sign(&json!({"exp": now(&sim) + 2, "fresh": false, "identity": EMAIL, "is_admin": true, "name": NAME, "type": 1}));
-    assert_eq!(refresh(&sim, &json!({"refresh_token": in_two_seconds})).await.status, 200);
+    assert_eq!(
+        refresh(&sim, &json!({"refresh_token": in_two_seconds}))
+            .await
+            .status,
+        200
+    );
 }
