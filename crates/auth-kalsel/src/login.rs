@@ -22,38 +22,25 @@ use crate::{
 /// The path below the base URL.
 pub const LOGIN_PATH: &str = "api/v1/login";
 
-/// A login to send: the account's email and password, the base URL and the access token's
-/// lifetime (`limit`). `Debug` never shows the password.
+/// A login to send: the account's email, the base URL and the access token's lifetime
+/// (`limit`), all checked before the password is even asked for; the password is given to
+/// [`send`](Self::send) only, and kept by nothing.
 ///
 /// ```
 /// use auth_kalsel::LoginRequest;
-/// use secrecy::SecretString;
 ///
-/// let login = LoginRequest::new("me@example.com", SecretString::from("hunter2"))?
-///     .with_token_lifetime_minutes(60)?;
-/// assert!(!format!("{login:?}").contains("hunter2"));
-/// assert!(LoginRequest::new("me@example.com", SecretString::from("x"))?
+/// let login = LoginRequest::new("me@example.com")?.with_token_lifetime_minutes(60)?;
+/// assert_eq!(login.token_lifetime_minutes(), Some(60));
+/// assert!(LoginRequest::new("me@example.com")?
 ///     .with_token_lifetime_minutes(5)
 ///     .is_err()); // caught before any request
 /// # Ok::<(), auth_core::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LoginRequest {
     email: String,
-    password: SecretString,
     limit: Option<u32>,
     base_url: Url,
-}
-
-impl fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("email", &self.email)
-            .field("password", &"[redacted]")
-            .field("token_lifetime_minutes", &self.limit)
-            .field("base_url", &self.base_url.as_str())
-            .finish()
-    }
 }
 
 #[derive(Serialize)]
@@ -99,21 +86,16 @@ impl LoginRequest {
     /// A login to the default base URL with the server's default lifetime.
     ///
     /// # Errors
-    /// A configuration error when the email or the password is empty (the message never
-    /// shows the password).
-    pub fn new(email: &str, password: SecretString) -> Result<Self, Error> {
+    /// A configuration error when the email is empty or has no `@`.
+    pub fn new(email: &str) -> Result<Self, Error> {
         let email = email.trim();
         if email.is_empty() || !email.contains('@') {
             return Err(Error::configuration(
                 "the Kalsel.dev login needs the account's email address",
             ));
         }
-        if password.expose_secret().is_empty() {
-            return Err(Error::configuration("the Kalsel.dev password is empty"));
-        }
         Ok(Self {
             email: email.to_owned(),
-            password,
             limit: None,
             base_url: parse_base_url(DEFAULT_BASE_URL)?,
         })
@@ -126,11 +108,10 @@ impl LoginRequest {
     /// As [`new`](Self::new), and a configuration error naming a variable that is invalid.
     pub fn from_lookup(
         email: &str,
-        password: SecretString,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         let vars = Vars::new(&lookup);
-        let mut login = Self::new(email, password)?;
+        let mut login = Self::new(email)?;
         login.limit = lifetime_from(&vars)?;
         login.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
         Ok(login)
@@ -145,6 +126,16 @@ impl LoginRequest {
         Ok(self)
     }
 
+    /// The lifetime sent as `limit`; `None` leaves it to the server (10080 minutes).
+    pub fn token_lifetime_minutes(&self) -> Option<u32> {
+        self.limit
+    }
+
+    /// The email.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+
     /// Another base URL (`https://`, or `http://` on loopback).
     ///
     /// # Errors
@@ -154,18 +145,27 @@ impl LoginRequest {
         Ok(self)
     }
 
-    /// Sends the login once. `sent_at` is the wall-clock moment of sending (the access
-    /// token's expiry is measured from it, as for a refresh).
+    /// Sends the login once with `password`. `sent_at` is the wall-clock moment of sending
+    /// (the access token's expiry is measured from it, as for a refresh).
     ///
     /// # Errors
+    /// `Configuration` for an empty password (nothing is sent) or input the server refuses
+    /// (400, with its validation text);
     /// [`ReauthenticationRequired`](auth_core::ErrorKind::ReauthenticationRequired) for a
-    /// wrong email or password (401), `Configuration` for input the server refuses (400, with
-    /// its validation text), `RateLimited` for 429, `Transient` for network failures and 5xx,
-    /// `Protocol` for anything else. No message holds the password.
-    pub async fn send(&self, http: &HttpClient, sent_at: OffsetDateTime) -> Result<Login, Error> {
+    /// wrong email or password (401); `RateLimited` for 429; `Transient` for network failures
+    /// and 5xx; `Protocol` for anything else. No message holds the password.
+    pub async fn send(
+        &self,
+        http: &HttpClient,
+        password: &SecretString,
+        sent_at: OffsetDateTime,
+    ) -> Result<Login, Error> {
+        if password.expose_secret().is_empty() {
+            return Err(Error::configuration("the Kalsel.dev password is empty"));
+        }
         let body = serde_json::to_vec(&LoginBody {
             email: &self.email,
-            password: self.password.expose_secret(),
+            password: password.expose_secret(),
             limit: self.limit,
         })
         .map_err(|_| Error::protocol(format!("the {NAME} login body could not be encoded")))?;
@@ -175,7 +175,7 @@ impl LoginRequest {
             .header(http::header::ACCEPT, "application/json")
             .body(body);
         let response = http.send(NAME, builder).await?;
-        let secrets = [self.password.expose_secret()];
+        let secrets = [password.expose_secret()];
         let status = response.status.as_u16();
         if status == 200 {
             let answer: LoginAnswer = response.json(NAME)?;

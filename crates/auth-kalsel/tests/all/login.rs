@@ -16,11 +16,15 @@ use serde_json::json;
 
 use crate::support::{client, clock, sim_builder};
 
-fn request(sim: &KalselSim, email: &str, password: &str) -> LoginRequest {
-    LoginRequest::new(email, SecretString::from(password.to_owned()))
+fn request(sim: &KalselSim, email: &str) -> LoginRequest {
+    LoginRequest::new(email)
         .unwrap()
         .with_base_url(&sim.base_url())
         .unwrap()
+}
+
+fn password(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
 }
 
 #[tokio::test]
@@ -28,10 +32,10 @@ async fn a_login_posts_email_password_and_limit_once_and_gives_the_refresh_token
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
     let now = clock.now();
-    let login = request(&sim, EMAIL, PASSWORD)
+    let login = request(&sim, EMAIL)
         .with_token_lifetime_minutes(60)
         .unwrap()
-        .send(&client(Duration::from_secs(10)), now)
+        .send(&client(Duration::from_secs(10)), &password(PASSWORD), now)
         .await
         .unwrap();
     let requests = sim.requests();
@@ -75,12 +79,12 @@ async fn the_lifetime_is_checked_before_any_request() {
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
     for bad in [0, 9, 10_081] {
-        let err = request(&sim, EMAIL, PASSWORD)
+        let err = request(&sim, EMAIL)
             .with_token_lifetime_minutes(bad)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
     }
-    let err = LoginRequest::from_lookup(EMAIL, SecretString::from(PASSWORD), |name| {
+    let err = LoginRequest::from_lookup(EMAIL, |name| {
         (name == "KALSEL_TOKEN_LIFETIME_MINUTES").then(|| "10081".to_owned())
     })
     .unwrap_err();
@@ -89,10 +93,15 @@ async fn the_lifetime_is_checked_before_any_request() {
         err.message().contains("KALSEL_TOKEN_LIFETIME_MINUTES"),
         "{err}"
     );
-    for (email, password) in [("", PASSWORD), ("no-at-sign", PASSWORD), (EMAIL, "")] {
-        let err = LoginRequest::new(email, SecretString::from(password)).unwrap_err();
+    for email in ["", "  ", "no-at-sign"] {
+        let err = LoginRequest::new(email).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
     }
+    let err = request(&sim, EMAIL)
+        .send(&client(Duration::from_secs(10)), &password(""), clock.now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
     assert_eq!(sim.request_count(), 0);
 }
 
@@ -101,8 +110,12 @@ async fn a_wrong_password_requires_logging_in_again_with_the_servers_words_never
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
     let wrong = "wrong-Pa55-word";
-    let err = request(&sim, EMAIL, wrong)
-        .send(&client(Duration::from_secs(10)), clock.now())
+    let err = request(&sim, EMAIL)
+        .send(
+            &client(Duration::from_secs(10)),
+            &password(wrong),
+            clock.now(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
@@ -120,8 +133,12 @@ async fn input_the_server_refuses_is_a_configuration_error_with_its_validation_t
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
     let long = "a-password-of-25-chars-xx";
-    let err = request(&sim, EMAIL, long)
-        .send(&client(Duration::from_secs(10)), clock.now())
+    let err = request(&sim, EMAIL)
+        .send(
+            &client(Duration::from_secs(10)),
+            &password(long),
+            clock.now(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration);
@@ -138,7 +155,7 @@ async fn input_the_server_refuses_is_a_configuration_error_with_its_validation_t
 async fn a_password_echoed_by_the_server_is_redacted() {
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
-    let password = "echo me/please+";
+    let echoed = "echo me/please+";
     let encoded = "echo%20me%2Fplease%2B";
     let cases = [
         (
@@ -152,22 +169,26 @@ async fn a_password_echoed_by_the_server_is_redacted() {
         (
             Fault::json(
                 400,
-                &json!({"status": 400, "message": format!("bad password {password}"), "error": "bad_request", "causes": [password]}),
+                &json!({"status": 400, "message": format!("bad password {echoed}"), "error": "bad_request", "causes": [echoed]}),
             ),
             ErrorKind::Configuration,
         ),
         (
             Fault::json(
                 401,
-                &json!({"status": 401, "message": password, "error": "unauthorized", "causes": []}),
+                &json!({"status": 401, "message": echoed, "error": "unauthorized", "causes": []}),
             ),
             ErrorKind::ReauthenticationRequired,
         ),
     ];
     for (fault, kind) in cases {
         sim.fail_next(fault);
-        let err = request(&sim, EMAIL, password)
-            .send(&client(Duration::from_secs(10)), clock.now())
+        let err = request(&sim, EMAIL)
+            .send(
+                &client(Duration::from_secs(10)),
+                &password(echoed),
+                clock.now(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), kind);
@@ -176,7 +197,7 @@ async fn a_password_echoed_by_the_server_is_redacted() {
             printed.push_str(&format!(" {source} {source:?}"));
         }
         assert!(
-            !printed.contains(password) && !printed.contains(encoded),
+            !printed.contains(echoed) && !printed.contains(encoded),
             "{printed}"
         );
         assert!(printed.contains("[redacted]"), "{printed}");
@@ -193,8 +214,8 @@ async fn a_rate_limited_login_says_until_when() {
         body: json!({"status": 429, "message": "terlalu banyak request", "error": "rate_limiter", "causes": ["too many requests in a given amount of time"]}).to_string(),
     });
     let now = clock.now();
-    let err = request(&sim, EMAIL, PASSWORD)
-        .send(&client(Duration::from_secs(10)), now)
+    let err = request(&sim, EMAIL)
+        .send(&client(Duration::from_secs(10)), &password(PASSWORD), now)
         .await
         .unwrap_err();
     assert_eq!(
@@ -214,13 +235,13 @@ async fn the_password_is_in_no_log_line() {
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
     let http = client(Duration::from_secs(10));
-    let login = request(&sim, EMAIL, PASSWORD)
-        .send(&http, clock.now())
+    let login = request(&sim, EMAIL)
+        .send(&http, &password(PASSWORD), clock.now())
         .await
         .unwrap();
     tracing::info!(login = ?login, "logged like an application would");
-    let err = request(&sim, EMAIL, "Wr0ng-pass")
-        .send(&http, clock.now())
+    let err = request(&sim, EMAIL)
+        .send(&http, &password("Wr0ng-pass"), clock.now())
         .await
         .unwrap_err();
     tracing::error!(error = %err, debug = ?err, "logged like an application would");
