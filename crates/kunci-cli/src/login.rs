@@ -202,6 +202,12 @@ fn read_terminal(
         profile.kind.display_name(),
         profile.name
     ));
+    if profile.kind == ProviderKind::Kalsel {
+        err_line(&format!(
+            "(or log in with email and password: `kunci login {} --email EMAIL`)",
+            profile.name
+        ));
+    }
     let mut secrets = HashMap::new();
     for &var in prompts {
         let value = if is_secret(var) {
