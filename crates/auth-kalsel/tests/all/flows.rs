@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::time::Duration;
 
 use auth_core::{

@@ -1,5 +1,6 @@
 //! `LoginRequest`: email and password exchanged once for the refresh token, against the
 //! simulator's login route (`POST /api/v1/login`).
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::time::Duration;
 
