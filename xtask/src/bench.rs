@@ -96,7 +96,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "load",
         features: "",
         explicit: true,
-        what: "2 callers × 60 s of `token()` on a Kalsel.dev manager with a file store; tokens living 3 s, so the refresh token rotates and is saved every few seconds",
+        what: "2 callers × 60 s of `token()` on a Kalsel.dev manager with a file store; tokens living 3 s, so a new token is fetched and saved every few seconds",
     },
 ];
 

@@ -150,6 +150,9 @@ pub struct Stats {
     pub time_to_expiry: Option<Duration>,
     /// Where the cached token stands (`None`: nothing cached).
     pub freshness: Option<Freshness>,
+    /// When the source's configured credential expires (a refresh token's own expiry; see
+    /// [`TokenSource::credential_expires_at`](crate::TokenSource::credential_expires_at)).
+    pub credential_expires_at: Option<OffsetDateTime>,
 }
 
 /// Per-thread stripes for the hit counter, so counting does not make threads contend.
@@ -450,6 +453,7 @@ impl TokenManager {
             time_to_expiry: (has_token && cached.deadlines.expires_at != MonoTime::NEVER)
                 .then(|| cached.deadlines.expires_at.saturating_duration_since(now)),
             freshness: has_token.then(|| cached.deadlines.freshness(now)),
+            credential_expires_at: inner.source.credential_expires_at(),
         }
     }
 

@@ -77,6 +77,15 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     fn name(&self) -> &str {
         "custom"
     }
+
+    /// When the long-lived credential this source was configured with stops working, if the
+    /// source can tell (a refresh token's own expiry, read from the credential): after that no
+    /// fetch can succeed until a person logs in again. `None` (the default) when it is
+    /// permanent or unknown. Surfaced in [`Stats::credential_expires_at`](crate::Stats) so an
+    /// operator can alert before it happens. Called outside the warm path; must not block.
+    fn credential_expires_at(&self) -> Option<OffsetDateTime> {
+        None
+    }
 }
 
 /// A cheaply cloneable, shared [`TokenSource`].

@@ -5,6 +5,7 @@ use std::fmt;
 use auth_core::{
     Error, StoreKey,
     http::{Url, Vars, parse_base_url},
+    time::OffsetDateTime,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -13,8 +14,8 @@ use crate::NAME;
 /// Where Kalsel.dev's API lives.
 pub const DEFAULT_BASE_URL: &str = "https://kalsel.dev";
 
-/// The refresh token from logging in (required). After the first refresh, the rotated token
-/// in the store takes its place.
+/// The refresh token from logging in (required). It never rotates: it is sent on every refresh
+/// until it expires, 7 days after the login.
 pub const ENV_REFRESH_TOKEN: &str = "KALSEL_REFRESH_TOKEN";
 /// The lifetime of each new token in minutes, 10 to 10080 (optional; without it the server's
 /// default of 10080 minutes applies).
@@ -24,10 +25,48 @@ pub const ENV_BASE_URL: &str = "KALSEL_BASE_URL";
 /// The account name used in the store key (optional, default `default`).
 pub const ENV_ACCOUNT: &str = "KALSEL_ACCOUNT";
 
-/// The shortest lifetime Kalsel.dev issues: 10 minutes.
+/// The shortest lifetime kunci asks for: 10 minutes, the documented minimum (the server
+/// itself has none).
 pub const MIN_LIFETIME_MINUTES: u32 = 10;
-/// The longest lifetime Kalsel.dev issues, and its default: 10080 minutes (7 days).
+/// The longest lifetime Kalsel.dev issues, and its default: 10080 minutes (7 days). The server
+/// turns 0 or anything above into this.
 pub const MAX_LIFETIME_MINUTES: u32 = 10_080;
+
+/// Checks a token lifetime against 10..=10080 minutes.
+pub(crate) fn check_lifetime(minutes: u32) -> Result<u32, Error> {
+    if (MIN_LIFETIME_MINUTES..=MAX_LIFETIME_MINUTES).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(Error::configuration(format!(
+            "the Kalsel.dev token lifetime must be {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES} minutes, not {minutes}"
+        )))
+    }
+}
+
+/// Reads [`ENV_TOKEN_LIFETIME_MINUTES`], when set.
+pub(crate) fn lifetime_from(vars: &Vars<'_>) -> Result<Option<u32>, Error> {
+    let Some(raw) = vars.get(ENV_TOKEN_LIFETIME_MINUTES) else {
+        return Ok(None);
+    };
+    let minutes = raw.trim().parse::<u32>().map_err(|_| {
+        Error::configuration(format!(
+            "{ENV_TOKEN_LIFETIME_MINUTES} must be a whole number of minutes from {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES}"
+        ))
+    })?;
+    check_lifetime(minutes)
+        .map(Some)
+        .map_err(|e| Vars::named(ENV_TOKEN_LIFETIME_MINUTES, e))
+}
+
+/// What the refresh token's own claims say, read without verifying them (kunci has no key).
+#[derive(serde::Deserialize)]
+struct RefreshClaims {
+    #[serde(default, rename = "type")]
+    kind: Option<serde_json::Number>,
+}
+
+/// The server's token types (`utils/mjwt/custom_claim.go`): 0 access, 1 refresh.
+const ACCESS_TYPE: i64 = 0;
 
 /// How kunci reaches one Kalsel.dev account. `Debug` never shows the refresh token.
 ///
@@ -45,6 +84,8 @@ pub const MAX_LIFETIME_MINUTES: u32 = 10_080;
 #[derive(Clone)]
 pub struct KalselConfig {
     pub(crate) refresh_token: SecretString,
+    /// The refresh token's `exp`, when it is a JWT with a readable one.
+    refresh_expires_at: Option<OffsetDateTime>,
     pub(crate) limit: Option<u32>,
     pub(crate) base_url: Url,
     account: String,
@@ -56,6 +97,7 @@ impl fmt::Debug for KalselConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KalselConfig")
             .field("refresh_token", &"[redacted]")
+            .field("refresh_token_expires_at", &self.refresh_expires_at)
             .field("token_lifetime_minutes", &self.limit)
             .field("base_url", &self.base_url.as_str())
             .field("account", &self.account)
@@ -67,9 +109,14 @@ impl KalselConfig {
     /// A configuration for the default base URL, the server's default lifetime and the account
     /// `default`.
     ///
+    /// The refresh token is read (not verified: kunci has no key) for its `exp`, shown by
+    /// [`refresh_token_expires_at`](Self::refresh_token_expires_at); a token that is not a
+    /// JWT, or whose `exp` is unreadable or absurd, simply has no known expiry.
+    ///
     /// # Errors
-    /// A configuration error when the refresh token is empty or holds characters a token
-    /// never has (the message never shows it).
+    /// A configuration error when the refresh token is empty, holds characters a token never
+    /// has, or is an access token (a JWT whose `type` claim is 0: the server refuses those as
+    /// "not a refresh token"). The message never shows it.
     pub fn new(refresh_token: SecretString) -> Result<Self, Error> {
         let v = refresh_token.expose_secret();
         if v.trim().is_empty() {
@@ -82,8 +129,19 @@ impl KalselConfig {
                 "the Kalsel.dev refresh token holds spaces, control or non-ASCII characters; copy it again",
             ));
         }
+        let kind = auth_core::jwt::decode_claims::<RefreshClaims>(v)
+            .ok()
+            .and_then(|c| c.kind)
+            .and_then(|n| n.as_i64());
+        if kind == Some(ACCESS_TYPE) {
+            return Err(Error::configuration(
+                "the Kalsel.dev refresh token is an access token (its `type` claim is 0): use the `refresh_token` of a login, not its `access_token`",
+            ));
+        }
+        let refresh_expires_at = auth_core::jwt::time_claims(v).ok().and_then(|t| t.exp);
         Ok(Self {
             refresh_token,
+            refresh_expires_at,
             limit: None,
             base_url: parse_base_url(DEFAULT_BASE_URL)?,
             account: "default".to_owned(),
@@ -94,15 +152,11 @@ impl KalselConfig {
     /// The lifetime of each new token, sent as `limit`.
     ///
     /// # Errors
-    /// A configuration error outside 10 to 10080 minutes: Kalsel.dev refuses other values, so
-    /// this is caught before any request.
+    /// A configuration error outside 10 to 10080 minutes, the documented range, caught before
+    /// any request. (The server itself turns 0 or more than 10080 into 10080 and has no
+    /// minimum; kunci keeps the page's range.)
     pub fn with_token_lifetime_minutes(mut self, minutes: u32) -> Result<Self, Error> {
-        if !(MIN_LIFETIME_MINUTES..=MAX_LIFETIME_MINUTES).contains(&minutes) {
-            return Err(Error::configuration(format!(
-                "the Kalsel.dev token lifetime must be {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES} minutes, not {minutes}"
-            )));
-        }
-        self.limit = Some(minutes);
+        self.limit = Some(check_lifetime(minutes)?);
         Ok(self)
     }
 
@@ -152,16 +206,7 @@ impl KalselConfig {
             "log in to Kalsel.dev and copy the refresh token",
         )?;
         let mut config = Self::new(refresh_token).map_err(|e| Vars::named(ENV_REFRESH_TOKEN, e))?;
-        if let Some(raw) = vars.get(ENV_TOKEN_LIFETIME_MINUTES) {
-            let minutes = raw.trim().parse::<u32>().map_err(|_| {
-                Error::configuration(format!(
-                    "{ENV_TOKEN_LIFETIME_MINUTES} must be a whole number of minutes from {MIN_LIFETIME_MINUTES} to {MAX_LIFETIME_MINUTES}"
-                ))
-            })?;
-            config = config
-                .with_token_lifetime_minutes(minutes)
-                .map_err(|e| Vars::named(ENV_TOKEN_LIFETIME_MINUTES, e))?;
-        }
+        config.limit = lifetime_from(&vars)?;
         config.base_url = vars.base_url(ENV_BASE_URL, DEFAULT_BASE_URL)?;
         if let Some(account) = vars.get(ENV_ACCOUNT) {
             config = config
@@ -176,6 +221,13 @@ impl KalselConfig {
         self.limit
     }
 
+    /// When the refresh token expires (its `exp` claim, read unverified; 7 days after the
+    /// login on the real server): after that every refresh is refused and a person has to log
+    /// in again. `None` when the token is not a JWT with a readable `exp`.
+    pub fn refresh_token_expires_at(&self) -> Option<OffsetDateTime> {
+        self.refresh_expires_at
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &Url {
         &self.base_url
@@ -187,7 +239,7 @@ impl KalselConfig {
     }
 
     /// The store key of this account: `kalsel:<account>`. Never derived from the refresh
-    /// token, which rotates and is secret.
+    /// token, which is secret and changes with every login.
     pub fn store_key(&self) -> StoreKey {
         self.key.clone()
     }
@@ -249,6 +301,49 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Configuration);
             assert!(e.message().contains("10 to 10080"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_access_token_is_refused_and_a_refresh_tokens_expiry_is_read() {
+        use auth_testkit::jwt::unsigned;
+        use serde_json::json;
+
+        let access = unsigned(&json!({"exp": 1_900_000_000, "type": 0, "identity": "a@b.co"}));
+        let err = KalselConfig::from_lookup(lookup(&[(ENV_REFRESH_TOKEN, &access)])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(
+            err.message().contains(ENV_REFRESH_TOKEN) && err.message().contains("access token"),
+            "{err}"
+        );
+        assert!(!format!("{err:?}").contains(&access));
+
+        let refresh = unsigned(&json!({"exp": 1_900_000_000, "type": 1}));
+        let config = KalselConfig::new(SecretString::from(refresh)).unwrap();
+        assert_eq!(
+            config
+                .refresh_token_expires_at()
+                .map(OffsetDateTime::unix_timestamp),
+            Some(1_900_000_000)
+        );
+        // not a JWT, or an `exp` that is no time at all: no known expiry, no error
+        for token in [
+            "rt-opaque".to_owned(),
+            unsigned(&json!({"exp": 1e300, "type": 1})),
+            unsigned(&json!({"exp": i64::MAX, "type": 1})),
+            unsigned(&json!({"exp": "soon"})),
+        ] {
+            let config = KalselConfig::new(SecretString::from(token.clone())).unwrap();
+            assert_eq!(config.refresh_token_expires_at(), None, "{token}");
+        }
+        // an `exp` far in the past or future is read as it is
+        let old = unsigned(&json!({"exp": -62_135_596_800_i64, "type": 1}));
+        assert_eq!(
+            KalselConfig::new(SecretString::from(old))
+                .unwrap()
+                .refresh_token_expires_at()
+                .map(OffsetDateTime::year),
+            Some(1)
+        );
     }
 
     #[test]

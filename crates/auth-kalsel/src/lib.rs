@@ -1,10 +1,11 @@
 //! The Kalsel.dev token source for kunci.
 //!
-//! Kalsel.dev hands out a short-lived access token and lets it be renewed with
-//! `POST {base}/api/v1/refresh` (`{"refresh_token": …, "limit": <minutes>}`). The new token
-//! replaces the old one, so this source rotates: the manager stores each new token as the
-//! refresh material before anyone uses it. When the refresh token itself has expired the server
-//! answers 421 and a person must log in again with username and password.
+//! A Kalsel.dev login (email and password, [`LoginRequest`]) gives a refresh token that lives
+//! 7 days and never changes; this source sends it to `POST {base}/api/v1/refresh`
+//! (`{"refresh_token": …, "limit": <minutes>}`) for each new access token. Nothing rotates.
+//! Once the refresh token has expired (or is otherwise refused: 422 `jwt_error`) a person must
+//! log in again; [`KalselConfig::refresh_token_expires_at`] says when, and so does the
+//! manager's [`Stats::credential_expires_at`](auth_core::Stats::credential_expires_at).
 //!
 //! ```
 //! use auth_core::{MemoryStore, TokenManager};
@@ -21,7 +22,7 @@
 //!     .with_token_lifetime_minutes(60)?
 //!     .with_base_url(&base_url)?;
 //! let key = config.store_key(); // `kalsel:default`
-//! let store = MemoryStore::new(); // use a persistent store: the refresh token rotates
+//! let store = MemoryStore::new(); // or a file or Redis store, to share the token
 //! let manager = TokenManager::builder(KalselSource::with_default_client(config)?)
 //!     .key(key)
 //!     .store(store)
@@ -30,19 +31,20 @@
 //! assert!(token.header_value().to_str()?.starts_with("Bearer "));
 //! # Ok(()) }
 //! ```
-//!
-//! Because the refresh token rotates, use a persistent store (`auth-store`'s file or Redis
-//! store): a process that loses the rotated token has to log in again.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod answer;
 mod config;
+mod login;
 mod source;
 
+pub use answer::Rejection;
 pub use config::{
     DEFAULT_BASE_URL, ENV_ACCOUNT, ENV_BASE_URL, ENV_REFRESH_TOKEN, ENV_TOKEN_LIFETIME_MINUTES,
     KalselConfig, MAX_LIFETIME_MINUTES, MIN_LIFETIME_MINUTES,
 };
-pub use source::{JwtRejection, KalselSource, REFRESH_PATH};
+pub use login::{LOGIN_PATH, Login, LoginRequest};
+pub use source::{EXPIRY_WARNING, KalselSource, REFRESH_PATH};
 
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "kalsel";

@@ -88,6 +88,11 @@ pub(crate) enum Command {
     Login {
         /// A config profile or a provider name
         profile: String,
+        /// Kalsel.dev: log in with this account's email and its password (read without echo,
+        /// or as the first line of stdin), sent once to get the refresh token; the password is
+        /// never stored
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
     },
     /// Remove the stored token and the saved login of a profile
     Logout {

@@ -311,9 +311,10 @@ pub(crate) async fn status(
     let mut rows = Vec::new();
     for profile in &profiles {
         let row = match ctx.source(profile, &store).await {
-            Ok((_, key)) => {
+            Ok((source, key)) => {
                 let entry = store.load(&key).await.map_err(kunci::Error::from)?;
                 status::Row::from_entry(profile, &key, entry.as_ref(), &clock, offset)
+                    .with_credential_expiry(source.credential_expires_at())
             }
             Err(e) if e.code == code::CONFIGURATION && listing => {
                 status::Row::not_configured(profile)
@@ -329,7 +330,7 @@ pub(crate) async fn status(
         ));
         return Ok(());
     }
-    let table = status::render(&rows, &store.describe(), offset.is_none());
+    let table = status::render(&rows, &store.describe(), offset, &clock);
     out_line(table.trim_end())
 }
 

@@ -1,6 +1,7 @@
 //! `kunci demo`: the four providers' simulators, in this process, on 127.0.0.1, and a walk
 //! through a token's life with each: first token, served from cache, refresh ahead of expiry,
-//! Kalsel's rotation and its 421, a SehatMu wrong secret and its cool-down, bursts of
+//! Kalsel's refresh token reused without rotation and its expiry, a SehatMu wrong secret and
+//! its cool-down, bursts of
 //! concurrent callers that send one request. One line per step, a summary table at the end.
 //!
 //! Everything goes through the same path as `kunci token`: the provider is built from
@@ -332,52 +333,80 @@ async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
         .await
         .map_err(io_error)?;
     out_line("")?;
-    out_line("Kalsel.dev: POST /api/v1/refresh; every refresh rotates the refresh token")?;
+    out_line(
+        "Kalsel.dev: POST /api/v1/refresh with the login's refresh token, which never rotates and lives 7 days",
+    )?;
     let store = MemoryStore::new();
-    let initial = sim.initial_refresh_token().to_owned();
-    let m = manager(
-        ProviderKind::Kalsel,
-        &[
+    let refresh_token = sim.refresh_token();
+    let vars = |refresh_token: String| {
+        vec![
             ("KALSEL_BASE_URL", sim.base_url()),
-            ("KALSEL_REFRESH_TOKEN", initial.clone()),
-        ],
-        &store,
-    )
-    .await?;
+            ("KALSEL_REFRESH_TOKEN", refresh_token),
+        ]
+    };
+    let m = manager(ProviderKind::Kalsel, &vars(refresh_token.clone()), &store).await?;
     let t = timer.now();
     let token = m.token().await.map_err(demo_error)?;
     let waited = timer.since(t);
     let stored = auth_core::TokenStore::load(&store, m.key())
         .await
         .map_err(|e| demo_error(e.into()))?;
-    let saved_refresh = stored
-        .as_ref()
-        .and_then(|e| e.refresh.as_ref())
-        .map(|r| r.expose_secret().to_owned());
-    let rotated = saved_refresh.as_deref() == Some(sim.refresh_token().as_str())
-        && saved_refresh.as_deref() != Some(initial.as_str());
     let token_saved = stored
         .as_ref()
         .and_then(|e| e.token.as_ref())
-        .is_some_and(|t| t.secret().expose_secret() == token.secret().expose_secret());
+        .is_some_and(|t| t.same_secret(&token));
+    let no_rotation = stored.as_ref().is_some_and(|e| e.refresh.is_none());
+    let login_before = m.stats().credential_expires_at;
     step(
-        "first token, refresh token rotated",
+        "first token",
         sim.request_count(),
         &took(waited),
-        "the new refresh token was stored before the token was handed out",
+        &format!(
+            "stored before it was handed out; log in again {}",
+            in_time(timer, login_before)
+        ),
     )?;
-    s.check(rotated, "the rotated refresh token is in the store")?;
     s.check(token_saved, "the token is in the store")?;
+    s.check(
+        no_rotation,
+        "no refresh material is stored: nothing rotates",
+    )?;
+    s.check(
+        login_before.is_some(),
+        "the refresh token's expiry is read from it",
+    )?;
     let mut tokens = m.stats().fetches + m.stats().cache_hits;
 
-    // Refresh material that expired: the server answers 421.
-    let expired = sim.expire_refresh_token();
+    // A second refresh (as after a 401 from the API) sends the same refresh token again.
+    m.invalidate(&token);
+    drop(token);
+    let before = sim.request_count();
+    let t = timer.now();
+    let second = m.token().await;
+    let waited = timer.since(t);
+    let sent: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.json()?["refresh_token"].as_str().map(str::to_owned))
+        .collect();
+    let same_refresh_token = sent.len() == 2 && sent.iter().all(|t| *t == refresh_token);
+    step(
+        "second refresh",
+        sim.request_count() - before,
+        &took(waited),
+        "the same refresh token, accepted again",
+    )?;
+    s.check(second.is_ok(), "the second refresh succeeds")?;
+    s.check(
+        same_refresh_token,
+        "both refreshes send the configured refresh token",
+    )?;
+    tokens += 1;
+
+    // Seven days after the login the server refuses the refresh token: 422 jwt_error.
     let m2 = manager(
         ProviderKind::Kalsel,
-        &[
-            ("KALSEL_BASE_URL", sim.base_url()),
-            ("KALSEL_REFRESH_TOKEN", expired),
-        ],
+        &vars(sim.expired_refresh_token()),
         &MemoryStore::new(),
     )
     .await?;
@@ -385,18 +414,43 @@ async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
     let t = timer.now();
     let result = m2.token().await;
     let waited = timer.since(t);
-    let reauth = matches!(&result, Err(e) if e.kind() == ErrorKind::ReauthenticationRequired);
+    let reauth = matches!(&result, Err(e) if e.kind() == ErrorKind::ReauthenticationRequired
+        && e.message().contains("Token is expired"));
     step(
-        "expired refresh token: 421",
+        "expired refresh token: 422",
         sim.request_count() - before,
         &took(waited),
         &format!(
-            "re-authentication required (`kunci token` exits {}: log in again)",
+            "\"Token is expired\": log in again (`kunci token` exits {})",
             code::REAUTHENTICATE
         ),
     )?;
-    s.check(reauth, "a 421 means re-authentication required")?;
-    tokens += m2.stats().cache_hits;
+    s.check(reauth, "an expired refresh token means logging in again")?;
+
+    // The login's access token configured by mistake: refused before any request.
+    let before = sim.request_count();
+    let mistaken = kunci::ProviderKind::Kalsel
+        .source_from_lookup(
+            &|name| (name == "KALSEL_REFRESH_TOKEN").then(|| sim.access_token()),
+            http(),
+        )
+        .err();
+    step(
+        "an access token as refresh token",
+        sim.request_count() - before,
+        "-",
+        &format!(
+            "a configuration error naming KALSEL_REFRESH_TOKEN (exit {})",
+            code::CONFIGURATION
+        ),
+    )?;
+    s.check(
+        mistaken.is_some_and(|e| {
+            exit_code(e.kind()) == code::CONFIGURATION
+                && e.message().contains("KALSEL_REFRESH_TOKEN")
+        }),
+        "an access token is refused as refresh token, without a request",
+    )?;
     s.requests = sim.request_count();
     s.tokens = tokens;
     Ok(s)

@@ -70,6 +70,12 @@ impl TokenSource for LazySource {
     fn name(&self) -> &str {
         self.kind.name()
     }
+
+    /// Builds the source if it is not built yet (its HTTP client included): only `kunci
+    /// status` and the manager's stats ask, never the warm path.
+    fn credential_expires_at(&self) -> Option<time::OffsetDateTime> {
+        self.source().ok()?.credential_expires_at()
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,26 @@
 //! `kunci login`: secrets read from the terminal (without echo) or stdin, kept in the store
 //! under `login:<profile>` as a JSON object in the entry's secret field (the file store writes
 //! it mode 0600, encrypted at rest with `KUNCI_STORE_KEY`).
+//!
+//! Kalsel.dev can also be logged in to with email and password (`--email`): they are sent
+//! once to its login route, and only the refresh token it answers is saved — the password is
+//! kept in a `SecretString` for that one request and goes nowhere else.
 
 use std::{
     collections::HashMap,
     io::{IsTerminal as _, Write as _},
 };
 
-use kunci::SharedTokenStore;
-use secrecy::ExposeSecret as _;
+use auth_core::{Clock as _, StoredEntry, SystemClock};
+use kunci::{ProviderKind, SharedTokenStore, core::http::HttpClient, providers::kalsel};
+use secrecy::{ExposeSecret as _, SecretString};
+use time::UtcOffset;
 
 use crate::{
-    commands::{Context, save_login},
+    commands::{Context, configuration_hint, save_login},
     config::{Profile, Setting, is_credential, is_secret},
     failure::{Failure, code, err_line},
+    status::{local_time, relative},
 };
 
 /// The secrets `kunci login` saved for `profile` (empty when there are none).
@@ -53,9 +60,17 @@ pub(crate) fn prompts(profile: &Profile) -> Vec<&'static str> {
         .collect()
 }
 
-/// `kunci login PROFILE`.
-pub(crate) async fn run(ctx: &Context, profile_name: &str) -> Result<(), Failure> {
+/// `kunci login PROFILE [--email EMAIL]`.
+pub(crate) async fn run(
+    ctx: &Context,
+    profile_name: &str,
+    email: Option<&str>,
+    offset: Option<UtcOffset>,
+) -> Result<(), Failure> {
     let profile = ctx.config.profile(profile_name)?;
+    if let Some(email) = email {
+        return with_password(ctx, &profile, email, offset).await;
+    }
     let store = ctx.open_store().await?;
     let prompts = prompts(&profile);
     if prompts.is_empty() {
@@ -86,6 +101,98 @@ pub(crate) async fn run(ctx: &Context, profile_name: &str) -> Result<(), Failure
     Ok(())
 }
 
+/// `kunci login kalsel --email EMAIL`: the password read without echo (or as stdin's first
+/// line), exchanged once for the refresh token, which is saved as `KALSEL_REFRESH_TOKEN`; the
+/// login's access token is stored as the account's token, so the next command sends nothing.
+async fn with_password(
+    ctx: &Context,
+    profile: &Profile,
+    email: &str,
+    offset: Option<UtcOffset>,
+) -> Result<(), Failure> {
+    if profile.kind != ProviderKind::Kalsel {
+        return Err(Failure::configuration(format!(
+            "--email is for Kalsel.dev, whose email and password are exchanged for a refresh token; profile `{}` is {}",
+            profile.name,
+            profile.kind.display_name()
+        )));
+    }
+    if !prompts(profile).contains(&kalsel::ENV_REFRESH_TOKEN) {
+        return Err(Failure::configuration(format!(
+            "profile `{}` takes {} from the config file; a login could not replace it",
+            profile.name,
+            kalsel::ENV_REFRESH_TOKEN
+        )));
+    }
+    let store = ctx.open_store().await?;
+    // The base URL and the lifetime (`limit`) come from the profile as for every other
+    // command, and are checked before the password is asked for.
+    let vars = ctx.variables(profile, &store).await?;
+    let request = kalsel::LoginRequest::from_lookup(email, |name| vars.get(name).cloned())
+        .map_err(|e| configuration_hint(e.into(), profile))?;
+    let password = read_password(request.email())?;
+    let http = HttpClient::new(ctx.http.clone())?;
+    let clock = SystemClock::new();
+    let login = request
+        .send(&http, &password, clock.now())
+        .await
+        .map_err(|e| {
+            let failure = Failure::from(e);
+            if failure.code == code::REAUTHENTICATE {
+                failure.hint("check the email and password (nothing was saved)")
+            } else {
+                failure.or_hint("nothing was saved")
+            }
+        })?;
+    let secrets = HashMap::from([(
+        kalsel::ENV_REFRESH_TOKEN.to_owned(),
+        login.refresh_token.expose_secret().to_owned(),
+    )]);
+    let key = save_login(ctx, profile, &store, secrets).await?;
+    // Best effort: without it the next command refreshes once.
+    if let Err(e) = store
+        .save(&key, &StoredEntry::with_token(login.access_token), 0)
+        .await
+    {
+        tracing::info!(key = %key, error = %e, "the login's access token was not stored");
+    }
+    let until = login
+        .refresh_token_expires_at
+        .map_or_else(String::new, |at| {
+            format!(
+                "; log in again before {} ({})",
+                local_time(at, offset),
+                relative(at - clock.now())
+            )
+        });
+    err_line(&format!(
+        "{}: logged in to Kalsel.dev as {}; saved {} for {key} in {}{until}",
+        profile.name,
+        request.email(),
+        kalsel::ENV_REFRESH_TOKEN,
+        store.describe()
+    ));
+    Ok(())
+}
+
+/// The password: without echo on a terminal, else stdin's first line.
+fn read_password(email: &str) -> Result<SecretString, Failure> {
+    let raw = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Kalsel.dev password for {email}: "))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    }
+    .map_err(|e| Failure::configuration(format!("cannot read the password: {e}")))?;
+    let password = SecretString::from(raw.trim_end_matches(['\r', '\n']).to_owned());
+    if password.expose_secret().is_empty() {
+        return Err(Failure::configuration(
+            "no password was entered; nothing was sent or saved",
+        ));
+    }
+    Ok(password)
+}
+
 fn read_terminal(
     profile: &Profile,
     prompts: &[&'static str],
@@ -95,6 +202,12 @@ fn read_terminal(
         profile.kind.display_name(),
         profile.name
     ));
+    if profile.kind == ProviderKind::Kalsel {
+        err_line(&format!(
+            "(or log in with email and password: `kunci login {} --email EMAIL`)",
+            profile.name
+        ));
+    }
     let mut secrets = HashMap::new();
     for &var in prompts {
         let value = if is_secret(var) {

@@ -53,7 +53,9 @@ fn main() -> ExitCode {
     // Read while this is the only thread: the time crate refuses to read the local offset
     // once other threads exist (the file store's blocking pool, for one).
     let offset = match args.command {
-        Command::Status { .. } => time::UtcOffset::current_local_offset().ok(),
+        Command::Status { .. } | Command::Login { .. } => {
+            time::UtcOffset::current_local_offset().ok()
+        }
         _ => None,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -87,7 +89,9 @@ async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure>
         Command::Token { profile } => commands::token(&ctx, profile).await,
         Command::Header { profile } => commands::header(&ctx, profile).await,
         Command::Status { profile } => commands::status(&ctx, profile.as_deref(), offset).await,
-        Command::Login { profile } => login::run(&ctx, profile).await,
+        Command::Login { profile, email } => {
+            login::run(&ctx, profile, email.as_deref(), offset).await
+        }
         Command::Logout { profile } => commands::logout(&ctx, profile).await,
         Command::Verify { profile } => commands::verify(&ctx, profile).await,
         Command::Demo => demo::run().await,

@@ -16,6 +16,8 @@ pub(crate) struct Row {
     pub(crate) state: String,
     pub(crate) expires: String,
     pub(crate) remaining: String,
+    /// When the configured credential stops working (Kalsel.dev's refresh token), if known.
+    pub(crate) credential_expires_at: Option<OffsetDateTime>,
 }
 
 impl Row {
@@ -28,7 +30,15 @@ impl Row {
             state: "not configured".to_owned(),
             expires: "-".to_owned(),
             remaining: "-".to_owned(),
+            credential_expires_at: None,
         }
+    }
+
+    /// Adds when the configured credential expires (shown under the table).
+    #[must_use]
+    pub(crate) fn with_credential_expiry(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.credential_expires_at = at;
+        self
     }
 
     /// A row from the stored entry (or its absence).
@@ -78,16 +88,48 @@ impl Row {
             state,
             expires,
             remaining,
+            credential_expires_at: None,
         }
+    }
+
+    /// The line under the table about the credential's own expiry: `log in again before …`,
+    /// a warning within a day of it, or that it has expired.
+    pub(crate) fn credential_note(
+        &self,
+        now: OffsetDateTime,
+        offset: Option<UtcOffset>,
+    ) -> Option<String> {
+        let at = self.credential_expires_at?;
+        let (when, left) = (local_time(at, offset), relative(at - now));
+        let login = format!("kunci login {}", self.profile);
+        Some(if at <= now {
+            format!(
+                "{}: the refresh token expired {when} ({left}): log in again (`{login}`)",
+                self.profile
+            )
+        } else if at - now <= time::Duration::DAY {
+            format!(
+                "warning: {}: log in again before {when} ({left}): the refresh token expires then (`{login}`)",
+                self.profile
+            )
+        } else {
+            format!(
+                "{}: log in again before {when} ({left}): the refresh token expires then",
+                self.profile
+            )
+        })
     }
 }
 
-/// `2026-11-22 14:03:12 +07:00` in the local offset (UTC when it is unknown).
+/// `2026-11-22 14:03:12 +07:00` in the local offset (UTC when it is unknown, and when the
+/// moment cannot be shown in the local offset: 9999-12-31 23:59:59 UTC is in the year 10000
+/// at +07:00).
 pub(crate) fn local_time(at: OffsetDateTime, offset: Option<UtcOffset>) -> String {
     let format = format_description!(
         "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory]:[offset_minute]"
     );
-    at.to_offset(offset.unwrap_or(UtcOffset::UTC))
+    at.checked_to_offset(offset.unwrap_or(UtcOffset::UTC))
+        .unwrap_or_else(|| at.to_offset(UtcOffset::UTC))
         .format(format)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
@@ -117,8 +159,14 @@ pub(crate) fn human(d: Duration) -> String {
     }
 }
 
-/// The table, columns padded to their widest cell.
-pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool) -> String {
+/// The table, columns padded to their widest cell, then a line per credential that expires
+/// (`log in again before …`).
+pub(crate) fn render(
+    rows: &[Row],
+    store: &str,
+    offset: Option<UtcOffset>,
+    clock: &dyn Clock,
+) -> String {
     let header = ["PROFILE", "PROVIDER", "STATE", "EXPIRES", "KEY", "STORE"];
     let expiries: Vec<String> = rows
         .iter()
@@ -166,7 +214,12 @@ pub(crate) fn render(rows: &[Row], store: &str, utc_note: bool) -> String {
     for row in &cells {
         out.push_str(&line(row));
     }
-    if utc_note {
+    let now = clock.now();
+    for note in rows.iter().filter_map(|r| r.credential_note(now, offset)) {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    if offset.is_none() {
         out.push_str("(times in UTC: the local time zone is unknown)\n");
     }
     out
@@ -203,6 +256,75 @@ mod tests {
     }
 
     #[test]
+    fn far_future_and_far_past_times_never_panic_in_a_non_utc_offset() {
+        let end = datetime!(9999-12-31 23:59:59 UTC);
+        // +07:00 would be the year 10000: shown in UTC instead
+        assert_eq!(
+            local_time(end, Some(offset!(+7))),
+            "9999-12-31 23:59:59 +00:00"
+        );
+        let start = datetime!(-9999-01-01 00:00:00 UTC);
+        assert!(!local_time(start, Some(offset!(-7))).is_empty());
+        let now = datetime!(2026-11-22 07:00:00 UTC);
+        let clock: Arc<ManualClock> = ManualClock::new(now);
+        let profile = Config::default().profile("kalsel").unwrap();
+        let key = StoreKey::new("kalsel:default").unwrap();
+        for at in [end, start] {
+            let token = Token::bearer(SecretString::from("t0k3n"), now, Some(at)).unwrap();
+            let row = Row::from_entry(
+                &profile,
+                &key,
+                Some(&StoredEntry::with_token(token)),
+                &*clock,
+                Some(offset!(+7)),
+            )
+            .with_credential_expiry(Some(at));
+            let table = render(&[row], "memory:", Some(offset!(+7)), &*clock);
+            assert!(table.contains("log in again"), "{table}");
+        }
+    }
+
+    #[test]
+    fn the_credentials_expiry_is_shown_under_the_table() {
+        let now = datetime!(2026-11-22 07:00:00 UTC);
+        let clock: Arc<ManualClock> = ManualClock::new(now);
+        let profile = Config::default().profile("kalsel").unwrap();
+        let key = StoreKey::new("kalsel:default").unwrap();
+        let row = |at| {
+            Row::from_entry(&profile, &key, None, &*clock, Some(offset!(+7)))
+                .with_credential_expiry(Some(at))
+        };
+        let week = row(now + time::Duration::days(7));
+        assert_eq!(
+            week.credential_note(now, Some(offset!(+7))).unwrap(),
+            "kalsel: log in again before 2026-11-29 14:00:00 +07:00 (in 7d 0h): the refresh token expires then"
+        );
+        let soon = row(now + time::Duration::hours(5));
+        assert!(
+            soon.credential_note(now, Some(offset!(+7)))
+                .unwrap()
+                .starts_with(
+                    "warning: kalsel: log in again before 2026-11-22 19:00:00 +07:00 (in 5h 0m)"
+                )
+        );
+        let gone = row(now - time::Duration::hours(2));
+        assert_eq!(
+            gone.credential_note(now, None).unwrap(),
+            "kalsel: the refresh token expired 2026-11-22 05:00:00 +00:00 (2h 0m ago): log in again (`kunci login kalsel`)"
+        );
+        let table = render(&[week], "memory:", Some(offset!(+7)), &*clock);
+        assert!(
+            table.ends_with("the refresh token expires then\n"),
+            "{table}"
+        );
+        assert!(
+            Row::not_configured(&profile)
+                .credential_note(now, None)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn rows_show_state_and_cool_down() {
         let now = datetime!(2026-11-22 07:00:00 UTC);
         let clock: Arc<ManualClock> = ManualClock::new(now);
@@ -225,7 +347,7 @@ mod tests {
             "fresh, cooling down until 2026-11-22 07:01:00 +07:00".replace("07:01", "14:01")
         );
         assert_eq!(row.remaining, "in 3h 0m");
-        let table = render(&[row], "memory:", false);
+        let table = render(&[row], "memory:", Some(offset!(+7)), &*clock);
         assert!(table.starts_with("PROFILE"), "{table}");
         assert!(!table.contains("t0k3n"));
     }

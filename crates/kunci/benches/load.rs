@@ -1,6 +1,5 @@
 //! Load: 2 callers on a 2-worker runtime call `token()` for 60 s (a Kalsel.dev manager with a
-//! file store: tokens live 3 s, so every ~2.5 s a refresh rotates the refresh token and saves
-//! it). Reports calls, errors (target 0), refreshes, and the resident set size at the start and
+//! file store: tokens live 3 s, so every ~2.5 s a refresh fetches a new token and saves it). Reports calls, errors (target 0), refreshes, and the resident set size at the start and
 //! the end (target: flat). `harness = false`; `cargo xtask bench load` only.
 #![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
 #![allow(
@@ -56,6 +55,9 @@ fn main() {
                 .token_lifetime(LIFETIME),
         ))
         .unwrap();
+    // The server's limiter (30 requests a minute) exempts clients on its own host; so does
+    // this measurement of kunci.
+    sim.set_rate_limit(None);
     let dir = tempfile::tempdir().unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         (
@@ -110,7 +112,7 @@ fn main() {
     let rss_end = rss_kib();
     let stats = manager.stats();
     println!(
-        "report: load: {CALLERS} callers × {seconds} s: **{calls} calls, {errors} errors** (target 0); {} refreshes (tokens living {} s, each rotation saved to the file store), {} failed",
+        "report: load: {CALLERS} callers × {seconds} s: **{calls} calls, {errors} errors** (target 0); {} refreshes (tokens living {} s, each saved to the file store), {} failed",
         stats.fetches,
         LIFETIME.as_secs(),
         stats.failures

@@ -1,33 +1,63 @@
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::time::Duration;
 
-use auth_core::{Clock as _, ErrorKind, FetchRequest, TokenSource as _};
-use auth_kalsel::{JwtRejection, KalselSource};
-use auth_testkit::kalsel::KalselSim;
+use auth_core::{
+    Clock as _, ErrorKind, FetchRequest, StoredEntry, Token, TokenSource as _, TokenStore as _,
+};
+use auth_kalsel::{KalselConfig, KalselSource, Rejection};
+use auth_testkit::{Fault, kalsel::KalselSim, logs::LogCapture};
 use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
 
 use crate::support::{REFRESH_POINT, client, clock, config, manager, setup, sim_builder};
 
+fn sent_refresh_tokens(sim: &KalselSim) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .map(|r| {
+            r.json().unwrap()["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The defect this replaces: kunci stored each access token as the next refresh token, so
+/// the second refresh sent an access token and the server answered 422 "not a refresh
+/// token". Every refresh now sends the configured refresh token, and nothing is stored as
+/// refresh material.
 #[tokio::test]
-async fn rotation_is_persisted_before_the_token_is_handed_out() {
+async fn the_refresh_token_is_never_rotated_and_every_refresh_sends_the_configured_one() {
     let s = setup().await;
     let sent_at = s.clock.now();
-    let token = s.manager.token().await.unwrap();
-    let issued = s.sim.issued_tokens();
-    assert_eq!(issued.len(), 1);
-    assert_eq!(token.secret().expose_secret(), issued[0]);
+    let first = s.manager.token().await.unwrap();
     assert_eq!(
-        token.expires_at(),
+        first.expires_at(),
         Some(sent_at + Duration::from_secs(3600))
     );
-    // By the time the caller holds the token, the store already holds it as the refresh token.
     let stored = s.stored().await.unwrap();
-    assert_eq!(stored.refresh.as_ref().unwrap().expose_secret(), issued[0]);
-    assert!(stored.token.unwrap().same_secret(&token));
-    assert_eq!(s.sim.refresh_token(), issued[0]);
+    assert!(stored.refresh.is_none(), "no refresh material is stored");
+    assert!(
+        stored.token.unwrap().same_secret(&first),
+        "stored before it was handed out"
+    );
+    let mut seen = vec![first.secret().expose_secret().to_owned()];
+    for _ in 0..3 {
+        s.clock.advance(REFRESH_POINT);
+        let next = s.manager.token().await.unwrap();
+        assert!(!seen.contains(&next.secret().expose_secret().to_owned()));
+        seen.push(next.secret().expose_secret().to_owned());
+    }
+    assert_eq!(s.sim.request_count(), 4);
+    let configured = s.sim.initial_refresh_token();
+    assert!(sent_refresh_tokens(&s.sim).iter().all(|t| t == configured));
+    assert_eq!(s.sim.issued_tokens(), seen);
 }
 
 #[tokio::test]
-async fn expiry_causes_exactly_one_request_with_the_rotated_token() {
+async fn expiry_causes_exactly_one_request_for_twenty_concurrent_callers() {
     let s = setup().await;
     let first = s
         .manager
@@ -59,29 +89,29 @@ async fn expiry_causes_exactly_one_request_with_the_rotated_token() {
     assert_eq!(s.sim.request_count(), 2);
     assert!(secrets.iter().all(|t| t == &secrets[0]));
     assert_ne!(secrets[0], first);
-    // The second refresh sent the first token, not the configured one.
-    assert_eq!(
-        s.sim.requests()[1].json().unwrap()["refresh_token"],
-        first.as_str()
-    );
-    let stored = s.stored().await.unwrap();
-    assert_eq!(stored.refresh.unwrap().expose_secret(), secrets[0]);
 }
 
 #[tokio::test]
-async fn another_process_uses_the_stored_rotated_token_not_its_stale_configuration() {
+async fn another_process_sharing_the_store_adopts_the_stored_token() {
     let s = setup().await;
-    s.manager.token().await.unwrap();
-    s.clock.advance(REFRESH_POINT);
-    // A second "process" configured with the original (now superseded) refresh token, sharing
-    // the store. The simulator accepts only the latest token, so success proves it used it.
+    let token = s.manager.token().await.unwrap();
     let other = manager(config(&s.sim), &s.store, &s.clock, Duration::from_secs(30));
-    let token = other.token().await.unwrap();
-    assert_eq!(s.sim.request_count(), 2);
-    assert_eq!(s.sim.refresh_token(), token.secret().expose_secret());
-    // The first manager adopts it from the store instead of refreshing again.
+    let adopted = other.token().await.unwrap();
+    assert!(adopted.same_secret(&token));
+    assert_eq!(s.sim.request_count(), 1);
+    assert_eq!(other.stats().adopted, 1);
+}
+
+/// An earlier kunci stored the last access token as "rotated" refresh material. The server
+/// refuses it; the configured refresh token is what is sent.
+#[tokio::test]
+async fn refresh_material_left_in_the_store_by_an_earlier_kunci_is_ignored() {
+    let s = setup().await;
+    let mut old = StoredEntry::default();
+    old.refresh = Some(SecretString::from(s.sim.access_token()));
+    s.store.save(s.manager.key(), &old, 0).await.unwrap();
     s.manager.token().await.unwrap();
-    assert_eq!(s.sim.request_count(), 2);
+    assert_eq!(sent_refresh_tokens(&s.sim), [s.sim.initial_refresh_token()]);
 }
 
 #[tokio::test]
@@ -93,7 +123,12 @@ async fn expired_is_corrected_for_the_servers_clock() {
         )
         .await
         .unwrap();
-        let source = KalselSource::new(config(&sim), client(Duration::from_secs(30)));
+        // the refresh token was issued in the server's clock: log in there
+        let config = KalselConfig::new(SecretString::from(sim.login()))
+            .unwrap()
+            .with_base_url(&sim.base_url())
+            .unwrap();
+        let source = KalselSource::new(config, client(Duration::from_secs(30)));
         let now = clock.now();
         let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
         // The server says "expired = its now + 1 h"; in our clock that is our now + 1 h.
@@ -102,55 +137,204 @@ async fn expired_is_corrected_for_the_servers_clock() {
             Some(now + Duration::from_secs(3600)),
             "skew {skew_hours} h"
         );
-        assert_eq!(
-            fetched.refresh.unwrap().expose_secret(),
-            fetched.token.secret().expose_secret()
-        );
+        assert!(fetched.refresh.is_none());
     }
 }
 
+/// Seven days after the login the server refuses the refresh token: 422 `jwt_error`
+/// "Token is expired" (its page says 421). Log in again, with the server's cause shown.
 #[tokio::test]
-async fn an_expired_refresh_token_requires_logging_in_again() {
-    let clock = clock();
-    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
-    let expired = sim.expire_refresh_token();
-    let config = auth_kalsel::KalselConfig::new(SecretString::from(expired.clone()))
-        .unwrap()
-        .with_base_url(&sim.base_url())
-        .unwrap();
-    let store = auth_core::MemoryStore::new();
-    let m = manager(config, &store, &clock, Duration::from_secs(30));
-    let err = m.token().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
-    assert!(
-        err.to_string()
-            .contains("log in again with username and password"),
-        "{err}"
-    );
-    let source = std::error::Error::source(&err).unwrap();
-    let rejection = source.downcast_ref::<JwtRejection>().unwrap();
-    assert_eq!(rejection.status, 421);
-    assert_eq!(rejection.error, "jwt_error");
-    assert_eq!(rejection.message, "Token expired");
-    assert_eq!(rejection.causes, ["token has expired"]);
-    assert!(!format!("{err} {err:?}").contains(&expired));
-}
-
-#[tokio::test]
-async fn a_421_after_rotation_keeps_the_stored_entry() {
+async fn an_expired_refresh_token_requires_logging_in_again_with_the_servers_cause() {
     let s = setup().await;
     let token = s.manager.token().await.unwrap();
     let before = s.stored().await.unwrap();
-    s.sim.expire_refresh_token();
-    s.clock.advance(REFRESH_POINT);
+    s.clock.advance(Duration::from_secs(7 * 86_400 + 60));
     let err = s.manager.token().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{err:?}");
+    assert!(
+        err.message()
+            .contains("status 422, jwt_error: Token is expired"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("log in again with email and password"),
+        "{err}"
+    );
+    let rejection = std::error::Error::source(&err)
+        .unwrap()
+        .downcast_ref::<Rejection>()
+        .unwrap();
+    assert_eq!(
+        (
+            rejection.status,
+            rejection.error.as_str(),
+            rejection.message.as_str()
+        ),
+        (422, "jwt_error", "Token tidak valid")
+    );
+    assert_eq!(rejection.causes, ["Token is expired"]);
+    let printed = format!("{err} {err:?}");
+    assert!(
+        !printed.contains(s.sim.initial_refresh_token()),
+        "{printed}"
+    );
+    // the stored entry is left as it was
     let after = s.stored().await.unwrap();
     assert_eq!(after.version, before.version);
     assert!(after.token.unwrap().same_secret(&token));
+}
+
+/// The page documents 421 for an expired refresh token; a server answering it, or 401, gets
+/// the same treatment as the real server's 422.
+#[tokio::test]
+async fn the_pages_421_and_a_401_also_require_logging_in_again() {
+    for (status, body) in [
+        (
+            421,
+            json!({"status": 421, "message": "Token expired", "error": "jwt_error", "causes": ["token has expired"]}),
+        ),
+        (
+            401,
+            json!({"status": 401, "message": "Unauthorized", "error": "unauthorized", "causes": []}),
+        ),
+    ] {
+        let s = setup().await;
+        s.sim.fail_next(Fault::json(status, &body));
+        let err = s.manager.token().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{status}");
+        assert!(err.message().contains(&format!("status {status}")), "{err}");
+    }
+}
+
+/// Configuring the login's access token instead of its refresh token: caught from the token's
+/// `type` claim before any request, and from the server's cause if the claim was unreadable.
+#[tokio::test]
+async fn an_access_token_as_refresh_token_is_a_configuration_error_naming_the_variable() {
+    let clock = clock();
+    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
+    let err = KalselConfig::from_lookup(|name| match name {
+        "KALSEL_REFRESH_TOKEN" => Some(sim.access_token()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.message().contains("KALSEL_REFRESH_TOKEN"), "{err}");
+    assert_eq!(sim.request_count(), 0);
+
+    let s = crate::support::setup().await;
+    s.sim.fail_next(Fault::json(
+        422,
+        &json!({"status": 422, "message": "Token tidak valid", "error": "jwt_error", "causes": ["not a refresh token"]}),
+    ));
+    let err = s.manager.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
+    assert!(
+        err.message()
+            .contains("KALSEL_REFRESH_TOKEN holds an access token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_account_requires_logging_in_again() {
+    let s = setup().await;
+    s.sim.delete_account();
+    let err = s.manager.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{err:?}");
+    assert!(err.message().contains("not_found"), "{err}");
+}
+
+/// The server's limiter: 30 requests a minute per client address, then 429 `rate_limiter`
+/// with `Retry-After` (the seconds left in its window).
+#[tokio::test]
+async fn the_thirty_first_request_in_a_minute_is_rate_limited_until_the_window_ends() {
+    let clock = clock();
+    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
+    let source = KalselSource::new(config(&sim), client(Duration::from_secs(30)));
+    let now = clock.now();
+    for _ in 0..30 {
+        source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    }
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
     assert_eq!(
-        after.refresh.unwrap().expose_secret(),
-        token.secret().expose_secret()
+        err.kind(),
+        ErrorKind::RateLimited {
+            until: now + Duration::from_secs(60)
+        }
+    );
+    assert!(
+        err.message()
+            .contains("rate_limiter: too many requests in a given amount of time"),
+        "{err}"
+    );
+    clock.advance(Duration::from_secs(60));
+    source
+        .fetch(FetchRequest::new(None, clock.now()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_refresh_tokens_expiry_is_in_the_managers_stats() {
+    let s = setup().await;
+    let seven_days = s.clock.now() + Duration::from_secs(7 * 86_400);
+    assert_eq!(s.manager.stats().credential_expires_at, Some(seven_days));
+    let source = KalselSource::new(config(&s.sim), client(Duration::from_secs(1)));
+    assert_eq!(source.credential_expires_at(), Some(seven_days));
+    assert_eq!(source.config().refresh_token_expires_at(), Some(seven_days));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_warning_is_logged_on_refreshes_within_a_day_of_the_refresh_tokens_expiry() {
+    let captured = LogCapture::default();
+    let _guard = captured.install();
+    let s = setup().await;
+    s.manager.token().await.unwrap();
+    s.clock.advance(Duration::from_secs(5 * 86_400));
+    s.manager.token().await.unwrap();
+    assert!(
+        !captured.text().contains("expires within a day"),
+        "{}",
+        captured.text()
+    );
+    s.clock.advance(Duration::from_secs(86_400 + 3600));
+    s.manager.token().await.unwrap();
+    let logs = captured.text();
+    assert!(
+        logs.contains("WARN") && logs.contains("the refresh token expires within a day"),
+        "{logs}"
+    );
+    assert!(!logs.contains(s.sim.initial_refresh_token()));
+}
+
+/// After a refusal a person logs in again and configures the new refresh token: the next
+/// process sends it, one request.
+#[tokio::test]
+async fn a_new_login_takes_effect_with_one_request() {
+    let s = setup().await;
+    s.manager.token().await.unwrap();
+    s.clock.advance(Duration::from_secs(8 * 86_400));
+    assert!(s.manager.token().await.is_err());
+    let fresh = s.sim.login();
+    let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
+        .unwrap()
+        .with_base_url(&s.sim.base_url())
+        .unwrap();
+    let second = manager(relogged, &s.store, &s.clock, Duration::from_secs(10));
+    let before = s.sim.request_count();
+    let token: auth_core::TokenGuard = second.token().await.unwrap();
+    assert_eq!(s.sim.request_count() - before, 1);
+    assert_eq!(sent_refresh_tokens(&s.sim).last().unwrap(), &fresh);
+    let stored = s.store.load(second.key()).await.unwrap().unwrap();
+    assert!(
+        stored
+            .token
+            .as_ref()
+            .is_some_and(|t: &Token| t.same_secret(&token))
     );
 }
 
@@ -164,79 +348,5 @@ async fn source_name_key_and_debug() {
     assert!(
         !printed.contains(s.sim.initial_refresh_token()),
         "{printed}"
-    );
-}
-
-/// After a 421, a person logs in again and configures the new refresh token. The stored
-/// (rotated, now dead) one is tried first and rejected; the configured one is then used, so
-/// the new login takes effect without deleting the stored entry by hand.
-#[tokio::test]
-async fn a_new_login_takes_effect_over_a_dead_stored_refresh_token() {
-    let clock = clock();
-    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
-    let store = auth_core::MemoryStore::new();
-    let first = manager(config(&sim), &store, &clock, Duration::from_secs(10));
-    first.token().await.unwrap();
-    // idle past the token's life: the stored refresh material has expired server-side
-    clock.advance(Duration::from_secs(2 * 3600));
-    let err = first.token().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
-
-    let fresh = sim.login();
-    let relogged = auth_kalsel::KalselConfig::new(SecretString::from(fresh.clone()))
-        .unwrap()
-        .with_base_url(&sim.base_url())
-        .unwrap();
-    let second = manager(relogged, &store, &clock, Duration::from_secs(10));
-    let before = sim.request_count();
-    let token = second.token().await.unwrap();
-    assert_eq!(
-        sim.request_count() - before,
-        2,
-        "the dead stored token, then the configured one"
-    );
-    let sent: Vec<String> = sim.requests()[before..]
-        .iter()
-        .map(|r| {
-            r.json().unwrap()["refresh_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(sent[1], fresh);
-    // and the rotation is stored, as always
-    let stored = auth_core::TokenStore::load(&store, second.key())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored.refresh.unwrap().expose_secret(),
-        token.secret().expose_secret()
-    );
-}
-
-/// While the stored refresh token is accepted it wins over the configured one (in a fleet it is
-/// the newest), so a process configured with an old token keeps working.
-#[tokio::test]
-async fn a_valid_stored_refresh_token_wins_over_the_configured_one() {
-    let clock = clock();
-    let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
-    let store = auth_core::MemoryStore::new();
-    let first = manager(config(&sim), &store, &clock, Duration::from_secs(10));
-    let issued = first.token().await.unwrap();
-    clock.advance(REFRESH_POINT);
-    let before = sim.request_count();
-    let second = manager(config(&sim), &store, &clock, Duration::from_secs(10));
-    second.token().await.unwrap();
-    assert_eq!(sim.request_count() - before, 1);
-    let sent = sim.last_request().unwrap().json().unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        sent,
-        issued.secret().expose_secret(),
-        "the stored, rotated token was used"
     );
 }

@@ -3,6 +3,7 @@
 
 mod faults;
 mod flows;
+mod login;
 mod logs;
 mod props;
 mod request_shape;

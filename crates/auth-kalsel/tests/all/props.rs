@@ -11,6 +11,7 @@ use std::{
 use auth_core::{
     ErrorKind, FetchRequest, SharedClock, TokenSource as _,
     http::{HttpClient, HttpConfig},
+    time::{Duration as TimeDuration, OffsetDateTime},
 };
 use auth_kalsel::{KalselConfig, KalselSource};
 use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
@@ -23,6 +24,8 @@ struct Answer {
     status: u16,
     content_type: Option<String>,
     body: Vec<u8>,
+    /// A `Date` header replacing the simulator's.
+    date: Option<String>,
 }
 
 struct Harness {
@@ -44,7 +47,11 @@ impl Harness {
             .block_on(
                 SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
                     let a = served.lock().unwrap().clone();
-                    SimResponse::new(a.status, a.content_type.as_deref(), a.body)
+                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
+                    match &a.date {
+                        Some(date) => response.with_header("date", date),
+                        None => response,
+                    }
                 }),
             )
             .unwrap();
@@ -63,10 +70,20 @@ impl Harness {
     }
 
     fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
+        self.fetch_at(answer).1
+    }
+
+    /// The moment sent, and the outcome.
+    fn fetch_at(
+        &self,
+        answer: Answer,
+    ) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
         *self.answer.lock().unwrap() = answer;
         let sent_at = SharedClock::system().now();
-        self.runtime
-            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)))
+        let outcome = self
+            .runtime
+            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)));
+        (sent_at, outcome)
     }
 }
 
@@ -111,7 +128,54 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         })
         .to_string()
         .into_bytes()),
+        (error_field(), cause()).prop_map(|(e, c)| json!({
+            "status": 422, "message": "Token tidak valid", "error": e, "causes": [c]
+        })
+        .to_string()
+        .into_bytes()),
     ]
+}
+
+fn error_field() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("jwt_error".to_owned()),
+        Just("not_found".to_owned()),
+        Just("rate_limiter".to_owned()),
+        "[a-z_]{0,12}",
+    ]
+}
+
+fn cause() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("not a refresh token".to_owned()),
+        Just("Token is expired".to_owned()),
+        Just("refresh-secret-for-props".to_owned()),
+        "\\PC{0,40}",
+    ]
+}
+
+/// The kind an answer must get, from its status and its body's `error` and `causes`.
+fn expected_kind(status: u16, body: &[u8]) -> Option<ErrorKind> {
+    let parsed: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(body).ok();
+    let error = parsed
+        .as_ref()
+        .and_then(|b| b.get("error"))
+        .and_then(|e| e.as_str());
+    let not_a_refresh_token = parsed
+        .as_ref()
+        .and_then(|b| b.get("causes"))
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| c.iter().any(|c| c == "not a refresh token"));
+    Some(match (status, error) {
+        (421 | 422, Some("jwt_error")) if not_a_refresh_token => ErrorKind::Configuration,
+        (401 | 403 | 421, _) | (422, Some("jwt_error")) | (404, Some("not_found")) => {
+            ErrorKind::ReauthenticationRequired
+        }
+        (408 | 500..=599, _) => ErrorKind::Transient,
+        (429, _) => return None,
+        _ => ErrorKind::Protocol,
+    })
 }
 
 /// Any status, content type and body: a token or a typed error, never a panic; refusals and
@@ -119,26 +183,27 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn arbitrary_answers_never_panic() {
     let h = Harness::start();
-    let strategy = (200u16..600, content_type(), body());
-    runner(192)
+    let strategy = (
+        prop_oneof![200u16..600, Just(422u16), Just(421u16), Just(404u16)],
+        content_type(),
+        body(),
+    );
+    runner(256)
         .run(&strategy, |(status, content_type, body)| {
+            let expected = expected_kind(status, &body);
             let result = h.fetch(Answer {
                 status,
                 content_type,
                 body,
+                date: None,
             });
             match result {
                 Ok(fetched) => {
                     prop_assert_eq!(status, 200);
                     prop_assert!(fetched.token.expires_at().is_some());
+                    prop_assert!(fetched.refresh.is_none());
                 }
                 Err(e) => {
-                    let expected = match status {
-                        401 | 403 | 421 => Some(ErrorKind::ReauthenticationRequired),
-                        408 | 500..=599 => Some(ErrorKind::Transient),
-                        429 => None,
-                        _ => Some(ErrorKind::Protocol),
-                    };
                     match expected {
                         Some(kind) => prop_assert_eq!(e.kind(), kind, "{}", e),
                         None => prop_assert!(
@@ -157,7 +222,8 @@ fn arbitrary_answers_never_panic() {
 }
 
 /// A documented answer comes back as a token with `access_token` as its secret, expiring at
-/// `expired`, and the same value as the rotated refresh token.
+/// `expired` (never later than the server's longest lifetime, 10080 minutes after sending),
+/// and no refresh material: nothing rotates.
 #[test]
 fn valid_answers_round_trip() {
     let h = Harness::start();
@@ -166,28 +232,71 @@ fn valid_answers_round_trip() {
         .run(&strategy, |(token, life)| {
             let expired = SharedClock::system().now().unix_timestamp() + life;
             let body = json!({"access_token": token, "expired": expired});
-            let fetched = h
-                .fetch(Answer {
-                    status: 200,
-                    content_type: Some("application/json".to_owned()),
-                    body: body.to_string().into_bytes(),
-                })
-                .unwrap();
+            let (sent_at, fetched) = h.fetch_at(Answer {
+                status: 200,
+                content_type: Some("application/json".to_owned()),
+                body: body.to_string().into_bytes(),
+                date: None,
+            });
+            let fetched = fetched.unwrap();
             prop_assert_eq!(fetched.token.secret().expose_secret(), token.as_str());
-            prop_assert_eq!(
-                fetched
-                    .refresh
-                    .as_ref()
-                    .map(|r| r.expose_secret().to_owned()),
-                Some(token.clone())
-            );
-            prop_assert_eq!(
-                fetched
-                    .token
-                    .expires_at()
-                    .map(auth_core::time::OffsetDateTime::unix_timestamp),
-                Some(expired)
-            );
+            prop_assert!(fetched.refresh.is_none());
+            let longest = sent_at + TimeDuration::minutes(10_080);
+            let expected = OffsetDateTime::from_unix_timestamp(expired)
+                .unwrap()
+                .min(longest);
+            prop_assert_eq!(fetched.token.expires_at(), Some(expected));
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Extreme `expired` values under a skewed `Date` header anywhere from 1970 to 9999: a token
+/// expiring after it was sent and no later than 10080 minutes after, or a protocol error —
+/// never a panic.
+#[test]
+fn extreme_expiries_under_skewed_dates_never_panic() {
+    let h = Harness::start();
+    let expired = prop_oneof![
+        any::<i64>(),
+        Just(i64::MAX),
+        Just(i64::MIN),
+        Just(253_402_300_799i64),
+        Just(-377_705_116_800i64),
+        -1_000_000i64..4_000_000_000,
+    ];
+    let date = prop_oneof![
+        Just(None),
+        (0i64..253_402_300_799).prop_map(Some),
+        (-7 * 86_400i64..7 * 86_400)
+            .prop_map(|skew| Some(SharedClock::system().now().unix_timestamp() + skew)),
+    ];
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    runner(192)
+        .run(&(expired, date), |(expired, date)| {
+            let date = date.map(|d| {
+                OffsetDateTime::from_unix_timestamp(d)
+                    .unwrap()
+                    .format(format)
+                    .unwrap()
+            });
+            let body = format!(r#"{{"access_token":"tok","expired":{expired}}}"#);
+            let (sent_at, outcome) = h.fetch_at(Answer {
+                status: 200,
+                content_type: Some("application/json".to_owned()),
+                body: body.into_bytes(),
+                date,
+            });
+            match outcome {
+                Ok(fetched) => {
+                    let at = fetched.token.expires_at().unwrap();
+                    prop_assert!(at > sent_at);
+                    prop_assert!(at <= sent_at + TimeDuration::minutes(10_080));
+                }
+                Err(e) => prop_assert_eq!(e.kind(), ErrorKind::Protocol, "{}", e),
+            }
             Ok(())
         })
         .unwrap();

@@ -27,13 +27,11 @@ pub(crate) fn clock() -> Arc<ManualClock> {
 }
 
 /// How far into a token's hour the tests move the clock to make the manager refresh: past the
-/// manager's hard deadline (see [`policy`]), before the token really expires. Kalsel.dev's
-/// refresh token *is* the last access token, so once that has expired only a new login helps.
+/// manager's hard deadline (see [`policy`]), before the token really expires.
 pub(crate) const REFRESH_POINT: Duration = Duration::from_secs(3100);
 
 /// A 10-minute skew allowance: the manager treats a one-hour token as expired 10 minutes
-/// early, which leaves the tests room for back-offs and cool-downs while the server still
-/// accepts the token as refresh material.
+/// early, which leaves the tests room for back-offs and cool-downs.
 pub(crate) fn policy() -> RefreshPolicy {
     let mut policy = RefreshPolicy::default();
     policy.clock_skew = Duration::from_secs(600);
@@ -41,7 +39,8 @@ pub(crate) fn policy() -> RefreshPolicy {
     policy
 }
 
-/// Tokens live one hour unless a test says otherwise.
+/// Access tokens live one hour unless a test says otherwise (refresh tokens 7 days, as on the
+/// server).
 pub(crate) fn sim_builder(clock: &Arc<ManualClock>) -> SimBuilder {
     SimServer::builder()
         .clock(SharedClock::from(clock.clone()))

@@ -118,7 +118,7 @@ async fn login_then_token_without_variables_then_logout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_by_name_and_a_new_login_replaces_rotated_material() {
+async fn login_by_name_and_a_new_login_replaces_the_stored_token() {
     let sim = KalselSim::start().await.unwrap();
     let mut k = Kunci::new();
     k.env("KALSEL_BASE_URL", sim.base_url());
@@ -129,18 +129,106 @@ async fn login_by_name_and_a_new_login_replaces_rotated_material() {
     k.run(&["token", "kalsel"]).await.expect(0);
     assert_eq!(sim.request_count(), 1);
 
-    // A new login drops the stored token and rotated refresh token of the old one, so the
-    // next command uses what was just typed: here a refresh token that expired (421, exit 3).
-    let expired = sim.expire_refresh_token();
+    // A new login drops the stored token of the old one, so the next command uses what was
+    // just typed: here a refresh token that expired (422 "Token is expired", exit 3).
+    let expired = sim.expired_refresh_token();
     let new_login = format!("KALSEL_REFRESH_TOKEN={expired}\n");
     k.run_with_stdin(&["login", "kalsel"], &new_login)
         .await
         .expect(0);
     let run = k.run(&["token", "kalsel"]).await;
-    run.expect_error(3, "");
+    run.expect_error(3, "jwt_error: Token is expired");
     assert_eq!(sim.request_count(), 2);
     assert!(run.stderr.contains("kunci login kalsel"), "{}", run.stderr);
     run.expect_no_secret(&[sim.initial_refresh_token(), &expired]);
+}
+
+/// `kunci login kalsel --email`: the password from stdin, sent once; only the refresh token
+/// is saved (and the login's access token, so the next command sends nothing). The password
+/// is in no output, log line or store file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_email_and_password_keeps_only_the_refresh_token() {
+    use auth_testkit::kalsel::{EMAIL, PASSWORD};
+    let sim = KalselSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("KALSEL_BASE_URL", sim.base_url())
+        .env("KALSEL_TOKEN_LIFETIME_MINUTES", "60");
+    let password = format!("{PASSWORD}\n");
+    let login = k
+        .run_with_stdin(&["-vvv", "login", "kalsel", "--email", EMAIL], &password)
+        .await;
+    login.expect(0);
+    assert!(
+        login
+            .stderr
+            .contains("logged in to Kalsel.dev as whois.muchlis@gmail.com")
+            && login.stderr.contains("log in again before"),
+        "{}",
+        login.stderr
+    );
+    assert_eq!(sim.request_count(), 1);
+    let request = sim.last_request().unwrap();
+    assert_eq!(request.path, "/api/v1/login");
+    assert_eq!(request.json().unwrap()["limit"], 60);
+    let refresh_token = sim.refresh_token();
+
+    let token = k.run(&["-vvv", "token", "kalsel"]).await;
+    token.expect(0);
+    assert_eq!(
+        sim.request_count(),
+        1,
+        "the login's access token was stored"
+    );
+    let status = k.run(&["status", "kalsel"]).await;
+    status.expect(0);
+    assert!(
+        status.stdout.contains("kalsel: log in again before")
+            && status.stdout.contains("(in 6d 23h)"),
+        "{}",
+        status.stdout
+    );
+    for run in [&login, &token, &status] {
+        run.expect_no_secret(&[PASSWORD, &refresh_token]);
+    }
+    let mut files = 0;
+    for entry in std::fs::read_dir(k.store()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(PASSWORD), "the password is in a store file");
+        files += 1;
+    }
+    assert!(files >= 2, "the saved login and the token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_saves_nothing_and_shows_no_password() {
+    use auth_testkit::kalsel::EMAIL;
+    let sim = KalselSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("KALSEL_BASE_URL", sim.base_url());
+    let wrong = "Wr0ng-Passw0rd";
+    let run = k
+        .run_with_stdin(
+            &["-vvv", "login", "kalsel", "--email", EMAIL],
+            &format!("{wrong}\n"),
+        )
+        .await;
+    run.expect_error(3, "unauthorized: Username atau password tidak valid")
+        .expect_no_secret(&[wrong]);
+    assert!(run.stderr.contains("nothing was saved"), "{}", run.stderr);
+    k.run(&["token", "kalsel"])
+        .await
+        .expect_error(2, "KALSEL_REFRESH_TOKEN");
+    // a lifetime out of range: refused before the password is read or anything is sent
+    k.env("KALSEL_TOKEN_LIFETIME_MINUTES", "10081");
+    k.run_with_stdin(&["login", "kalsel", "--email", EMAIL], "whatever\n")
+        .await
+        .expect_error(2, "KALSEL_TOKEN_LIFETIME_MINUTES");
+    // --email is Kalsel.dev's
+    k.run_with_stdin(&["login", "sehatmu", "--email", EMAIL], "x\n")
+        .await
+        .expect_error(2, "--email is for Kalsel.dev");
+    assert_eq!(sim.request_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

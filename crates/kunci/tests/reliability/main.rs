@@ -4,9 +4,10 @@
 //!   the stored entry unchanged;
 //! * `leaks` — full flows of every provider with TRACE logs captured; no secret and no issued
 //!   token in the logs, in any error's `Display`/`Debug`, or in the encrypted store files;
-//! * `crash` — a process rotating Kalsel.dev tokens through a file store, SIGKILLed 50 times:
-//!   every token it handed out is still in the store (or superseded by a newer one it saved),
-//!   and the stored refresh token still refreshes.
+//! * `crash` — a process refreshing Kalsel.dev tokens through a file store as fast as it can,
+//!   SIGKILLed 50 times: every token it handed out had been stored first (it is the stored one
+//!   or older), a token fetched but not yet stored was never handed out, and the entry is
+//!   never torn.
 //!
 //! What each attack tried and found is written up in `docs/reliability.md`.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
