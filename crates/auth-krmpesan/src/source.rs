@@ -116,11 +116,24 @@ impl AuthenticationResult {
     }
 }
 
+/// A refusal: Cognito's own body (`{"__type", "message"}`), or boto3's rendering of it
+/// (`{"Error": {"Code", "Message"}}`) if the wrapper passes that on.
 #[derive(Deserialize)]
 struct ErrorAnswer {
     #[serde(default, rename = "__type", alias = "code")]
     error_type: Option<String>,
     #[serde(default, alias = "Message")]
+    message: Option<String>,
+    #[serde(default, rename = "Error")]
+    boto: Option<BotoError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BotoError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
     message: Option<String>,
 }
 
@@ -353,13 +366,14 @@ impl KrmPesanSource {
         }
         let show = |text: &str| Some(scrub(text, &secrets)).filter(|t| !t.trim().is_empty());
         let (error_type, message) = answer.map_or((None, None), |a| {
+            let (boto_type, boto_message) = a.boto.map_or((None, None), |b| (b.code, b.message));
             (
                 // `aws.cognito#NotAuthorizedException:http://…` → `NotAuthorizedException`
-                a.error_type.as_deref().and_then(|t| {
+                a.error_type.or(boto_type).as_deref().and_then(|t| {
                     let t = t.rsplit('#').next().unwrap_or(t);
                     show(t.split(':').next().unwrap_or(t))
                 }),
-                a.message.as_deref().and_then(show),
+                a.message.or(boto_message).as_deref().and_then(show),
             )
         });
         let rejection = Rejection {

@@ -38,13 +38,13 @@ pub struct SehatMuGrant {
 #[non_exhaustive]
 pub struct SehatMuMetadata {
     /// The client the token was issued to.
-    #[serde(rename = "clientId", default)]
+    #[serde(rename = "clientId", default, deserialize_with = "string_or_number")]
     pub client_id: Option<String>,
     /// The registered client system.
     #[serde(default)]
     pub client: Option<SehatMuClient>,
     /// The user the client acts as.
-    #[serde(rename = "userId", default)]
+    #[serde(rename = "userId", default, deserialize_with = "string_or_number")]
     pub user_id: Option<String>,
     /// The user record.
     #[serde(default)]
@@ -68,7 +68,7 @@ pub struct SehatMuClient {
 #[non_exhaustive]
 pub struct SehatMuUser {
     /// The user's ID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_number")]
     pub id: Option<String>,
     /// The user's e-mail.
     #[serde(default)]
@@ -179,8 +179,16 @@ struct RawSuccess {
     access_token: Option<serde_json::Value>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
-    #[serde(flatten)]
-    metadata: SehatMuMetadata,
+}
+
+/// An identifier as the model wrote it: a string, or a number (an in-memory model's `id: 1`)
+/// kept as its digits; anything else is no identifier.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 /// Interprets the answer of `POST /oauth/token?grant_type=client_credentials`, sent at
@@ -207,7 +215,22 @@ pub fn parse_token_response(
 }
 
 fn parse_success(response: &HttpResponse, sent_at: OffsetDateTime) -> Result<SehatMuGrant, Error> {
-    let raw: RawSuccess = response.json(NAME)?;
+    let body: serde_json::Value = response.json(NAME)?;
+    let raw = RawSuccess::deserialize(&body).map_err(|_| {
+        Error::protocol(format!(
+            "the answer from {NAME} (status {}) does not have the documented shape",
+            response.status.as_u16()
+        ))
+    })?;
+    // The metadata is what the server's model chose to return (`oauth2-server` passes the
+    // model's token object on as it is): informative, never a reason to refuse a token.
+    let metadata = SehatMuMetadata::deserialize(&body).unwrap_or_else(|_| {
+        tracing::debug!(
+            provider = NAME,
+            "the token answer's metadata has an unexpected shape; it is left out"
+        );
+        SehatMuMetadata::default()
+    });
     let secret = match raw.access_token_camel.or(raw.access_token) {
         Some(serde_json::Value::String(s)) => s,
         // The page's structure types `accessToken` as a number; its example is a string.
@@ -245,10 +268,7 @@ fn parse_success(response: &HttpResponse, sent_at: OffsetDateTime) -> Result<Seh
         ));
     }
     let token = Token::bearer(SecretString::from(secret), sent_at, Some(expires_at))?;
-    Ok(SehatMuGrant {
-        token,
-        metadata: raw.metadata,
-    })
+    Ok(SehatMuGrant { token, metadata })
 }
 
 /// Moves `at` by `by`, staying at the first or last moment `time` can represent (the years
@@ -610,5 +630,22 @@ mod tests {
                 "{retry_after:?}"
             );
         }
+    }
+
+    #[test]
+    fn metadata_as_an_in_memory_model_writes_it_never_refuses_the_token() {
+        // Numeric ids, as an oauth2-server model keeping `{id: 1}` in memory answers them.
+        let body = r#"{"accessToken":"0123456789abcdef0123456789abcdef01234567","accessTokenExpiresAt":"2023-12-17T05:31:48.002Z","client":{"id":"c1","grants":["client_credentials"],"name":"X"},"clientId":"c1","user":{"id":1,"email":"a@b.c"},"userId":1}"#;
+        let grant =
+            parse_token_response(&response(200, "application/json", body), SENT, NOW).unwrap();
+        assert_eq!(grant.metadata.user_id.as_deref(), Some("1"));
+        assert_eq!(grant.metadata.user.unwrap().id.as_deref(), Some("1"));
+        assert_eq!(grant.metadata.client.unwrap().name.as_deref(), Some("X"));
+        // Metadata of an unexpected shape is left out; the token is still a token.
+        let body = r#"{"accessToken":"abc","accessTokenExpiresAt":"2023-12-17T05:31:48Z","client":"not-an-object","user":[1]}"#;
+        let grant =
+            parse_token_response(&response(200, "application/json", body), SENT, NOW).unwrap();
+        assert_eq!(grant.metadata, SehatMuMetadata::default());
+        assert_eq!(grant.token.header_value().to_str().unwrap(), "Bearer abc");
     }
 }

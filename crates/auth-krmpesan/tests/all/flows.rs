@@ -266,6 +266,31 @@ async fn cognitos_throttling_is_rate_limited() {
         "{err}"
     );
     assert!(err.to_string().contains("Rate exceeded"), "{err}");
+
+    // The same refusals as boto3 renders them, should the wrapper pass that form on.
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({"Error": {"Code": "NotAuthorizedException", "Message": "Refresh Token has been revoked"}}),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+    assert!(
+        err.to_string()
+            .contains("NotAuthorizedException: Refresh Token has been revoked"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
