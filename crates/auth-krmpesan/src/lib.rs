@@ -30,8 +30,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The answer is AWS Cognito's `AuthenticationResult` (`InitiateAuth`, `REFRESH_TOKEN_AUTH`).
+//! When the user pool rotates refresh tokens it also carries a new `RefreshToken`: the source
+//! returns it as a rotation ([`Fetched::rotated`](auth_core::Fetched::rotated)), so the
+//! manager stores it before the IdToken is handed out and sends it next time.
+//!
 //! Errors: 400, 401 and 403 are [`ReauthenticationRequired`](auth_core::ErrorKind) (generate
-//! new values on the dashboard); 5xx, timeouts and connection failures are transient; an
+//! new values on the dashboard) showing Cognito's `NotAuthorizedException` message with every
+//! configured secret scrubbed from it — except Cognito's throttling (`TooManyRequestsException`,
+//! also a 400), which is rate limited; 5xx, timeouts and connection failures are transient; an
 //! answer that cannot be read is a protocol error.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

@@ -5,8 +5,10 @@
 //! document describes: `accessToken` + `accessTokenExpiresAt` (ISO-8601, with or without
 //! milliseconds, plus typed metadata) and `access_token` + `expires_in` (seconds counted from
 //! when the request was sent). Errors come as a FHIR `OperationOutcome` (4xx) or plain text
-//! (5xx) and are classified by what to do; after any failed attempt the source declares a
-//! 60-second cool-down, because SehatMu allows one request per minute per client after a failure.
+//! (5xx) and are classified by what to do. After SehatMu rejects the client secret the source
+//! declares a 60-second cool-down, and its rate-limit answers carry one ("1 request per minute
+//! after a failed attempt", per client); a 5xx, a timeout, a dropped connection or an unreadable
+//! answer gets the manager's ordinary back-off only.
 //!
 //! ```no_run
 //! use auth_core::TokenManager;

@@ -16,6 +16,7 @@ use crate::NAME;
 /// How long SehatMu refuses a client after a failed attempt ("1 request per minute after a
 /// failed attempt").
 pub const FAILURE_COOLDOWN: Duration = Duration::from_secs(60);
+const FAILURE_COOLDOWN_SECONDS: time::Duration = time::Duration::seconds(60);
 
 /// The text SehatMu sends when the client ID or secret is wrong.
 pub const CREDENTIALS_REJECTED_TEXT: &str = "The user or system was not able to be authenticated (either client_id or client_secret combination is unacceptable)";
@@ -37,13 +38,13 @@ pub struct SehatMuGrant {
 #[non_exhaustive]
 pub struct SehatMuMetadata {
     /// The client the token was issued to.
-    #[serde(rename = "clientId", default)]
+    #[serde(rename = "clientId", default, deserialize_with = "string_or_number")]
     pub client_id: Option<String>,
     /// The registered client system.
     #[serde(default)]
     pub client: Option<SehatMuClient>,
     /// The user the client acts as.
-    #[serde(rename = "userId", default)]
+    #[serde(rename = "userId", default, deserialize_with = "string_or_number")]
     pub user_id: Option<String>,
     /// The user record.
     #[serde(default)]
@@ -67,7 +68,7 @@ pub struct SehatMuClient {
 #[non_exhaustive]
 pub struct SehatMuUser {
     /// The user's ID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_number")]
     pub id: Option<String>,
     /// The user's e-mail.
     #[serde(default)]
@@ -178,8 +179,16 @@ struct RawSuccess {
     access_token: Option<serde_json::Value>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
-    #[serde(flatten)]
-    metadata: SehatMuMetadata,
+}
+
+/// An identifier as the model wrote it: a string, or a number (an in-memory model's `id: 1`)
+/// kept as its digits; anything else is no identifier.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 /// Interprets the answer of `POST /oauth/token?grant_type=client_credentials`, sent at
@@ -206,7 +215,22 @@ pub fn parse_token_response(
 }
 
 fn parse_success(response: &HttpResponse, sent_at: OffsetDateTime) -> Result<SehatMuGrant, Error> {
-    let raw: RawSuccess = response.json(NAME)?;
+    let body: serde_json::Value = response.json(NAME)?;
+    let raw = RawSuccess::deserialize(&body).map_err(|_| {
+        Error::protocol(format!(
+            "the answer from {NAME} (status {}) does not have the documented shape",
+            response.status.as_u16()
+        ))
+    })?;
+    // The metadata is what the server's model chose to return (`oauth2-server` passes the
+    // model's token object on as it is): informative, never a reason to refuse a token.
+    let metadata = SehatMuMetadata::deserialize(&body).unwrap_or_else(|_| {
+        tracing::debug!(
+            provider = NAME,
+            "the token answer's metadata has an unexpected shape; it is left out"
+        );
+        SehatMuMetadata::default()
+    });
     let secret = match raw.access_token_camel.or(raw.access_token) {
         Some(serde_json::Value::String(s)) => s,
         // The page's structure types `accessToken` as a number; its example is a string.
@@ -227,31 +251,45 @@ fn parse_success(response: &HttpResponse, sent_at: OffsetDateTime) -> Result<Seh
         let parsed = OffsetDateTime::parse(at, &Rfc3339)
             .or_else(|_| OffsetDateTime::parse(at, &Iso8601::DEFAULT))
             .map_err(|_| Error::protocol("the answer from sehatmu has an `accessTokenExpiresAt` that is not an ISO-8601 time"))?;
-        expiries.push(parsed - response.clock_offset(sent_at));
+        // A server time: moved back by how far the server's clock is ahead of ours.
+        expiries.push(shift_saturating(parsed, -response.clock_offset(sent_at)));
     }
     if let Some(value) = &raw.expires_in {
-        expiries.push(sent_at + expires_in(value)?);
+        expiries.push(shift_saturating(sent_at, expires_in(value)?));
     }
     let expires_at = expiries.into_iter().min().ok_or_else(|| {
         Error::protocol(
             "the answer from sehatmu has neither `accessTokenExpiresAt` nor `expires_in`",
         )
     })?;
+    if expires_at <= sent_at {
+        return Err(Error::protocol(
+            "sehatmu issued a token that has already expired; check the system clock",
+        ));
+    }
     let token = Token::bearer(SecretString::from(secret), sent_at, Some(expires_at))?;
-    Ok(SehatMuGrant {
-        token,
-        metadata: raw.metadata,
+    Ok(SehatMuGrant { token, metadata })
+}
+
+/// Moves `at` by `by`, staying at the first or last moment `time` can represent (the years
+/// ±9999) instead of leaving the range. The one place this crate does arithmetic on
+/// server-supplied times; swap it for auth-core's checked-time helpers when they land.
+fn shift_saturating(at: OffsetDateTime, by: time::Duration) -> OffsetDateTime {
+    at.checked_add(by).unwrap_or(if by.is_negative() {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
     })
 }
 
-fn expires_in(value: &serde_json::Value) -> Result<Duration, Error> {
+fn expires_in(value: &serde_json::Value) -> Result<time::Duration, Error> {
     let secs = match value {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
     secs.filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e10)
-        .map(Duration::from_secs_f64)
+        .map(time::Duration::seconds_f64)
         .ok_or_else(|| {
             Error::protocol(
                 "the answer from sehatmu has an `expires_in` that is not a number of seconds",
@@ -264,9 +302,15 @@ fn client_error(response: &HttpResponse, now: OffsetDateTime) -> Error {
     let outcome = serde_json::from_slice::<OperationOutcome>(&response.body)
         .ok()
         .filter(|o| o.resource_type == "OperationOutcome");
+    // Rate-limit answers wait at least the page's minute, longer if `Retry-After` says so.
+    let until = |at: OffsetDateTime| response.retry_after(now).map_or(at, |ra| ra.max(at));
+    let a_minute_on = shift_saturating(now, FAILURE_COOLDOWN_SECONDS);
     let Some(outcome) = outcome else {
         if response.status == StatusCode::TOO_MANY_REQUESTS {
-            return response.unexpected_status(NAME, now);
+            return Error::rate_limited(
+                until(a_minute_on),
+                "sehatmu answered 429 Too Many Requests",
+            );
         }
         let kind = response
             .mime()
@@ -281,9 +325,8 @@ fn client_error(response: &HttpResponse, now: OffsetDateTime) -> Error {
         ));
     };
     let text = outcome.message();
-    let until = |at: OffsetDateTime| response.retry_after(now).map_or(at, |ra| ra.max(at));
     if outcome.is_rate_limit() {
-        let until = until(now + FAILURE_COOLDOWN);
+        let until = until(a_minute_on);
         return Error::rate_limited(
             until,
             format!("sehatmu refused the request under its rate limit (status {code}): {text}"),
@@ -297,7 +340,7 @@ fn client_error(response: &HttpResponse, now: OffsetDateTime) -> Error {
         .with_source(outcome);
     }
     if code == 429 {
-        let until = until(now + FAILURE_COOLDOWN);
+        let until = until(a_minute_on);
         return Error::rate_limited(
             until,
             format!("sehatmu answered 429 Too Many Requests: {text}"),
@@ -532,5 +575,77 @@ mod tests {
         assert!(err.to_string().contains("Gateway Timeout"), "{err}");
         let err = parse_token_response(&response(302, "text/html", ""), SENT, NOW).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn an_expiry_in_the_year_9999_with_a_server_clock_behind_does_not_panic() {
+        let body = r#"{"accessToken":"abc","accessTokenExpiresAt":"9999-12-31T23:59:59Z"}"#;
+        let mut answer = response(200, "application/json", body);
+        answer.date = Some(SENT - Duration::from_secs(3600));
+        let grant = parse_token_response(&answer, SENT, NOW).unwrap();
+        assert_eq!(
+            grant.token.expires_at(),
+            Some(time::PrimitiveDateTime::MAX.assume_utc()),
+            "the correction stops at the last representable moment"
+        );
+        // With the server's clock ahead, it is moved back as usual.
+        answer.date = Some(SENT + Duration::from_secs(3600));
+        let grant = parse_token_response(&answer, SENT, NOW).unwrap();
+        assert_eq!(
+            grant.token.expires_at(),
+            Some(datetime!(9999-12-31 22:59:59 UTC))
+        );
+    }
+
+    #[test]
+    fn an_expiry_that_has_passed_is_a_protocol_error() {
+        for body in [
+            r#"{"accessToken":"abc","accessTokenExpiresAt":"0000-01-01T00:00:00Z"}"#,
+            r#"{"accessToken":"abc","accessTokenExpiresAt":"2023-12-16T05:31:47Z"}"#,
+            r#"{"access_token":"abc","expires_in":0}"#,
+        ] {
+            let mut answer = response(200, "application/json", body);
+            answer.date = Some(SENT + Duration::from_secs(7200));
+            let err = parse_token_response(&answer, SENT, NOW).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{body}: {err}");
+            assert!(err.to_string().contains("already expired"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bare_429_waits_at_least_the_pages_minute() {
+        for (retry_after, want) in [
+            (None, NOW + FAILURE_COOLDOWN),
+            (Some("5"), NOW + FAILURE_COOLDOWN),
+            (Some("300"), NOW + Duration::from_secs(300)),
+        ] {
+            let mut answer = response(429, "text/plain", "Too Many Requests");
+            if let Some(ra) = retry_after {
+                answer = answer.with_retry_after(ra);
+            }
+            let err = parse_token_response(&answer, SENT, NOW).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::RateLimited { until: want },
+                "{retry_after:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_as_an_in_memory_model_writes_it_never_refuses_the_token() {
+        // Numeric ids, as an oauth2-server model keeping `{id: 1}` in memory answers them.
+        let body = r#"{"accessToken":"0123456789abcdef0123456789abcdef01234567","accessTokenExpiresAt":"2023-12-17T05:31:48.002Z","client":{"id":"c1","grants":["client_credentials"],"name":"X"},"clientId":"c1","user":{"id":1,"email":"a@b.c"},"userId":1}"#;
+        let grant =
+            parse_token_response(&response(200, "application/json", body), SENT, NOW).unwrap();
+        assert_eq!(grant.metadata.user_id.as_deref(), Some("1"));
+        assert_eq!(grant.metadata.user.unwrap().id.as_deref(), Some("1"));
+        assert_eq!(grant.metadata.client.unwrap().name.as_deref(), Some("X"));
+        // Metadata of an unexpected shape is left out; the token is still a token.
+        let body = r#"{"accessToken":"abc","accessTokenExpiresAt":"2023-12-17T05:31:48Z","client":"not-an-object","user":[1]}"#;
+        let grant =
+            parse_token_response(&response(200, "application/json", body), SENT, NOW).unwrap();
+        assert_eq!(grant.metadata, SehatMuMetadata::default());
+        assert_eq!(grant.token.header_value().to_str().unwrap(), "Bearer abc");
     }
 }

@@ -7,7 +7,7 @@ use std::{
 
 use async_trait::async_trait;
 use auth_core::{
-    Error, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
+    Error, ErrorKind, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
     http::{EnvProvider, HttpClient, HttpConfig, Url, endpoint},
 };
 use http::{Method, header};
@@ -23,9 +23,10 @@ use crate::{
 pub const TOKEN_PATH: &str = "oauth/token";
 
 /// SehatMu as a [`TokenSource`]: `POST {base}/oauth/token?grant_type=client_credentials` with
-/// the client ID and secret form-encoded in the body. One request per fetch, no retries; after
-/// any failed attempt it declares a 60-second cool-down, which the
-/// [`TokenManager`](auth_core::TokenManager) enforces and records in the store.
+/// the client ID and secret form-encoded in the body. One request per fetch, no retries. After
+/// SehatMu rejects the credentials it declares a 60-second cool-down, and its rate-limit
+/// answers carry one; the [`TokenManager`](auth_core::TokenManager) enforces both and records
+/// them in the store. Any other failure gets the manager's ordinary back-off only.
 #[derive(Debug)]
 pub struct SehatMuSource {
     config: SehatMuConfig,
@@ -145,10 +146,19 @@ impl TokenSource for SehatMuSource {
         Ok(Fetched::new(grant.token))
     }
 
-    /// 60 seconds after any failed attempt: SehatMu allows one request per minute per client ID
-    /// after a failure.
-    fn cooldown_after_failure(&self, _error: &Error) -> Option<Duration> {
-        Some(FAILURE_COOLDOWN)
+    /// 60 seconds after SehatMu rejected the client credentials: "Rate limit: 1 request per
+    /// minute after a failed attempt", where the failed attempt is a wrong `client_secret`
+    /// (the page: "hanya boleh salah pengisian client_secret 1x dalam 1 menit").
+    ///
+    /// Nothing for any other failure. A rate-limit answer is already
+    /// [`RateLimited`](auth_core::ErrorKind::RateLimited) until a minute after it (or a later
+    /// `Retry-After`), which the manager honours as it is — declaring more here would stretch
+    /// the manager's own "still cooling down" answers too. A 5xx, a timeout, a dropped
+    /// connection or an unreadable answer was no failed *authentication*, so it gets the
+    /// manager's ordinary back-off and stops no other process; neither does a store or lock
+    /// error, for which nothing was sent at all.
+    fn cooldown_after_failure(&self, error: &Error) -> Option<Duration> {
+        (error.kind() == ErrorKind::ReauthenticationRequired).then_some(FAILURE_COOLDOWN)
     }
 
     fn name(&self) -> &str {
@@ -198,18 +208,23 @@ mod tests {
     }
 
     #[test]
-    fn every_failure_cools_down_a_minute() {
+    fn only_rejected_credentials_declare_the_minute() {
         let source =
             SehatMuSource::new(SehatMuConfig::new("id", SecretString::from("s")).unwrap()).unwrap();
+        assert_eq!(
+            source.cooldown_after_failure(&Error::reauthentication_required("wrong secret")),
+            Some(Duration::from_secs(60))
+        );
+        let later = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(60);
         for err in [
-            Error::transient("x"),
-            Error::protocol("y"),
-            Error::reauthentication_required("z"),
+            // the server's own rate-limit answer carries its `until` already
+            Error::rate_limited(later, "rate limit"),
+            Error::transient("503 or a dropped connection"),
+            Error::protocol("an unreadable answer"),
+            Error::store("the store lock was not free: nothing was sent"),
+            Error::configuration("x"),
         ] {
-            assert_eq!(
-                source.cooldown_after_failure(&err),
-                Some(Duration::from_secs(60))
-            );
+            assert_eq!(source.cooldown_after_failure(&err), None, "{err}");
         }
     }
 

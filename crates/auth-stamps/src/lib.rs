@@ -31,17 +31,18 @@
 //! Error kinds, per answer, are listed in `docs/providers/stamps.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod claims;
 mod config;
 mod response;
 mod source;
 
+pub use claims::{ClaimId, StampsClaims, read_claims};
 pub use config::{
     Credentials, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_MERCHANT_ID, ENV_STATIC_TOKEN, ENV_TOKEN,
     StampsConfig,
 };
 pub use response::{
-    StampsClaims, StampsRejection, Verification, parse_access_token, parse_verification,
-    read_claims,
+    StampsRejection, TOKEN_NOT_VALID, Verification, parse_access_token, parse_verification,
 };
 pub use source::{GET_ACCESS_TOKEN_PATH, StampsSource, VERIFY_TOKEN_PATH};
 

@@ -1,4 +1,13 @@
-//! Reading Stamps' answers: the access token, the verified claims, and rejections.
+//! Reading Stamps' answers: the access token, the verified claims, and refusals.
+//!
+//! Stamps is Django REST framework with djangorestframework-simplejwt, so its refusals are
+//! DRF's and simplejwt's: `{"detail": "Invalid token."}` (DRF's `TokenAuthentication`),
+//! `{"detail": "Authentication credentials were not provided."}` (401, or 403 when the view's
+//! first authentication class sends no `WWW-Authenticate`), and simplejwt's
+//! `{"detail": "Given token not valid for any token type", "code": "token_not_valid",
+//! "messages": [{"token_class", "token_type", "message"}]}`. Their texts changed between
+//! versions ("Token is invalid or expired" became "Token is invalid" / "Token is expired" in
+//! simplejwt 5.5), so answers are classified by status and `code`, never by text.
 
 use std::fmt;
 
@@ -6,29 +15,10 @@ use auth_core::{Error, Token, http::HttpResponse, jwt};
 use http::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::NAME;
-
-/// The payload of a Stamps JWT, as `verify-token` returns it (and as the token itself carries).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct StampsClaims {
-    /// `"access"` for access tokens.
-    pub token_type: String,
-    /// When the token expires.
-    #[serde(with = "time::serde::timestamp")]
-    pub exp: OffsetDateTime,
-    /// When the token was issued.
-    #[serde(with = "time::serde::timestamp")]
-    pub iat: OffsetDateTime,
-    /// The token's unique identifier.
-    pub jti: String,
-    /// The Stamps user the token belongs to.
-    pub user_id: u64,
-    /// The merchant the token gives access to.
-    pub merchant_id: u64,
-}
+use crate::{NAME, claims::StampsClaims};
 
 /// What `verify-token` said about a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,33 +26,68 @@ pub struct StampsClaims {
 pub enum Verification {
     /// The token is valid; these are its claims.
     Valid(StampsClaims),
-    /// Stamps refused the token (expired, revoked or forged).
+    /// Stamps refused the token (expired, revoked, forged, or its user refused).
     Rejected(StampsRejection),
 }
 
-/// A refusal by Stamps (statuses 400, 401 and 403), with the reason it gave.
+/// simplejwt's `code` for a JWT it refused (expired, bad signature, old signing key, wrong
+/// token type): `InvalidToken.default_code` in `rest_framework_simplejwt/exceptions.py`.
+pub const TOKEN_NOT_VALID: &str = "token_not_valid";
+
+/// A refusal by Stamps (statuses 400, 401 and 403), with what it said.
 ///
-/// Stamps does not document its error bodies; the reason is taken from a JSON `detail`,
-/// `error` or `message` field, or from the first field error, as Django REST framework
-/// renders them.
+/// The reason is taken from DRF's `{"detail": …}` (or another JSON `error`/`message` field, or
+/// the first field error such as `{"crm_merchant_id": ["A valid integer is required."]}`);
+/// simplejwt adds a `code` and per-token-class `messages`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StampsRejection {
     /// The HTTP status.
     pub status: u16,
-    /// The reason Stamps gave, if any could be read.
+    /// The reason Stamps gave, if any could be read (at most 200 characters, control
+    /// characters replaced).
     pub detail: Option<String>,
+    /// simplejwt's machine-readable `code` (`token_not_valid`, `user_inactive`,
+    /// `user_not_found`, `bad_authorization_header`, …); DRF's own refusals carry none.
+    pub code: Option<String>,
+    /// The `message` of each of simplejwt's `messages` (why each token class refused it, e.g.
+    /// "Token is expired"), shortened like `detail`.
+    pub messages: Vec<String>,
+}
+
+impl StampsRejection {
+    /// A refusal with only a status and a reason (no simplejwt `code`).
+    pub fn new(status: u16, detail: Option<String>) -> Self {
+        Self {
+            status,
+            detail,
+            code: None,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Whether the JWT itself was refused (simplejwt's `code: "token_not_valid"`: expired, a
+    /// bad signature, an old signing key, not an access token) — a new token fixes it — as
+    /// opposed to the credential or the user behind it.
+    pub fn is_token_not_valid(&self) -> bool {
+        self.code.as_deref() == Some(TOKEN_NOT_VALID)
+    }
 }
 
 impl fmt::Display for StampsRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.detail {
-            Some(detail) => write!(f, "stamps answered status {}: {detail}", self.status),
-            None => write!(
-                f,
-                "stamps answered status {} without a readable reason",
-                self.status
-            ),
+        write!(f, "stamps answered status {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
         }
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}")?,
+            None => f.write_str(" without a readable reason")?,
+        }
+        if !self.messages.is_empty() {
+            write!(f, " ({})", self.messages.join("; "))?;
+        }
+        Ok(())
     }
 }
 
@@ -73,15 +98,6 @@ struct AccessTokenBody {
     access_token: String,
 }
 
-/// Reads the JWT's claims without verifying its signature (the client holds no key).
-///
-/// # Errors
-/// A [`Protocol`](auth_core::ErrorKind::Protocol) error when the value is not a JWT carrying
-/// the six documented claims.
-pub fn read_claims(jwt: &str) -> Result<StampsClaims, Error> {
-    Ok(jwt::decode_claims(jwt)?)
-}
-
 fn is_rejection(status: StatusCode) -> bool {
     matches!(
         status,
@@ -89,16 +105,35 @@ fn is_rejection(status: StatusCode) -> bool {
     )
 }
 
+/// Moves `at` by `by`, or `None` when the result is not a moment `time` can represent (beyond
+/// the years ±9999). The one place this crate does arithmetic on server-supplied times (an
+/// `exp` or `iat` moved by the server's clock offset); swap it for auth-core's checked-time
+/// helpers when they land.
+fn shift(at: OffsetDateTime, by: time::Duration) -> Option<OffsetDateTime> {
+    at.checked_add(by)
+}
+
+/// [`shift`], staying at the first or last representable moment instead of leaving the range.
+fn shift_saturating(at: OffsetDateTime, by: time::Duration) -> OffsetDateTime {
+    shift(at, by).unwrap_or(if by.is_negative() {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}
+
 /// Interprets the answer of `POST /api/auth/get-access-token/` sent at `sent_at`.
 ///
 /// The token expires at its `exp` claim, corrected for the difference between the server's
-/// `Date` and the local clock; it counts as issued at its `iat` claim (or `sent_at`).
+/// `Date` and the local clock (an `exp` that the correction would carry beyond the year 9999
+/// stays at the last representable moment); it counts as issued at its `iat` claim (or
+/// `sent_at`).
 ///
 /// # Errors
 /// 400/401/403 → [`ReauthenticationRequired`](auth_core::ErrorKind::ReauthenticationRequired)
 /// with the reason as [`StampsRejection`] source; 5xx and 408 → transient; 429 → rate limited;
-/// anything else, a body that is not the documented JSON, or a JWT without a readable `exp`
-/// → protocol.
+/// anything else, a body that is not the documented JSON, a JWT without a readable `exp`, or
+/// one that has already expired → protocol.
 pub fn parse_access_token(
     response: &HttpResponse,
     sent_at: OffsetDateTime,
@@ -118,11 +153,17 @@ pub fn parse_access_token(
     let body: AccessTokenBody = response.json(NAME)?;
     let claims = jwt::time_claims(&body.access_token)?;
     let exp = claims.require_exp()?;
-    let offset = response.clock_offset(sent_at);
-    let expires_at = exp - offset;
+    // The server's clock is `offset` ahead of ours: its moments are that much "later".
+    let back = -response.clock_offset(sent_at);
+    let expires_at = shift_saturating(exp, back);
+    if expires_at <= sent_at {
+        return Err(Error::protocol(
+            "stamps issued a token whose `exp` has already passed; check the system clock",
+        ));
+    }
     let issued_at = claims
         .iat
-        .map(|iat| iat - offset)
+        .and_then(|iat| shift(iat, back))
         .filter(|iat| *iat <= expires_at)
         .unwrap_or(sent_at);
     Token::bearer(
@@ -135,9 +176,9 @@ pub fn parse_access_token(
 /// Interprets the answer of `POST /api/auth/verify-token/`.
 ///
 /// # Errors
-/// 5xx and 408 → transient; 429 → rate limited; other unexpected statuses and bodies that are
-/// not the documented claims → protocol. A refusal is not an error: it is
-/// [`Verification::Rejected`].
+/// 5xx and 408 → transient; 429 → rate limited; other unexpected statuses, bodies that are
+/// not a JSON object, and claims that do not fit (the error names the claim) → protocol. A
+/// refusal is not an error: it is [`Verification::Rejected`].
 pub fn parse_verification(
     response: &HttpResponse,
     now: OffsetDateTime,
@@ -148,30 +189,50 @@ pub fn parse_verification(
     if !response.status.is_success() {
         return Err(response.unexpected_status(NAME, now));
     }
-    Ok(Verification::Valid(response.json(NAME)?))
+    let Value::Object(raw) = response.json::<Value>(NAME)? else {
+        return Err(Error::protocol(
+            "stamps answered verify-token with something other than a JSON object of claims",
+        ));
+    };
+    Ok(Verification::Valid(StampsClaims::from_object(
+        raw,
+        "stamps' verify-token answer",
+    )?))
 }
 
 fn rejection(response: &HttpResponse) -> StampsRejection {
-    let detail = serde_json::from_slice::<serde_json::Value>(&response.body)
-        .ok()
-        .and_then(|v| reason(&v));
+    let body = serde_json::from_slice::<Value>(&response.body).ok();
+    let object = body.as_ref().and_then(Value::as_object);
+    let text = |v: &Value| v.as_str().map(shorten);
     StampsRejection {
         status: response.status.as_u16(),
-        detail: detail.map(|d| shorten(&d)),
+        detail: body.as_ref().and_then(reason).map(|d| shorten(&d)),
+        code: object.and_then(|o| o.get("code")).and_then(text),
+        messages: object
+            .and_then(|o| o.get("messages"))
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|m| m.get("message").and_then(text))
+                    .take(5)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
 /// `{"detail": "…"}`, `{"error": "…"}`, `{"message": "…"}`, or DRF's `{"field": ["…"]}`.
-fn reason(value: &serde_json::Value) -> Option<String> {
+fn reason(value: &Value) -> Option<String> {
     let object = value.as_object()?;
     for field in ["detail", "error", "message"] {
-        if let Some(text) = object.get(field).and_then(serde_json::Value::as_str) {
+        if let Some(text) = object.get(field).and_then(Value::as_str) {
             return Some(text.to_owned());
         }
     }
     object.iter().find_map(|(field, v)| match v {
-        serde_json::Value::String(s) => Some(format!("{field}: {s}")),
-        serde_json::Value::Array(items) => items
+        Value::String(s) => Some(format!("{field}: {s}")),
+        Value::Array(items) => items
             .iter()
             .find_map(|i| i.as_str())
             .map(|s| format!("{field}: {s}")),
@@ -198,11 +259,16 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::{ClaimId, read_claims};
 
     /// The sample access token of the Stamps document (HS256, secret `TESTJWT`).
     pub(crate) const SAMPLE: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNjU3MzMyNjE2LCJpYXQiOjE2NTcyNDYyMTYsImp0aSI6IjRlYWRjNDAxNGQwZDRkNzc4NjkxYjg0ZDU3MGE2ZGFmIiwidXNlcl9pZCI6NTg3MCwibWVyY2hhbnRfaWQiOjF9.b_TiGJEO7mKMT0BFTrF9VjPHjoGrt5Be8FPSgvn-4bY";
 
     const NOW: OffsetDateTime = datetime!(2022-07-08 02:10:20 UTC);
+
+    fn signed(payload: &str) -> String {
+        auth_testkit::jwt::hs256_raw(auth_testkit::jwt::HS256_HEADER, payload, b"TESTJWT")
+    }
 
     fn json(status: u16, body: &str) -> HttpResponse {
         HttpResponse::new(
@@ -219,8 +285,9 @@ mod tests {
         assert_eq!(claims.exp.unix_timestamp(), 1_657_332_616);
         assert_eq!(claims.iat.unix_timestamp(), 1_657_246_216);
         assert_eq!(claims.jti, "4eadc4014d0d4d778691b84d570a6daf");
-        assert_eq!(claims.user_id, 5870);
-        assert_eq!(claims.merchant_id, 1);
+        // The page's sample predates simplejwt 5.5.1: its `user_id` is a number.
+        assert_eq!(claims.user_id, ClaimId::Integer(5870));
+        assert_eq!(claims.merchant_id, ClaimId::Integer(1));
     }
 
     #[test]
@@ -323,26 +390,120 @@ mod tests {
             panic!("expected valid")
         };
         assert_eq!(claims, read_claims(SAMPLE).unwrap());
-        let rejected = parse_verification(
-            &json(
-                401,
-                r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#,
-            ),
-            NOW,
-        )
-        .unwrap();
-        assert_eq!(
-            rejected,
-            Verification::Rejected(StampsRejection {
-                status: 401,
-                detail: Some("Token is invalid or expired".to_owned())
-            })
-        );
         assert_eq!(
             parse_verification(&json(200, r#"{"exp":1}"#), NOW)
                 .unwrap_err()
                 .kind(),
             ErrorKind::Protocol
         );
+        let err = parse_verification(&json(200, "[1]"), NOW).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    }
+
+    /// simplejwt 5.5.1's `JWTAuthentication.get_validated_token` answer for an expired token,
+    /// byte for byte as DRF renders it.
+    const SIMPLEJWT_EXPIRED: &str = r#"{"detail":"Given token not valid for any token type","code":"token_not_valid","messages":[{"token_class":"AccessToken","token_type":"access","message":"Token is expired"}]}"#;
+
+    #[test]
+    fn simplejwts_refusal_is_read_with_its_code_and_messages() {
+        let Verification::Rejected(rejection) =
+            parse_verification(&json(401, SIMPLEJWT_EXPIRED), NOW).unwrap()
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(rejection.status, 401);
+        assert_eq!(
+            rejection.detail.as_deref(),
+            Some("Given token not valid for any token type")
+        );
+        assert_eq!(rejection.code.as_deref(), Some(TOKEN_NOT_VALID));
+        assert_eq!(rejection.messages, ["Token is expired"]);
+        assert!(rejection.is_token_not_valid());
+        assert_eq!(
+            rejection.to_string(),
+            "stamps answered status 401 (token_not_valid): Given token not valid for any token type (Token is expired)"
+        );
+    }
+
+    #[test]
+    fn refusals_are_classified_by_status_and_code_never_by_text() {
+        // The same classification whatever the text says, in any simplejwt version or language.
+        for (status, body, token_not_valid) in [
+            (401, SIMPLEJWT_EXPIRED, true),
+            (
+                401,
+                r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#,
+                true,
+            ),
+            (
+                401,
+                r#"{"detail":"Token tidak valid","code":"token_not_valid","messages":[]}"#,
+                true,
+            ),
+            (
+                401,
+                r#"{"detail":"User is inactive","code":"user_inactive"}"#,
+                false,
+            ),
+            (401, r#"{"detail":"Invalid token."}"#, false),
+            (403, r#"{"detail":"User inactive or deleted."}"#, false),
+            (
+                403,
+                r#"{"detail":"Authentication credentials were not provided."}"#,
+                false,
+            ),
+            // A "token" in the text does not make it a token refusal: only `code` does.
+            (401, r#"{"detail":"Token is expired"}"#, false),
+        ] {
+            let answer = json(status, body);
+            let err = parse_access_token(&answer, NOW).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{body}");
+            let Verification::Rejected(rejection) = parse_verification(&answer, NOW).unwrap()
+            else {
+                panic!("{body}: a refusal")
+            };
+            assert_eq!(rejection.is_token_not_valid(), token_not_valid, "{body}");
+            assert_eq!(rejection.status, status);
+        }
+    }
+
+    #[test]
+    fn an_exp_near_the_year_9999_with_a_server_clock_behind_does_not_panic() {
+        // exp = 9999-12-31T23:59:59Z; the server's clock is an hour behind ours, so its
+        // moments are an hour "earlier" and the correction would leave the representable range.
+        let token = signed(
+            r#"{"token_type":"access","exp":253402300799,"iat":253402214399,"jti":"a","user_id":"1","merchant_id":1}"#,
+        );
+        let mut answer = json(200, &format!(r#"{{"access_token":"{token}"}}"#));
+        answer.date = Some(NOW - std::time::Duration::from_secs(3600));
+        let parsed = parse_access_token(&answer, NOW).unwrap();
+        assert_eq!(
+            parsed.expires_at(),
+            Some(time::PrimitiveDateTime::MAX.assume_utc())
+        );
+        assert_eq!(
+            parsed.issued_at(),
+            datetime!(9999-12-31 00:59:59 UTC),
+            "iat is corrected too"
+        );
+    }
+
+    #[test]
+    fn an_exp_before_the_year_0_or_already_passed_is_a_protocol_error() {
+        for (exp, iat) in [
+            // year -9999, the earliest moment `time` represents, with the server ahead
+            (-377_705_116_800_i64, -377_705_116_800_i64),
+            (1_000, 0),
+            (NOW.unix_timestamp() - 1, NOW.unix_timestamp() - 100),
+        ] {
+            let token = signed(&format!(
+                r#"{{"token_type":"access","exp":{exp},"iat":{iat},"jti":"a","user_id":"1","merchant_id":1}}"#
+            ));
+            let mut answer = json(200, &format!(r#"{{"access_token":"{token}"}}"#));
+            answer.date = Some(NOW + std::time::Duration::from_secs(7200));
+            let err = parse_access_token(&answer, NOW).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{exp}: {err}");
+            assert!(err.to_string().contains("exp"), "{err}");
+        }
     }
 }

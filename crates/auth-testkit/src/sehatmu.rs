@@ -1,25 +1,34 @@
-//! The SehatMu token API (document 004): OAuth2 client credentials,
-//! `POST {base}/oauth/token?grant_type=client_credentials` with
+//! The SehatMu token API (document 004) as the real service behaves: `oauth2-server` 3.x
+//! (Node) behind thin glue — `grant_type` read from the query string, errors mapped to a FHIR
+//! `OperationOutcome` with the page's texts, and the one-request-per-minute rule after a
+//! failed authentication. `POST {base}/oauth/token?grant_type=client_credentials` with
 //! `Content-Type: application/x-www-form-urlencoded` and the body `client_id`, `client_secret`.
 //!
-//! * The method must be `POST`, the path `/oauth/token`, the query exactly
+//! * The method must be `POST` and the path `/oauth/token`; the query exactly
 //!   `grant_type=client_credentials`, the content type form-urlencoded and the body exactly the
-//!   two fields `client_id` and `client_secret`; anything else is answered 4xx with a FHIR
+//!   two fields `client_id` and `client_secret`. Anything else is refused with a 4xx FHIR
 //!   `OperationOutcome` (`{"resourceType": "OperationOutcome", "issue": [{"severity":
-//!   "invalid", "code": "value", "details": {"text": …}}]}`), as every 4xx of SehatMu is.
-//! * Wrong client ID or secret: 401 with the document's text ([`CREDENTIALS_REJECTED_TEXT`]).
-//! * Rate limit, per client ID: after a failed attempt, every request within the window
-//!   (default 60 s, [`SehatMuSim::set_rate_limit_window`] to shorten it in tests) is refused
-//!   with 429 and the document's rate-limit text ([`RATE_LIMIT_TEXT`]), even with the right
-//!   secret; optionally ([`SehatMuSim::set_max_tokens_per_window`]) issuing more than N tokens
-//!   within a window is refused the same way.
-//! * 200 `application/json`, in the shape of the document's example (camelCase:
-//!   `accessToken` — 40 hex digits —, `accessTokenExpiresAt` as ISO-8601 with milliseconds,
-//!   `clientId`, `client`, `userId`, `user`), or, after [`SehatMuSim::set_shape`] with
-//!   [`ResponseShape::SnakeCase`], the shape its prose names (`access_token`, `expires_in`,
-//!   `token_type`, `issued_at`, `client_id`, `developer.email`). Tokens live the server's token
-//!   lifetime (default one hour).
-//! * 5xx are `text/plain` (inject them with [`gateway_timeout`]).
+//!   "invalid", "code": "value", "details": {"text": …}}]}`), carrying `oauth2-server`'s own
+//!   message where the library refuses it (`TokenHandler`'s "Missing parameter" and
+//!   "Unsupported grant type" for `grant_type`, "Invalid request: content must be
+//!   application/x-www-form-urlencoded"; status 400, the library's `code` for them).
+//! * Wrong client ID or secret: 400 with the page's text ([`CREDENTIALS_REJECTED_TEXT`]) —
+//!   `oauth2-server`'s `InvalidClientError` is 400 when the credentials come in the body (401
+//!   only when they come in an `Authorization` header, which SehatMu's clients do not send).
+//! * Rate limit, per client ID, after a failed **authentication** only (a wrong secret; not a
+//!   malformed request, not a server error): every request within the window (default 60 s,
+//!   [`SehatMuSim::set_rate_limit_window`] to shorten it) is refused with 429 and the page's
+//!   rate-limit text ([`RATE_LIMIT_TEXT`]), even with the right secret; a refused request does
+//!   not restart the window. Optionally ([`SehatMuSim::set_max_tokens_per_window`]) issuing
+//!   more than N tokens within a window is refused the same way.
+//! * 200 `application/json`: the token object the model's `saveToken` returns, as
+//!   `server.token()` resolves it — `accessToken` (40 hex digits, as `oauth2-server`'s
+//!   `generateRandomToken`: a SHA-1 hex digest), `accessTokenExpiresAt` (a JavaScript `Date`,
+//!   so ISO-8601 with milliseconds and `Z`), `clientId`, `client`, `userId`, `user`; or, after
+//!   [`SehatMuSim::set_shape`] with [`ResponseShape::SnakeCase`], the SATUSEHAT shape the
+//!   page's prose names (`access_token`, `expires_in`, `token_type`, `issued_at`, `client_id`,
+//!   `developer.email`). Tokens live the server's token lifetime (default one hour).
+//! * 5xx are `text/plain` (inject them with [`gateway_timeout`]); they start no rate limit.
 //!
 //! ```
 //! use auth_testkit::sehatmu::SehatMuSim;
@@ -143,22 +152,27 @@ impl SehatMuHandler {
     }
 
     fn check_shape(request: &SimRequest) -> Result<(String, String), SimResponse> {
-        if request.query.len() != 1 || request.query_value("grant_type").is_none() {
+        // The glue moves `grant_type` from the query into the body; `TokenHandler` checks it.
+        match request.query_value("grant_type") {
+            None => return Err(outcome(400, "Missing parameter: `grant_type`")),
+            Some("client_credentials") => {}
+            Some(_) => {
+                return Err(outcome(
+                    400,
+                    "Unsupported grant type: `grant_type` is invalid",
+                ));
+            }
+        }
+        if request.query.len() != 1 {
             return Err(outcome(
                 400,
                 "The query string must carry exactly grant_type=client_credentials",
             ));
         }
-        if request.query_value("grant_type") != Some("client_credentials") {
-            return Err(outcome(
-                400,
-                "Unsupported grant_type: only client_credentials is allowed",
-            ));
-        }
         if request.mime().as_deref() != Some("application/x-www-form-urlencoded") {
             return Err(outcome(
-                415,
-                "Content-Type must be application/x-www-form-urlencoded",
+                400,
+                "Invalid request: content must be application/x-www-form-urlencoded",
             ));
         }
         let Some(form) = request.form() else {
@@ -167,6 +181,15 @@ impl SehatMuHandler {
                 "The body is not application/x-www-form-urlencoded",
             ));
         };
+        let value = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        if value("client_id").is_none() {
+            return Err(outcome(400, "Missing parameter: `client_id`"));
+        }
         let mut names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
         names.sort_unstable();
         if names != ["client_id", "client_secret"] {
@@ -175,13 +198,10 @@ impl SehatMuHandler {
                 "The body must carry exactly client_id and client_secret",
             ));
         }
-        let value = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Ok((value("client_id"), value("client_secret")))
+        Ok((
+            value("client_id").unwrap_or_default(),
+            value("client_secret").unwrap_or_default(),
+        ))
     }
 
     fn success(account: &Account, ctx: &SimContext, now: OffsetDateTime) -> SimResponse {
@@ -243,9 +263,10 @@ impl Handler for SehatMuHandler {
         {
             return outcome(429, RATE_LIMIT_TEXT);
         }
+        // `model.getClient(id, secret)` finds nothing: `InvalidClientError`, 400.
         if client_id != account.client_id || client_secret != account.client_secret {
             limits.failed_at = Some(now);
-            return outcome(401, CREDENTIALS_REJECTED_TEXT);
+            return outcome(400, CREDENTIALS_REJECTED_TEXT);
         }
         limits.failed_at = None;
         limits.issued.push(now);

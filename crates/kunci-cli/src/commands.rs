@@ -203,26 +203,29 @@ pub(crate) async fn verify(ctx: &Context, profile_name: &str) -> Result<(), Fail
         .map_err(|e| outcome_hint(e.into(), &profile))?;
     match source.verify(token.secret()).await? {
         stamps::Verification::Valid(claims) => {
-            let json = serde_json::json!({
-                "token_type": claims.token_type,
-                "exp": claims.exp.unix_timestamp(),
-                "iat": claims.iat.unix_timestamp(),
-                "jti": claims.jti,
-                "user_id": claims.user_id,
-                "merchant_id": claims.merchant_id,
-            });
-            let text = serde_json::to_string_pretty(&json)
+            // Every claim as Stamps wrote it (a `user_id` string stays a string), documented
+            // ones first in simplejwt's order.
+            let text = serde_json::to_string_pretty(&claims)
                 .map_err(|e| Failure::new(code::OTHER, format!("cannot render the claims: {e}")))?;
             out_line(&text)
         }
+        stamps::Verification::Rejected(rejection) if rejection.is_token_not_valid() => {
+            Err(Failure::new(
+                code::REAUTHENTICATE,
+                format!("stamps refused the stored token: {rejection}"),
+            )
+            .hint(format!(
+                "run `kunci logout {0}` and `kunci token {0}` to get a new one",
+                profile.name
+            )))
+        }
         stamps::Verification::Rejected(rejection) => Err(Failure::new(
             code::REAUTHENTICATE,
-            format!("stamps rejected the stored token: {rejection}"),
+            format!("stamps refused the credential behind the stored token: {rejection}"),
         )
-        .hint(format!(
-            "run `kunci logout {0}` and `kunci token {0}` to get a new one",
-            profile.name
-        ))),
+        .hint(
+            "a new token will not help: check STAMPS_TOKEN and STAMPS_MERCHANT_ID, or ask Stamps about the account",
+        )),
         other => Err(Failure::new(
             code::PROTOCOL,
             format!("stamps answered verify-token in an unknown way: {other:?}"),

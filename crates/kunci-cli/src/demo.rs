@@ -463,7 +463,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
         .map_err(io_error)?;
     out_line("")?;
     out_line(
-        "SehatMu: OAuth2 client credentials; after a failure, one request per minute per client",
+        "SehatMu: OAuth2 client credentials; after a rejected secret, one request per minute per client",
     )?;
     let vars = |secret: String| {
         vec![

@@ -18,12 +18,23 @@ fn rate_limited() -> ErrorKind {
 async fn every_fault_maps_to_its_documented_kind() {
     let cases: Vec<(&str, Fault, ErrorKind)> = vec![
         (
-            "400",
-            Fault::json(400, &json!({"message": "Invalid Refresh Token"})),
+            "400 NotAuthorizedException",
+            Fault::json(
+                400,
+                &json!({"__type": "NotAuthorizedException", "message": "Refresh Token has been revoked"}),
+            ),
             ErrorKind::ReauthenticationRequired,
         ),
         (
-            "401",
+            "400 TooManyRequestsException",
+            Fault::json(
+                400,
+                &json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}),
+            ),
+            rate_limited(),
+        ),
+        (
+            "401 message only",
             Fault::json(401, &json!({"message": "Invalid Refresh Token"})),
             ErrorKind::ReauthenticationRequired,
         ),
@@ -96,6 +107,31 @@ async fn every_fault_maps_to_its_documented_kind() {
             ErrorKind::Protocol,
         ),
         ("204", Fault::status(204, None, ""), ErrorKind::Protocol),
+        (
+            "ExpiresIn beyond 64 bits",
+            Fault::status(
+                200,
+                Some("application/json"),
+                r#"{"IdToken": "x", "ExpiresIn": 99999999999999999999}"#,
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "RefreshToken not a string",
+            Fault::json(
+                200,
+                &json!({"IdToken": "x", "ExpiresIn": 60, "RefreshToken": 5}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "a challenge instead of tokens",
+            Fault::json(
+                200,
+                &json!({"ChallengeName": "SMS_MFA", "ChallengeParameters": {}}),
+            ),
+            ErrorKind::Protocol,
+        ),
     ];
     for (name, fault, expected) in cases {
         // A short client timeout, so the delayed answer is given up on.

@@ -152,19 +152,209 @@ async fn an_expired_held_id_token_is_skipped() {
 }
 
 #[tokio::test]
-async fn revoked_credentials_require_new_ones_from_the_dashboard() {
+async fn revoked_credentials_require_new_ones_and_cognitos_reason_is_shown() {
     let s = setup().await;
     s.sim.revoke();
     let err = s.manager.token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
-    assert!(err.to_string().contains("dashboard"), "{err}");
-    let source = std::error::Error::source(&err).unwrap().to_string();
+    let text = err.to_string();
+    assert!(text.contains("dashboard"), "{text}");
     assert!(
-        source.contains("401") && source.contains("Invalid Refresh Token"),
-        "{source}"
+        text.contains("status 400, NotAuthorizedException: Refresh Token has been revoked"),
+        "the upstream's reason is shown: {text}"
     );
-    let printed = format!("{err} {err:?} {source}");
+    let rejection = std::error::Error::source(&err)
+        .unwrap()
+        .downcast_ref::<auth_krmpesan::Rejection>()
+        .unwrap();
+    assert_eq!(rejection.status, 400);
+    assert_eq!(
+        rejection.error_type.as_deref(),
+        Some("NotAuthorizedException")
+    );
+    assert_eq!(
+        rejection.message.as_deref(),
+        Some("Refresh Token has been revoked")
+    );
+    let printed = format!("{err} {err:?} {rejection}");
     assert!(!printed.contains(s.sim.refresh_token()) && !printed.contains(s.sim.device_key()));
+}
+
+#[tokio::test]
+async fn a_message_that_echoes_a_secret_is_shown_with_the_secret_scrubbed() {
+    let s = setup().await;
+    s.sim.set_echo_in_errors(true);
+    s.sim.revoke();
+    let err = s.manager.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+    let printed = format!("{err} {err:?} {}", std::error::Error::source(&err).unwrap());
+    assert!(
+        printed.contains("NotAuthorizedException: [redacted]"),
+        "{printed}"
+    );
+    assert!(!printed.contains(s.sim.refresh_token()), "{printed}");
+
+    // Form-encoded as kunci sent it, percent-encoded, and behind a bidirectional override.
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    let refresh = "rt/with+odd=chars~and*more";
+    let config = auth_krmpesan::KrmPesanConfig::new(
+        SecretString::from(refresh),
+        SecretString::from(sim.device_key().to_owned()),
+    )
+    .unwrap()
+    .with_base_url(&sim.base_url())
+    .unwrap();
+    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({
+            "__type": "NotAuthorizedException",
+            "message": format!(
+                "Invalid device \u{202E}{} for {} / {} / {}",
+                sim.device_key(),
+                "rt%2Fwith%2Bodd%3Dchars%7Eand*more",
+                "rt%2Fwith%2Bodd%3Dchars~and%2Amore",
+                refresh,
+            ),
+        }),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, clock.now()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "NotAuthorizedException: Invalid device [redacted] for [redacted] / [redacted] / [redacted]"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains('\u{202E}'), "{text}");
+    // What was sent, to be sure the first form is kunci's own encoding.
+    assert_eq!(
+        sim.last_request()
+            .unwrap()
+            .raw_query
+            .unwrap()
+            .split('&')
+            .next(),
+        Some("refresh_token=rt%2Fwith%2Bodd%3Dchars%7Eand*more")
+    );
+}
+
+#[tokio::test]
+async fn cognitos_throttling_is_rate_limited() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    // Cognito answers throttling with 400, like its other refusals.
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}),
+    ));
+    let now = clock.now();
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::RateLimited {
+            until: now + Duration::from_secs(60)
+        },
+        "{err}"
+    );
+    assert!(err.to_string().contains("Rate exceeded"), "{err}");
+
+    // The same refusals as boto3 renders them, should the wrapper pass that form on.
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    sim.fail_next(auth_testkit::Fault::json(
+        400,
+        &json!({"Error": {"Code": "NotAuthorizedException", "Message": "Refresh Token has been revoked"}}),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired);
+    assert!(
+        err.to_string()
+            .contains("NotAuthorizedException: Refresh Token has been revoked"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_whole_initiate_auth_answer_is_read_too() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    sim.set_nested(true);
+    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let now = clock.now();
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.secret().expose_secret(),
+        sim.issued_tokens()[1]
+    );
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(now + Duration::from_secs(86_400))
+    );
+    // A challenge instead of tokens is named, not guessed at.
+    sim.fail_next(auth_testkit::Fault::json(
+        200,
+        &json!({"ChallengeName": "NEW_PASSWORD_REQUIRED", "ChallengeParameters": {}, "Session": "s"}),
+    ));
+    let err = source
+        .fetch(FetchRequest::new(None, now))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+    assert!(err.to_string().contains("NEW_PASSWORD_REQUIRED"), "{err}");
+    // Cognito's own content type is JSON too.
+    let body =
+        json!({"IdToken": "abc", "ExpiresIn": 3600, "TokenType": "Bearer", "AccessToken": "x"});
+    sim.fail_next(auth_testkit::Fault::status(
+        200,
+        Some("application/x-amz-json-1.1"),
+        body.to_string(),
+    ));
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(fetched.token.secret().expose_secret(), "abc");
+}
+
+#[tokio::test]
+async fn an_absurd_expires_in_stops_at_the_year_9999_and_the_exp_claim_still_wins() {
+    let clock = clock();
+    let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
+    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let now = clock.now();
+    // An opaque IdToken: only ExpiresIn says anything.
+    sim.fail_next(auth_testkit::Fault::json(
+        200,
+        &json!({"IdToken": "abc", "ExpiresIn": i64::MAX, "TokenType": "Bearer", "AccessToken": "x"}),
+    ));
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(auth_core::time::PrimitiveDateTime::MAX.assume_utc())
+    );
+    // A Cognito IdToken: its `exp` bounds the absurd ExpiresIn.
+    sim.set_reported_expires_in(Some(u64::try_from(i64::MAX).unwrap()));
+    let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
+    assert_eq!(
+        fetched.token.expires_at(),
+        Some(now + Duration::from_secs(86_400))
+    );
 }
 
 #[tokio::test]

@@ -6,4 +6,5 @@ mod flows;
 mod logs;
 mod props;
 mod request_shape;
+mod rotation;
 mod support;

@@ -11,6 +11,7 @@ use std::{
 use auth_core::{
     ErrorKind, FetchRequest, SharedClock, TokenSource as _,
     http::{HttpClient, HttpConfig},
+    time::OffsetDateTime,
 };
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
@@ -23,6 +24,8 @@ struct Answer {
     status: u16,
     content_type: Option<String>,
     body: Vec<u8>,
+    /// A `Date` header in place of the simulator's own.
+    date: Option<String>,
 }
 
 struct Harness {
@@ -44,7 +47,11 @@ impl Harness {
             .block_on(
                 SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
                     let a = served.lock().unwrap().clone();
-                    SimResponse::new(a.status, a.content_type.as_deref(), a.body)
+                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
+                    match &a.date {
+                        Some(date) => response.with_header("date", date),
+                        None => response,
+                    }
                 }),
             )
             .unwrap();
@@ -66,8 +73,15 @@ impl Harness {
     }
 
     fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
+        self.fetch_at(answer, SharedClock::system().now())
+    }
+
+    fn fetch_at(
+        &self,
+        answer: Answer,
+        sent_at: OffsetDateTime,
+    ) -> Result<auth_core::Fetched, auth_core::Error> {
         *self.answer.lock().unwrap() = answer;
-        let sent_at = SharedClock::system().now();
         self.runtime
             .block_on(self.source.fetch(FetchRequest::new(None, sent_at)))
     }
@@ -110,6 +124,17 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         .to_string()
         .into_bytes()),
         json_value().prop_map(|m| json!({ "message": m }).to_string().into_bytes()),
+        (json_value(), json_value(), json_value()).prop_map(|(t, m, rt)| json!({
+            "__type": t, "message": m, "RefreshToken": rt
+        })
+        .to_string()
+        .into_bytes()),
+        (json_value(), json_value()).prop_map(|(id, rt)| json!({
+            "AuthenticationResult": {"IdToken": id, "ExpiresIn": 3600, "RefreshToken": rt},
+            "ChallengeParameters": {}
+        })
+        .to_string()
+        .into_bytes()),
     ]
 }
 
@@ -125,6 +150,7 @@ fn arbitrary_answers_never_panic() {
                 status,
                 content_type,
                 body,
+                date: None,
             });
             match result {
                 Ok(fetched) => {
@@ -184,6 +210,7 @@ fn valid_answers_round_trip() {
                     status: 200,
                     content_type: Some("application/json".to_owned()),
                     body: body.to_string().into_bytes(),
+                    date: None,
                 })
                 .unwrap();
             prop_assert_eq!(fetched.token.secret().expose_secret(), id_token.as_str());
@@ -196,6 +223,95 @@ fn valid_answers_round_trip() {
                     by_duration.min(auth_core::time::OffsetDateTime::from_unix_timestamp(now + life).unwrap())
                 ),
                 None => prop_assert_eq!(expires, by_duration),
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The moments `time` represents end with 9999-12-31T23:59:59Z.
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// `ExpiresIn` from anywhere: `9223372036854775807`, its neighbours, beyond 64 bits, any size.
+fn extreme_expires_in() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(json!(i64::MAX)),
+        Just(json!(i64::MAX - 1)),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(LAST_SECOND)),
+        any::<i64>().prop_map(|n| json!(n)),
+        (1i64..=400 * 86_400).prop_map(|n| json!(n)),
+    ]
+}
+
+/// An IdToken whose `exp` is anywhere `time` can or cannot represent, or an opaque one.
+fn id_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("opaque-id-token".to_owned()),
+        prop_oneof![
+            Just(LAST_SECOND),
+            Just(LAST_SECOND + 1),
+            Just(-377_705_116_800_i64),
+            Just(i64::MAX),
+            Just(0),
+            any::<i64>(),
+            (0..=LAST_SECOND),
+        ]
+        .prop_map(|exp| auth_testkit::jwt::rs256_looking(
+            &json!({"exp": exp, "token_use": "id"}),
+            "kid"
+        )),
+    ]
+}
+
+/// An HTTP date anywhere from 1970 to 9999 (what a `Date` header can say), or none.
+fn date() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(prop_oneof![
+        Just("Fri, 31 Dec 9999 23:59:59 GMT".to_owned()),
+        Just("Thu, 01 Jan 1970 00:00:00 GMT".to_owned()),
+        (0..=LAST_SECOND).prop_map(|s| {
+            let at = OffsetDateTime::from_unix_timestamp(s).unwrap();
+            let format = auth_core::time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            );
+            at.format(format).unwrap()
+        }),
+    ])
+}
+
+/// A local clock anywhere from 1970 to 9999.
+fn sent_at() -> impl Strategy<Value = OffsetDateTime> {
+    prop_oneof![
+        Just(SharedClock::system().now()),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
+        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+    ]
+}
+
+/// `ExpiresIn: 9223372036854775807` and its kin, IdToken `exp`s at the edges of time, a server
+/// `Date` anywhere from 1970 to 9999 and a local clock anywhere in that range: a token or a
+/// protocol error, never a panic; a token always expires after it was asked for.
+#[test]
+fn extreme_expiries_with_skewed_dates_never_panic() {
+    let h = Harness::start();
+    let strategy = (extreme_expires_in(), id_token(), date(), sent_at());
+    runner(192)
+        .run(&strategy, |(expires_in, id_token, date, sent_at)| {
+            let body = json!({
+                "AccessToken": "access", "ExpiresIn": expires_in, "TokenType": "Bearer", "IdToken": id_token
+            });
+            let answer = Answer {
+                status: 200,
+                content_type: Some("application/json".to_owned()),
+                body: body.to_string().into_bytes(),
+                date,
+            };
+            match h.fetch_at(answer, sent_at) {
+                Ok(fetched) => {
+                    prop_assert!(fetched.token.expires_at().unwrap() > sent_at);
+                }
+                Err(e) => prop_assert_eq!(e.kind(), ErrorKind::Protocol, "{}", e),
             }
             Ok(())
         })

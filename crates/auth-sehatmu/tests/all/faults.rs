@@ -1,4 +1,5 @@
-//! Every injected fault → the documented error kind, no panic, the stored token intact.
+//! Every injected fault → the documented error kind, no panic, the stored token intact; the
+//! shared cool-down after refusals only.
 
 use std::time::Duration;
 
@@ -54,6 +55,11 @@ fn matrix() -> Vec<(&'static str, Fault, Option<ErrorKind>)> {
         ("400 html", Fault::html_error(400), protocol),
         ("302", Fault::status(302, None, ""), protocol),
         (
+            "400 outcome (oauth2-server's invalid_client)",
+            Fault::json(400, &operation_outcome(CREDENTIALS_REJECTED_TEXT)),
+            reauth,
+        ),
+        (
             "401 outcome",
             Fault::json(401, &operation_outcome(CREDENTIALS_REJECTED_TEXT)),
             reauth,
@@ -81,6 +87,7 @@ async fn every_fault_yields_its_kind_and_keeps_the_stored_token() {
         // The stored token has expired and any earlier cool-down is over.
         clock.advance(2 * HOUR);
         sim.reset_rate_limit();
+        let held = store.load(&key).await.unwrap().unwrap().token.unwrap();
         sim.fail_next(fault);
         let requests = sim.request_count();
         // A fresh manager per case (as a new process): no back-off from the previous case.
@@ -100,22 +107,41 @@ async fn every_fault_yields_its_kind_and_keeps_the_stored_token() {
                 assert!(same, "{name}: expected {kind:?}, got {err:?}");
                 let after = store.load(&key).await.unwrap().unwrap();
                 assert!(
-                    after.token.unwrap().same_secret(&good),
+                    after.token.unwrap().same_secret(&held),
                     "{name}: the stored token is kept"
                 );
-                assert!(
-                    after.cooldown_until.is_some(),
-                    "{name}: the cool-down is recorded"
-                );
-                // And the next call sends nothing.
-                assert!(manager.token().await.is_err(), "{name}");
-                assert_eq!(
-                    sim.request_count(),
-                    requests + 1,
-                    "{name}: nothing sent while cooling down"
-                );
+                if matches!(
+                    kind,
+                    ErrorKind::ReauthenticationRequired | ErrorKind::RateLimited { .. }
+                ) {
+                    // A refusal: the minute is recorded for every process, which sends nothing.
+                    assert!(
+                        after.cooldown_until.is_some(),
+                        "{name}: the cool-down is recorded"
+                    );
+                    assert!(manager.token().await.is_err(), "{name}");
+                    let other = crate::support::manager(&source(&sim, &clock), &store, &clock);
+                    assert!(other.token().await.is_err(), "{name}");
+                    assert_eq!(
+                        sim.request_count(),
+                        requests + 1,
+                        "{name}: nothing sent while cooling down"
+                    );
+                } else {
+                    // Anything else: back-off in this process only; the next process tries.
+                    assert_eq!(after.cooldown_until, None, "{name}: no cool-down recorded");
+                    let other = crate::support::manager(&source(&sim, &clock), &store, &clock);
+                    other
+                        .token()
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: the next process is held back: {e:?}"));
+                    assert_eq!(sim.request_count(), requests + 2, "{name}");
+                }
             }
-            (None, Ok(token)) => assert!(!token.same_secret(&good), "{name}"),
+            (None, Ok(token)) => assert!(
+                !token.same_secret(&good) && !token.same_secret(&held),
+                "{name}"
+            ),
             (expected, result) => panic!("{name}: expected {expected:?}, got {result:?}"),
         }
     }

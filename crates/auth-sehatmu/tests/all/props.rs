@@ -151,3 +151,81 @@ proptest! {
         prop_assert!(rejected.to_string().contains(CREDENTIALS_REJECTED_TEXT));
     }
 }
+
+/// 9999-12-31T23:59:59Z, the last second `time` (and RFC 3339) can write.
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// An `accessTokenExpiresAt` from anywhere: the last moment RFC 3339 can write (the value
+/// `oauth2-server` would give a token living "forever"), the year 0000, the epoch, any moment in
+/// between with or without milliseconds, any offset.
+fn extreme_expiry() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59.999Z",
+            "9999-12-31T23:59:59-23:59",
+            "0000-01-01T00:00:00Z",
+            "0000-01-01T00:00:00+23:59",
+            "1970-01-01T00:00:00.000Z",
+        ])
+        .prop_map(str::to_owned),
+        (-62_167_219_200i64..=LAST_SECOND, 0u16..1000).prop_map(|(s, ms)| {
+            let at = OffsetDateTime::from_unix_timestamp(s).unwrap()
+                + Duration::from_millis(u64::from(ms));
+            at.format(&auth_core::time::format_description::well_known::Rfc3339)
+                .unwrap()
+        }),
+    ]
+}
+
+fn extreme_expires_in() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(json!(9_999_999_999u64)),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!("9999999999")),
+        Just(json!(1e300)),
+        any::<u32>().prop_map(|n| json!(n)),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+    ]
+}
+
+/// A moment a `Date` header or a local clock can show: 1970 to 9999.
+fn moment() -> impl Strategy<Value = OffsetDateTime> {
+    prop_oneof![
+        Just(sent()),
+        Just(OffsetDateTime::UNIX_EPOCH),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
+        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `accessTokenExpiresAt: 9999-12-31T23:59:59Z` and its kin, `expires_in` of any size, a
+    /// server `Date` anywhere from 1970 to 9999 and a local clock anywhere in that range: a
+    /// grant or a protocol error, never a panic; a grant always expires after it was asked for.
+    #[test]
+    fn extreme_expiries_with_skewed_dates_never_panic(
+        expires_at in proptest::option::of(extreme_expiry()),
+        expires_in in proptest::option::of(extreme_expires_in()),
+        date in proptest::option::of(moment()),
+        sent_at in moment(),
+    ) {
+        let mut body = json!({"accessToken": "718d19c515f12c68dcfce7a97b7510c160c4678f"});
+        if let Some(at) = &expires_at {
+            body["accessTokenExpiresAt"] = json!(at);
+        }
+        if let Some(secs) = &expires_in {
+            body["expires_in"] = secs.clone();
+        }
+        let mut answer = HttpResponse::new(StatusCode::OK, Some("application/json"), body.to_string());
+        answer.date = date;
+        match parse_token_response(&answer, sent_at, sent_at) {
+            Ok(grant) => prop_assert!(grant.token.expires_at().unwrap() > sent_at),
+            Err(e) => prop_assert_eq!(e.kind(), ErrorKind::Protocol, "{}", e),
+        }
+    }
+}

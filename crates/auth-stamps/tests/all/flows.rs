@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use auth_core::{ErrorKind, MemoryStore, TokenStore, http::HttpClient};
-use auth_stamps::{StampsConfig, StampsSource, Verification, read_claims};
-use auth_testkit::{Fault, SimServer, jwt, stamps::StampsSim};
+use auth_stamps::{ClaimId, StampsConfig, StampsSource, Verification, read_claims};
+use auth_testkit::{
+    Fault, SimServer, jwt,
+    stamps::{SimpleJwt, StampsSim},
+};
 use http::{Method, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -90,8 +93,8 @@ async fn expiry_comes_from_exp_and_a_short_lived_jwt_is_refreshed_after_it() {
         claims.exp - claims.iat,
         auth_core::time::Duration::seconds(120)
     );
-    assert_eq!(claims.merchant_id, 1);
-    assert_eq!(claims.user_id, 5870);
+    assert_eq!(claims.merchant_id, ClaimId::Integer(1));
+    assert_eq!(claims.user_id, ClaimId::from("5870"));
     assert_eq!(claims.token_type, "access");
 
     // Well inside its life: served from the cache, no request.
@@ -185,7 +188,8 @@ async fn verify_returns_the_typed_claims() {
     };
     assert_eq!(claims, read_claims(token.secret().expose_secret()).unwrap());
     assert_eq!(Some(claims.exp), token.expires_at());
-    assert_eq!((claims.user_id, claims.merchant_id), (5870, 1));
+    assert_eq!(claims.user_id, ClaimId::from("5870"));
+    assert_eq!(claims.merchant_id, ClaimId::Integer(1));
     assert_eq!(claims.jti.len(), 32);
 
     let req = sim.last_request().unwrap();
@@ -197,15 +201,20 @@ async fn verify_returns_the_typed_claims() {
     );
     assert!(req.body.is_empty());
 
-    // Signed with another secret: refused, with Stamps' reason; not an error.
+    // Signed with another secret: refused, with simplejwt's reason; not an error.
     let forged = jwt::hs256(
-        &json!({"token_type": "access", "exp": 4_000_000_000_i64}),
+        &json!({"token_type": "access", "exp": 4_000_000_000_i64, "jti": "a", "user_id": "5870"}),
         b"not-TESTJWT",
     );
     match source.verify(&SecretString::from(forged)).await.unwrap() {
         Verification::Rejected(why) => {
             assert_eq!(why.status, 401);
-            assert_eq!(why.detail.as_deref(), Some("Token is invalid or expired"));
+            assert!(why.is_token_not_valid(), "{why}");
+            assert_eq!(
+                why.detail.as_deref(),
+                Some("Given token not valid for any token type")
+            );
+            assert_eq!(why.messages, ["Token is invalid"]);
         }
         other => panic!("{other:?}"),
     }
@@ -232,4 +241,135 @@ async fn the_documents_sample_verifies_with_testjwt() {
     };
     assert_eq!(claims.exp.unix_timestamp(), 1_657_332_616);
     assert_eq!(claims.jti, "4eadc4014d0d4d778691b84d570a6daf");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn verify_reads_user_id_as_each_simplejwt_release_writes_it() {
+    let clock = clock();
+    let sim = sim(&clock, DAY).await;
+    let source = jwt_source(&sim);
+    for (release, want) in [
+        (SimpleJwt::V5_4, ClaimId::Integer(5870)),
+        (SimpleJwt::V5_5_0, ClaimId::Integer(5870)),
+        (SimpleJwt::V5_5_1, ClaimId::from("5870")),
+    ] {
+        sim.set_simplejwt(release);
+        let fetched =
+            auth_core::TokenSource::fetch(&source, auth_core::FetchRequest::new(None, sim.now()))
+                .await
+                .unwrap();
+        let Verification::Valid(claims) = source.verify(fetched.token.secret()).await.unwrap()
+        else {
+            panic!("{release:?}: the simulator's own token must verify")
+        };
+        assert_eq!(claims.user_id, want, "{release:?}");
+        assert_eq!(claims.user_id.as_i64(), Some(5870));
+        // Printed as the server wrote it.
+        assert_eq!(
+            serde_json::to_value(&claims).unwrap()["user_id"],
+            sim.user_id_claim()
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_claim_that_does_not_fit_is_a_protocol_error_naming_it() {
+    let clock = clock();
+    let sim = sim(&clock, DAY).await;
+    let source = jwt_source(&sim);
+    // A token whose `user_id` is `true`: it is still a token (only `exp` matters for that)…
+    sim.set_user_id_claim(Some(json!(true)));
+    let fetched =
+        auth_core::TokenSource::fetch(&source, auth_core::FetchRequest::new(None, sim.now()))
+            .await
+            .unwrap();
+    // …but its claims do not fit, and the error says which one.
+    let err = read_claims(fetched.token.secret().expose_secret()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the claim `user_id` is neither a string nor an integer"),
+        "{err}"
+    );
+    sim.fail_next(Fault::json(
+        200,
+        &json!({"token_type": "access", "exp": "tomorrow", "iat": 1, "jti": "a", "user_id": "5870", "merchant_id": 1}),
+    ));
+    let err = source.verify(fetched.token.secret()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+    assert!(err.to_string().contains("the claim `exp`"), "{err}");
+    assert!(!err.to_string().contains("tomorrow"), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refusals_of_drf_and_simplejwt_require_new_credentials_whether_401_or_403() {
+    let clock = clock();
+    let sim = sim(&clock, DAY).await;
+    for forbidden in [false, true] {
+        sim.set_refusals_forbidden(forbidden);
+        let status = if forbidden { "403" } else { "401" };
+
+        sim.set_user_active(false);
+        let inactive = manager(jwt_source(&sim), &MemoryStore::new(), &clock);
+        let err = inactive.token().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("User inactive or deleted."), "{text}");
+        assert!(text.contains(status), "{text}");
+        sim.set_user_active(true);
+
+        let wrong = StampsConfig::jwt(SecretString::from("not-the-key"), 1)
+            .with_base_url(&sim.base_url())
+            .unwrap();
+        let refused = manager(
+            StampsSource::new(wrong).unwrap(),
+            &MemoryStore::new(),
+            &clock,
+        );
+        let err = refused.token().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{err}");
+        assert!(err.to_string().contains("Invalid token."), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn verify_tells_a_refused_token_from_a_refused_user() {
+    let clock = clock();
+    let sim = sim(&clock, DAY).await;
+    let source = jwt_source(&sim);
+    let manager = manager(source.clone(), &MemoryStore::new(), &clock);
+    let token = manager.token().await.unwrap();
+
+    // The signing key was rotated: the token is refused as a token (`token_not_valid`)…
+    sim.set_signing_key(b"rotated-django-secret-key");
+    let Verification::Rejected(why) = source.verify(token.secret()).await.unwrap() else {
+        panic!("refused")
+    };
+    assert!(why.is_token_not_valid(), "{why}");
+    assert_eq!(why.messages, ["Token is invalid"]);
+    // …and a new one, fetched after invalidating it, verifies.
+    assert!(manager.invalidate(&token));
+    let fresh = manager.token().await.unwrap();
+    assert!(matches!(
+        source.verify(fresh.secret()).await.unwrap(),
+        Verification::Valid(_)
+    ));
+
+    // The user was deactivated: refused, but not as a token; a new token will not help.
+    sim.set_user_active(false);
+    let Verification::Rejected(why) = source.verify(fresh.secret()).await.unwrap() else {
+        panic!("refused")
+    };
+    assert!(!why.is_token_not_valid(), "{why}");
+    assert_eq!(why.code.as_deref(), Some("user_inactive"));
+
+    // Expired: `token_not_valid` in every simplejwt release, whatever its text says.
+    sim.set_user_active(true);
+    clock.advance(DAY + Duration::from_secs(1));
+    for release in [SimpleJwt::V5_4, SimpleJwt::V5_5_1] {
+        sim.set_simplejwt(release);
+        let Verification::Rejected(why) = source.verify(fresh.secret()).await.unwrap() else {
+            panic!("refused")
+        };
+        assert!(why.is_token_not_valid(), "{release:?}: {why}");
+    }
 }

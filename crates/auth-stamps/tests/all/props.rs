@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use auth_core::{ErrorKind, http::HttpResponse, time::OffsetDateTime};
-use auth_stamps::{Verification, parse_access_token, parse_verification, read_claims};
+use auth_stamps::{ClaimId, Verification, parse_access_token, parse_verification, read_claims};
 use http::StatusCode;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
@@ -92,6 +92,16 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
+/// An identifier claim as simplejwt writes it: a number (5.5.0 and earlier) or a string
+/// (5.5.1 on; also UUIDs for user models keyed by one).
+fn id() -> impl Strategy<Value = ClaimId> {
+    prop_oneof![
+        any::<i64>().prop_map(ClaimId::Integer),
+        any::<u32>().prop_map(|n| ClaimId::Text(n.to_string())),
+        "\\PC{0,40}".prop_map(ClaimId::Text),
+    ]
+}
+
 fn response(status: StatusCode, content_type: Option<&str>, body: Vec<u8>) -> HttpResponse {
     HttpResponse::new(status, content_type, body)
 }
@@ -141,8 +151,8 @@ proptest! {
         lifetime in 1i64..(400 * 86_400),
         age in 0i64..86_400,
         jti in "[a-f0-9]{1,32}",
-        user_id in any::<u64>(),
-        merchant_id in any::<u64>(),
+        user_id in id(),
+        merchant_id in id(),
         secret in proptest::collection::vec(any::<u8>(), 1..32),
     ) {
         let iat = now().unix_timestamp() - age;
@@ -157,8 +167,10 @@ proptest! {
         prop_assert_eq!(read.exp.unix_timestamp(), exp);
         prop_assert_eq!(read.iat.unix_timestamp(), iat);
         prop_assert_eq!(&read.jti, &jti);
-        prop_assert_eq!(read.user_id, user_id);
-        prop_assert_eq!(read.merchant_id, merchant_id);
+        prop_assert_eq!(&read.user_id, &user_id);
+        prop_assert_eq!(&read.merchant_id, &merchant_id);
+        // Printed back exactly as written: strings stay strings, numbers numbers.
+        prop_assert_eq!(serde_json::to_value(&read).unwrap(), claims.clone());
 
         let body = json!({ "access_token": jwt }).to_string().into_bytes();
         let token = parse_access_token(&response(StatusCode::OK, Some("application/json"), body), now()).unwrap();
@@ -184,5 +196,79 @@ proptest! {
         prop_assert!(!reason.chars().any(char::is_control));
         let expected: String = detail.chars().take(200).collect();
         prop_assert!(reason.starts_with(&expected));
+    }
+}
+
+/// The moments `time` represents: from the year -9999 to the year 9999.
+const FIRST_SECOND: i64 = -377_705_116_800;
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A NumericDate from anywhere: the edges of the representable range (9999-12-31T23:59:59Z,
+/// the year -9999, the year 0), any `i64`, any moment in range, any float.
+fn extreme_time() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        prop::sample::select(vec![
+            LAST_SECOND,
+            LAST_SECOND - 1,
+            LAST_SECOND + 1,
+            FIRST_SECOND,
+            FIRST_SECOND - 1,
+            -62_167_219_200, // 0000-01-01T00:00:00Z
+            -62_167_219_201,
+            0,
+            i64::MAX,
+            i64::MIN,
+        ])
+        .prop_map(|n| json!(n)),
+        any::<i64>().prop_map(|n| json!(n)),
+        (FIRST_SECOND..=LAST_SECOND).prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+    ]
+}
+
+/// A moment a `Date` header or a local clock can show: 1970 to 9999.
+fn moment() -> impl Strategy<Value = OffsetDateTime> {
+    prop_oneof![
+        Just(now()),
+        Just(OffsetDateTime::UNIX_EPOCH),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
+        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `exp` and `iat` near the year 9999 or before the year 0, read with a server `Date` that
+    /// is anywhere from 1970 to 9999 and a local clock anywhere in that range: a token or a
+    /// protocol error, never a panic. A token always expires after it was asked for and no
+    /// earlier than it was issued.
+    #[test]
+    fn extreme_times_with_skewed_dates_never_panic(
+        exp in extreme_time(),
+        iat in proptest::option::of(extreme_time()),
+        date in proptest::option::of(moment()),
+        sent_at in moment(),
+    ) {
+        let mut payload = json!({"token_type": "access", "exp": exp, "jti": "a", "user_id": "5870", "merchant_id": 1});
+        if let Some(iat) = iat {
+            payload["iat"] = iat;
+        }
+        let jwt = auth_testkit::jwt::hs256(&payload, b"TESTJWT");
+        let body = json!({ "access_token": jwt }).to_string().into_bytes();
+        let mut answer = response(StatusCode::OK, Some("application/json"), body);
+        answer.date = date;
+        match parse_access_token(&answer, sent_at) {
+            Ok(token) => {
+                let expires = token.expires_at().unwrap();
+                prop_assert!(expires > sent_at, "{} <= {}", expires, sent_at);
+                prop_assert!(token.issued_at() <= expires);
+            }
+            Err(e) => prop_assert_eq!(e.kind(), ErrorKind::Protocol, "{}", e),
+        }
+        // The claim reader copes with the same values.
+        if let Err(e) = read_claims(&jwt) {
+            prop_assert_eq!(e.kind(), ErrorKind::Protocol);
+        }
     }
 }

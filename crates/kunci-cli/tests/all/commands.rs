@@ -1,6 +1,10 @@
 //! Every command: token, header, status, login, logout, verify, demo, and the global options.
 
-use auth_testkit::{kalsel::KalselSim, sehatmu::SehatMuSim, stamps::StampsSim};
+use auth_testkit::{
+    kalsel::KalselSim,
+    sehatmu::SehatMuSim,
+    stamps::{SimpleJwt, StampsSim},
+};
 
 use crate::support::Kunci;
 
@@ -275,9 +279,17 @@ async fn verify_prints_the_claims() {
     run.expect(0).expect_no_secret(&[sim.auth_token()]);
     let claims: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(claims["merchant_id"], sim.merchant_id());
-    assert_eq!(claims["user_id"], sim.user_id());
+    // As Stamps wrote it: a string from simplejwt 5.5.1 on, not turned into a number.
+    assert_eq!(claims["user_id"], "5870");
+    assert_eq!(claims["user_id"], sim.user_id_claim());
     assert_eq!(claims["token_type"], "access");
     assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+    // In simplejwt's order.
+    let order: Vec<usize> = ["token_type", "exp", "iat", "jti", "user_id", "merchant_id"]
+        .iter()
+        .map(|k| run.stdout.find(&format!("\"{k}\"")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", run.stdout);
     assert_eq!(
         sim.request_count(),
         2,
@@ -293,6 +305,61 @@ async fn verify_prints_the_claims() {
     s.run(&["verify", "stamps"])
         .await
         .expect_error(2, "static token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_prints_a_numeric_user_id_as_a_number() {
+    let sim = StampsSim::start().await.unwrap();
+    sim.set_simplejwt(SimpleJwt::V5_5_0);
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_TOKEN", sim.auth_token())
+        .env("STAMPS_MERCHANT_ID", sim.merchant_id().to_string());
+    let run = k.run(&["verify", "stamps"]).await;
+    run.expect(0);
+    let claims: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(claims["user_id"], 5870);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_claim_that_does_not_fit() {
+    let sim = StampsSim::start().await.unwrap();
+    // Django finds the user by `5870.0`, so the server verifies the token and answers it.
+    sim.set_user_id_claim(Some(serde_json::json!(5870.0)));
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_TOKEN", sim.auth_token())
+        .env("STAMPS_MERCHANT_ID", sim.merchant_id().to_string());
+    k.run(&["verify", "stamps"]).await.expect_error(
+        6,
+        "the claim `user_id` is a number that is not a 64-bit integer",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_tells_a_refused_token_from_a_refused_account() {
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_TOKEN", sim.auth_token())
+        .env("STAMPS_MERCHANT_ID", sim.merchant_id().to_string());
+    k.run(&["token", "stamps"]).await.expect(0);
+
+    // The signing key changed: the stored token is refused as a token.
+    sim.set_signing_key(b"rotated-django-secret-key");
+    let run = k.run(&["verify", "stamps"]).await;
+    run.expect_error(3, "stamps refused the stored token")
+        .expect_no_secret(&[sim.auth_token()]);
+    assert!(run.stderr.contains("token_not_valid"), "{}", run.stderr);
+    assert!(run.stderr.contains("kunci logout stamps"), "{}", run.stderr);
+
+    // The user was deactivated: a new token would not help.
+    k.run(&["logout", "stamps"]).await.expect(0);
+    k.run(&["token", "stamps"]).await.expect(0);
+    sim.set_user_active(false);
+    let run = k.run(&["verify", "stamps"]).await;
+    run.expect_error(3, "stamps refused the credential behind the stored token");
+    assert!(run.stderr.contains("user_inactive"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

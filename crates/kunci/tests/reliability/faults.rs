@@ -1,7 +1,8 @@
 //! Every provider × every injected fault, through `kunci::from_lookup` with a file store:
 //! the documented error kind (from each provider's table in `docs/providers/<name>.md`), no
 //! panic, exactly one request, no secret in the error, and the stored entry unchanged — its
-//! token, expiry and refresh material are those of before; only a cool-down may be added.
+//! token, expiry and refresh material are those of before; only a cool-down may be added, and
+//! for SehatMu exactly when the answer was a refusal (rejected credentials or its rate limit).
 
 use std::time::Duration;
 
@@ -98,7 +99,11 @@ fn fault(kind: ProviderKind, case: Case) -> Fault {
         return Fault::status(429, None, "");
     }
     match kind {
-        ProviderKind::KrmPesan => Fault::json(status, &json!({"message": "Invalid Refresh Token"})),
+        // Cognito's refusal as the `GET /tokens` wrapper passes it on.
+        ProviderKind::KrmPesan => Fault::json(
+            status,
+            &json!({"__type": "NotAuthorizedException", "message": "Refresh Token has been revoked"}),
+        ),
         ProviderKind::Kalsel => match status {
             400 => Fault::json(
                 400,
@@ -119,7 +124,14 @@ fn fault(kind: ProviderKind, case: Case) -> Fault {
                 &json!({"status": status, "message": "Unauthorized", "error": "unauthorized", "causes": []}),
             ),
         },
-        ProviderKind::Stamps => Fault::json(status, &json!({"detail": "Invalid token."})),
+        // Django REST framework's own bodies: a field error, `TokenAuthentication`'s refusal.
+        ProviderKind::Stamps => match status {
+            400 => Fault::json(
+                400,
+                &json!({"crm_merchant_id": ["A valid integer is required."]}),
+            ),
+            _ => Fault::json(status, &json!({"detail": "Invalid token."})),
+        },
         ProviderKind::SehatMu => Fault::json(
             status,
             &operation_outcome(match status {
@@ -207,6 +219,19 @@ async fn matrix(kind: ProviderKind) -> usize {
                     after.version == before.version || after.cooldown_until.is_some(),
                     "{name}: only a cool-down may be written ({before:?} → {after:?})"
                 );
+                if kind == ProviderKind::SehatMu {
+                    // The minute follows refusals only; a 5xx, a timeout, a dropped connection
+                    // or an unreadable answer stops no other process.
+                    let refusal = matches!(
+                        err.kind(),
+                        ErrorKind::ReauthenticationRequired | ErrorKind::RateLimited { .. }
+                    );
+                    assert_eq!(
+                        after.cooldown_until.is_some(),
+                        refusal,
+                        "{name}: a cool-down is stored exactly after a refusal"
+                    );
+                }
             }
             (None, Ok(token)) => {
                 // Kalsel.dev's tokens carry no `jti` or `iat` (utils/mjwt/mjwt.go): two issued
