@@ -2,11 +2,15 @@
 //!
 //! * `ci` — everything CI checks: rustfmt, clippy with warnings denied on all targets, the tidy
 //!   rules, generated files fresh, each facade feature building on its own, the whole test
-//!   suite, and rustdoc with warnings denied.
+//!   suite, the conformance scenarios against the real upstreams, and rustdoc with warnings
+//!   denied.
 //! * `test` — the whole test suite alone.
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
 //! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
+//! * `conformance` — the provider crates against the real upstream libraries their servers are
+//!   built on (`conformance/`): installs them (once, into a cache outside the checkout), starts
+//!   them on loopback and runs the `kunci-conformance` scenarios against them.
 //! * `bench` — runs the criterion benchmarks and rewrites the generated tables in
 //!   `docs/benchmarks.md` from criterion's own estimates.
 #![allow(
@@ -25,6 +29,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 mod codegen;
+mod conformance;
 mod scaffold;
 mod tidy;
 
@@ -36,6 +41,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
+        Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("new-provider") => scaffold::run(&root, &args[1..]),
         Some("codegen") => {
@@ -48,7 +54,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
@@ -92,6 +98,7 @@ fn ci() -> Result<()> {
     codegen::run(&workspace_root(), codegen::Mode::Check)?;
     features()?;
     test()?;
+    conformance::run(&workspace_root())?;
     let status = Command::new("cargo")
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings")
