@@ -286,6 +286,7 @@ fn install(root: &Path) -> Result<Toolchain> {
             .unwrap_or("install"),
         std::process::id()
     ));
+    remove_abandoned_partials(&cache);
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(partial.join("node"))?;
     let venv = partial.join("venv");
@@ -329,6 +330,26 @@ fn install(root: &Path) -> Result<Toolchain> {
         }
     }
     Ok(tools(&dir))
+}
+
+/// Removes the `*.partial-<pid>` folders of installs whose process is gone (interrupted).
+fn remove_abandoned_partials(cache: &Path) {
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some((_, pid)) = name.to_str().and_then(|n| n.rsplit_once(".partial-")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            eprintln!(
+                "conformance: removing an interrupted install, {}",
+                entry.path().display()
+            );
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn path_str(path: &Path) -> Result<String> {

@@ -58,14 +58,20 @@ async fn an_id_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstre
     };
     let login = login(&krmpesan).await;
     let proxy = krmpesan.proxy().await;
-    let source = source(&proxy, &login);
-    let key = source.store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let store = MemoryStore::new();
+    let process = || {
+        let source = source(&proxy, &login);
+        let key = source.store_key();
+        manager(source, key, &store, None)
+    };
+    let manager = process();
 
     let token = many_callers(&manager, 50).await;
     for _ in 0..50 {
         assert!(manager.token().await.unwrap().same_secret(&token));
     }
+    // Another process sharing the store takes the saved token and sends nothing.
+    assert!(process().token().await.unwrap().same_secret(&token));
     assert_eq!(
         proxy.count("GET", TOKENS_PATH),
         1,

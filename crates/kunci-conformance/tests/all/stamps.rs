@@ -65,17 +65,16 @@ async fn a_jwt_is_fetched_once_for_many_callers_and_accepted_by_the_upstream() {
     let (key, _) = account(&stamps, true).await;
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
-    let manager = manager(
-        source.clone(),
-        source.store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let store = MemoryStore::new();
+    let manager = manager(source.clone(), source.store_key(), &store, None);
 
     let token = many_callers(&manager, 50).await;
     for _ in 0..50 {
         assert!(manager.token().await.unwrap().same_secret(&token));
     }
+    // Another process sharing the store takes the saved token and sends nothing.
+    let other = crate::support::manager(source.clone(), source.store_key(), &store, None);
+    assert!(other.token().await.unwrap().same_secret(&token));
     assert_eq!(
         proxy.count("POST", TOKEN_PATH),
         1,
