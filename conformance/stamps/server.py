@@ -47,7 +47,9 @@ settings.configure(
         "rest_framework",
         "rest_framework.authtoken",
     ],
-    MIDDLEWARE=[],
+    # As a Django project has it; among other things it redirects a path without its trailing
+    # slash (kunci sends the slash, and never follows redirects).
+    MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
     DATABASES={
         "default": {
             "ENGINE": "django.db.backends.sqlite3",

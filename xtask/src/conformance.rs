@@ -6,9 +6,9 @@
 //!    (or a fresh clone on the same machine) installs nothing.
 //! 2. Starts each upstream on a free loopback port (the server picks it and prints
 //!    `ready http://127.0.0.1:PORT` once it listens), waiting for all of them.
-//! 3. Runs `cargo test -p kunci-conformance` with their URLs in the environment and
-//!    `KUNCI_CONFORMANCE_REQUIRED=1`, under which a scenario whose upstream is missing fails
-//!    instead of skipping.
+//! 3. Runs `cargo test -p kunci-conformance` (under `cargo xtask ci`: the whole workspace's
+//!    tests) with their URLs in the environment and `KUNCI_CONFORMANCE_REQUIRED=1`, under which
+//!    a scenario whose upstream is missing fails instead of skipping.
 //! 4. Stops the servers, also when something failed: each is killed when its guard drops, and
 //!    each exits by itself when its standard input (a pipe from this process) closes.
 
@@ -53,7 +53,25 @@ struct UpstreamSpec {
     script: &'static str,
 }
 
+/// The environment a test run gets: each upstream's URL, and [`REQUIRED`].
+pub(crate) type TestEnv = Vec<(&'static str, String)>;
+
+/// Makes a missing upstream fail a scenario instead of skipping it.
+const REQUIRED: &str = "KUNCI_CONFORMANCE_REQUIRED";
+
+/// `cargo xtask conformance`: the scenarios of `kunci-conformance` alone.
 pub(crate) fn run(root: &Path) -> Result<()> {
+    with_upstreams(root, |env| {
+        crate::run_with_env("cargo", &["test", "-p", "kunci-conformance"], env)
+            .context("the conformance scenarios failed")
+    })
+}
+
+/// Installs (if needed) and starts the upstreams, runs `body` with the environment that points
+/// the scenarios at them, and stops them, whatever `body` returned. `cargo xtask ci` runs the
+/// whole workspace's tests in `body`, so the scenarios are built with the same features as
+/// every other test (no second build of the shared dependencies).
+pub(crate) fn with_upstreams(root: &Path, body: impl FnOnce(&TestEnv) -> Result<()>) -> Result<()> {
     #[allow(
         clippy::disallowed_methods,
         reason = "xtask reports how long its own run took; no token's time is read here"
@@ -63,14 +81,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let installed = started.elapsed();
     let logs = env::temp_dir().join(format!("kunci-conformance-{}", std::process::id()));
     fs::create_dir_all(&logs)?;
-    let result = run_with(root, &tools, &logs);
+    let result = start_and_run(root, &tools, &logs, body);
     if result.is_ok() {
         let _ = fs::remove_dir_all(&logs);
     } else {
         eprintln!("conformance: the upstreams' logs are in {}", logs.display());
     }
     eprintln!(
-        "conformance: {} (install or cache check {:.1}s, total {:.1}s)",
+        "conformance: the run with the upstreams {} (install or cache check {:.1}s, total {:.1}s)",
         if result.is_ok() { "passed" } else { "failed" },
         installed.as_secs_f64(),
         started.elapsed().as_secs_f64()
@@ -78,7 +96,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     result
 }
 
-fn run_with(root: &Path, tools: &Toolchain, logs: &Path) -> Result<()> {
+fn start_and_run(
+    root: &Path,
+    tools: &Toolchain,
+    logs: &Path,
+    body: impl FnOnce(&TestEnv) -> Result<()>,
+) -> Result<()> {
     let python = tools.python.clone();
     let specs = [
         UpstreamSpec {
@@ -100,30 +123,19 @@ fn run_with(root: &Path, tools: &Toolchain, logs: &Path) -> Result<()> {
             script: "conformance/krmpesan/server.py",
         },
     ];
-    // Start all, then wait for each: they boot in parallel.
+    // Start all, then wait for each: they boot in parallel. Dropping `servers` stops them, on
+    // every path out of this function.
     let mut servers = Vec::new();
     for spec in &specs {
         servers.push(Server::start(root, spec, tools, logs)?);
     }
-    let mut urls = Vec::new();
+    let mut env: TestEnv = vec![(REQUIRED, "1".to_owned())];
     for server in &mut servers {
         let url = server.wait_ready()?;
         eprintln!("conformance: {} upstream at {url}", server.name);
-        urls.push((server.variable, url));
+        env.push((server.variable, url));
     }
-    let mut test = Command::new("cargo");
-    test.args(["test", "-p", "kunci-conformance"])
-        .env("KUNCI_CONFORMANCE_REQUIRED", "1");
-    for (variable, url) in &urls {
-        test.env(variable, url);
-    }
-    eprintln!("$ cargo test -p kunci-conformance (with the upstreams' URLs)");
-    let status = test.status().context("could not start cargo test")?;
-    drop(servers);
-    if !status.success() {
-        bail!("the conformance scenarios failed ({status})");
-    }
-    Ok(())
+    body(&env)
 }
 
 /// A running upstream; killed when dropped.
