@@ -214,7 +214,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Closing its standard input asks the upstream to clean up (Stamps removes its database
+        // folder) and exit; one that has not done so within three seconds is killed.
         drop(self.child.stdin.take());
+        for _ in 0..60 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
