@@ -2,11 +2,15 @@
 //!
 //! * `ci` — everything CI checks: rustfmt, clippy with warnings denied on all targets, the tidy
 //!   rules, generated files fresh, each facade feature building on its own, the whole test
-//!   suite, and rustdoc with warnings denied.
+//!   suite with the real upstreams of `conformance/` running (so the conformance scenarios run
+//!   in it), and rustdoc with warnings denied.
 //! * `test` — the whole test suite alone.
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
 //! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
+//! * `conformance` — the provider crates against the real upstream libraries their servers are
+//!   built on (`conformance/`): installs them (once, into a cache outside the checkout), starts
+//!   them on loopback and runs the `kunci-conformance` scenarios against them.
 //! * `bench` — runs the criterion benchmarks and rewrites the generated tables in
 //!   `docs/benchmarks.md` from criterion's own estimates.
 #![allow(
@@ -25,6 +29,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 mod codegen;
+mod conformance;
 mod scaffold;
 mod tidy;
 
@@ -36,6 +41,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
+        Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("new-provider") => scaffold::run(&root, &args[1..]),
         Some("codegen") => {
@@ -48,7 +54,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
@@ -63,9 +69,24 @@ pub(crate) fn workspace_root() -> PathBuf {
 
 /// Runs a command, echoing it, failing on a non-zero exit.
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<()> {
-    eprintln!("$ {program} {}", args.join(" "));
+    run_with_env(program, args, &[])
+}
+
+/// Like [`run`], with extra environment variables (named in the echo, their values not).
+pub(crate) fn run_with_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&'static str, String)],
+) -> Result<()> {
+    let names: Vec<&str> = env.iter().map(|(name, _)| *name).collect();
+    if names.is_empty() {
+        eprintln!("$ {program} {}", args.join(" "));
+    } else {
+        eprintln!("$ {program} {} (with {})", args.join(" "), names.join(", "));
+    }
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (*name, value)))
         .status()
         .with_context(|| format!("could not start {program}"))?;
     if !status.success() {
@@ -91,7 +112,9 @@ fn ci() -> Result<()> {
     tidy::run(&workspace_root())?;
     codegen::run(&workspace_root(), codegen::Mode::Check)?;
     features()?;
-    test()?;
+    // The whole suite runs with the real upstreams up, so the conformance scenarios run in it
+    // (and fail there if an upstream is missing).
+    conformance::with_upstreams(&workspace_root(), |env| test_with(env))?;
     let status = Command::new("cargo")
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings")
@@ -125,14 +148,23 @@ fn features() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    test_with(&[])
+}
+
+fn test_with(env: &[(&'static str, String)]) -> Result<()> {
     if env::var_os("KUNCI_TEST_REDIS_URL").is_none() {
         eprintln!(
             "note: KUNCI_TEST_REDIS_URL is not set; Redis tests will print a reason and skip (.ci/run sets it)"
         );
     }
-    run(
+    run_with_env(
         "cargo",
         &["test", "--workspace", "--all-features", "--all-targets"],
+        env,
     )?;
-    run("cargo", &["test", "--workspace", "--all-features", "--doc"])
+    run_with_env(
+        "cargo",
+        &["test", "--workspace", "--all-features", "--doc"],
+        env,
+    )
 }

@@ -1,0 +1,89 @@
+//! Helpers shared by the scenarios.
+
+use std::{sync::Arc, time::Duration};
+
+use auth_core::{
+    Error, ManualClock, MemoryStore, SharedClock, Token, TokenGuard, TokenManager, TokenSource,
+    time::OffsetDateTime,
+};
+use futures_util::future::join_all;
+use secrecy::ExposeSecret;
+
+/// The wall-clock time now, read through kunci's clock (the only place allowed to read it).
+pub(crate) fn now() -> OffsetDateTime {
+    SharedClock::system().now()
+}
+
+/// A manual clock that starts at the real time: the manager's view of time stands still until
+/// a scenario advances it, while the upstream lives in real time.
+pub(crate) fn manual_clock() -> Arc<ManualClock> {
+    ManualClock::new(now())
+}
+
+/// A manager for `source` with its own memory store, on `clock` (the system clock if `None`).
+pub(crate) fn manager(
+    source: impl TokenSource + 'static,
+    key: auth_core::StoreKey,
+    store: &MemoryStore,
+    clock: Option<&Arc<ManualClock>>,
+) -> TokenManager {
+    let mut builder = TokenManager::builder(source).key(key).store(store.clone());
+    if let Some(clock) = clock {
+        builder = builder.clock(SharedClock::from(clock.clone()));
+    }
+    builder.build().unwrap()
+}
+
+/// `n` callers asking at once; every one must get a token, and the same one.
+pub(crate) async fn many_callers(manager: &TokenManager, n: usize) -> Token {
+    let tokens = join_all((0..n).map(|_| manager.token())).await;
+    let tokens: Vec<TokenGuard> = tokens.into_iter().map(Result::unwrap).collect();
+    let first = Token::clone(&tokens[0]);
+    for token in &tokens {
+        assert!(token.same_secret(&first), "callers got different tokens");
+    }
+    first
+}
+
+/// The error text a user reads (the error and its sources) contains `text`, the upstream's
+/// own words.
+pub(crate) fn assert_carries(error: &Error, text: &str) {
+    let chain = kunci_conformance::error_chain(error);
+    assert!(
+        chain.contains(text),
+        "the error does not carry the upstream's text {text:?}: {chain}"
+    );
+}
+
+/// The error text shows none of `secrets`.
+pub(crate) fn assert_shows_none(error: &Error, secrets: &[&str]) {
+    let shown = format!("{} {error:?}", kunci_conformance::error_chain(error));
+    for secret in secrets {
+        assert!(!shown.contains(secret), "the error shows a secret: {shown}");
+    }
+}
+
+/// The token's secret, for comparing with what the upstream issued.
+pub(crate) fn secret(token: &Token) -> String {
+    token.secret().expose_secret().to_owned()
+}
+
+/// A JWT's payload, decoded here (not by kunci) from its middle part.
+pub(crate) fn jwt_payload(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("a JSON payload")
+}
+
+/// A Unix time in a JSON claim.
+pub(crate) fn unix(claim: &serde_json::Value) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(claim.as_i64().expect("a numeric time")).unwrap()
+}
+
+/// Long enough past any token the upstreams issue here for the manager to count it expired.
+pub(crate) fn past(lifetime: Duration) -> Duration {
+    lifetime + Duration::from_secs(60)
+}
