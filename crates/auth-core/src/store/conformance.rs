@@ -256,11 +256,14 @@ pub fn sample_entries() -> Vec<StoredEntry> {
     ));
     other_scheme.refresh = Some(SecretString::from("r"));
 
-    let mut cooldown_only = StoredEntry::default();
-    cooldown_only.cooldown_until = Some(at(3600, 500_000_000));
-
-    let mut refresh_only = StoredEntry::default();
-    refresh_only.refresh = Some(SecretString::from("only-refresh-material"));
+    let cooldown_only = StoredEntry {
+        cooldown_until: Some(at(3600, 500_000_000)),
+        ..StoredEntry::default()
+    };
+    let refresh_only = StoredEntry {
+        refresh: Some(SecretString::from("only-refresh-material")),
+        ..StoredEntry::default()
+    };
 
     vec![
         full,
