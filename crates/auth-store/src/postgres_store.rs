@@ -353,7 +353,9 @@ enum Tls {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://` or `postgresql://`, as libpq reads it), creates or
-    /// migrates the schema, and returns the store.
+    /// migrates the schema, and returns the store. A `kunci_table=NAME` query parameter
+    /// overrides [`PostgresOptions::table`], so a store named by a string alone
+    /// (`KUNCI_STORE`, `--store`) can choose its table too.
     ///
     /// TLS: with no `sslmode`, a server on this machine (loopback address, `localhost`, a Unix
     /// socket) is reached in plain text and any other server only over TLS. `sslmode=disable`,
@@ -370,8 +372,12 @@ impl PostgresStore {
     /// password.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let described = redact_url(url);
+        let (config, tls, table) = parse_url(url, &described, options.timeout)?;
+        let mut options = options;
+        if let Some(table) = table {
+            options.table = table;
+        }
         let tables = Tables::parse(&options.table)?;
-        let (config, tls) = parse_url(url, &described, options.timeout)?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -617,12 +623,13 @@ impl PostgresStore {
     }
 }
 
-/// Parses and checks the URL, and builds the TLS connector its `sslmode` calls for.
+/// Parses and checks the URL, and builds the TLS connector its `sslmode` calls for; returns
+/// the table the URL names (`kunci_table=`), if any.
 fn parse_url(
     url: &str,
     described: &str,
     timeout: Duration,
-) -> Result<(Config, MakeRustlsConnect), StoreError> {
+) -> Result<(Config, MakeRustlsConnect, Option<String>), StoreError> {
     let bad = |why: String| StoreError::Configuration {
         message: format!("cannot use the PostgreSQL URL `{described}`: {why}"),
     };
@@ -635,11 +642,13 @@ fn parse_url(
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut sslmode = None;
     let mut rootcert = None;
+    let mut table = None;
     let mut kept = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             "sslmode" => sslmode = Some(value.into_owned()),
             "sslrootcert" => rootcert = Some(PathBuf::from(value.into_owned())),
+            "kunci_table" => table = Some(value.into_owned()),
             _ => {
                 kept.append_pair(&name, &value);
             }
@@ -680,7 +689,7 @@ fn parse_url(
         config.application_name("kunci");
     }
     let tls = tls_connector(rootcert.as_deref()).map_err(bad)?;
-    Ok((config, tls))
+    Ok((config, tls, table))
 }
 
 /// Whether every host the configuration names is on this machine.
@@ -1236,7 +1245,7 @@ mod tests {
     fn sslmode_defaults_to_plain_text_on_this_machine_and_tls_elsewhere() {
         let mode = |url: &str| {
             parse_url(url, "x", Duration::from_secs(1))
-                .map(|(c, _)| c.get_ssl_mode())
+                .map(|(c, _, _)| c.get_ssl_mode())
                 .unwrap()
         };
         assert_eq!(mode("postgres://u@127.0.0.1/db"), SslMode::Disable);
@@ -1258,6 +1267,18 @@ mod tests {
         );
         assert_eq!(mode("postgres://u@h/db?sslmode=prefer"), SslMode::Prefer);
         assert_eq!(mode("postgres://u@h/db?sslmode=disable"), SslMode::Disable);
+    }
+
+    #[test]
+    fn the_url_may_name_the_table() {
+        let (config, _, table) = parse_url(
+            "postgres://u@127.0.0.1/db?kunci_table=auth.tokens&application_name=x",
+            "x",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(table.as_deref(), Some("auth.tokens"));
+        assert_eq!(config.get_application_name(), Some("x"));
     }
 
     #[test]
