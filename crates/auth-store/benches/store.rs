@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use auth_core::SharedTokenStore;
 use auth_core::{MemoryStore, StoreKey, StoredEntry, Token, TokenStore as _};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -40,6 +42,51 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// The hand-over itself: a holder keeps the lock 50 ms while `waiting` (another store, as
+/// another process would be) waits for it; the time measured runs from the holder's call to
+/// `release` to the moment the waiter holds the lock — the release's own round trip included.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the hand-over is timed from the release to the waiter holding the lock"
+)]
+fn hand_over_latency(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    holding: SharedTokenStore,
+    waiting: SharedTokenStore,
+    key: &StoreKey,
+) {
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(1));
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (holding, waiting, key) = (holding.clone(), waiting.clone(), key.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let held = holding.lock(&key, Duration::from_secs(10)).await.unwrap();
+                    let waiter = {
+                        let (waiting, key) = (waiting.clone(), key.clone());
+                        tokio::spawn(async move {
+                            let lock = waiting.lock(&key, Duration::from_secs(10)).await.unwrap();
+                            (lock, std::time::Instant::now())
+                        })
+                    };
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let released_at = std::time::Instant::now();
+                    held.release().await.unwrap();
+                    let (lock, held_at) = waiter.await.unwrap();
+                    total += held_at.saturating_duration_since(released_at);
+                    lock.release().await.unwrap();
+                }
+                total
+            }
+        });
+    });
 }
 
 fn memory(c: &mut Criterion) {
@@ -150,6 +197,20 @@ fn redis(c: &mut Criterion) {
             waiter.await.unwrap().release().await.unwrap();
         });
     });
+    let waiting = rt
+        .block_on(RedisStore::connect(
+            &url,
+            RedisOptions::default().prefix(&prefix),
+        ))
+        .unwrap();
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (polling)",
+        SharedTokenStore::new(store.clone()),
+        SharedTokenStore::new(waiting),
+        &key,
+    );
     group.finish();
     rt.block_on(store.delete(&key)).unwrap();
 }
@@ -216,6 +277,14 @@ fn postgres(c: &mut Criterion) {
             waiter.await.unwrap().release().await.unwrap();
         });
     });
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (notification)",
+        SharedTokenStore::new(store.clone()),
+        SharedTokenStore::new(other.clone()),
+        &key,
+    );
     group.finish();
     rt.block_on(store.delete(&key)).unwrap();
     drop((store, other));

@@ -764,6 +764,16 @@ fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// Errors a retry cannot fix: the login is refused (class 28), the database does not exist
+/// (3D000), or the user may not do what the store needs (42501, e.g. create its tables).
+fn is_misconfigured(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        code.code().starts_with("28")
+            || *code == SqlState::INVALID_CATALOG_NAME
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE
+    })
+}
+
 fn classify(described: &str, what: &str, e: &tokio_postgres::Error) -> StoreError {
     if let Some(tls) = tls_failure(e) {
         // A certificate that does not verify will not verify on the next try either.
@@ -780,6 +790,9 @@ fn classify(described: &str, what: &str, e: &tokio_postgres::Error) -> StoreErro
         None => e.to_string(),
     };
     let message = format!("PostgreSQL at {described}: {what} failed ({why})");
+    if is_misconfigured(e) {
+        return StoreError::Configuration { message };
+    }
     let source = Some(Box::new(std::io::Error::other(why)) as Box<_>);
     if is_unavailable(e) {
         StoreError::Unavailable { message, source }

@@ -657,6 +657,63 @@ async fn a_password_never_shows_in_describe_or_errors() {
     scratch.drop_schema().await;
 }
 
+#[tokio::test]
+async fn a_missing_database_or_a_refused_privilege_is_a_configuration_error() {
+    let Some(url) = pg_url("a_missing_database_or_a_refused_privilege_is_a_configuration_error")
+    else {
+        return;
+    };
+    let client = raw(&url).await;
+    // A database that does not exist: fixing the URL is the only cure.
+    let missing = {
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url.as_str(), ""), |(b, q)| (b, q));
+        let (server, _db) = base.rsplit_once('/').unwrap();
+        let db = format!("kunci_missing_{:08x}", fastrand::u32(..));
+        if query.is_empty() {
+            format!("{server}/{db}")
+        } else {
+            format!("{server}/{db}?{query}")
+        }
+    };
+    let err = PostgresStore::connect(&missing, PostgresOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Configuration { message } if message.contains("3D000")),
+        "{err}"
+    );
+    let core: auth_core::Error = err.into();
+    assert_eq!(core.kind(), ErrorKind::Configuration);
+
+    // A role that may not create the store's tables.
+    let role = format!("kunci_weak_{:08x}", fastrand::u32(..));
+    let scratch = Scratch::new(&url);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; CREATE SCHEMA {schema}; REVOKE ALL ON SCHEMA {schema} FROM PUBLIC",
+            schema = scratch.schema
+        ))
+        .await
+        .unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let weak = format!("{scheme}://{role}@{host}");
+    let err = PostgresStore::connect(&weak, scratch.options())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Configuration { message } if message.contains("42501")),
+        "{err}"
+    );
+    scratch.drop_schema().await;
+    client
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
