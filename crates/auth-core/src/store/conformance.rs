@@ -1,6 +1,7 @@
-//! The store contract as runnable checks (feature `test-util`): every [`TokenStore`] —
-//! memory, file, Redis, PostgreSQL, or one of your own — runs the same checks, so a backend's
-//! own test file is one call of [`run`] plus the tests only that backend needs.
+//! The store contract as runnable checks (feature `test-util`): every
+//! [`TokenStore`](super::TokenStore) — memory, file, Redis, PostgreSQL, or one of your own —
+//! runs the same checks, so a backend's own test file is one call of [`run`] plus the tests
+//! only that backend needs.
 //!
 //! The checks take a *factory*: each call opens another handle on the **same** storage, the way
 //! another process would (a new connection, another `FileStore` on the same directory, a clone
