@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the criterion suites and rewrites their tables in
-//! `docs/benchmarks.md` from the estimates criterion wrote under `target/criterion`, so every
-//! figure in the document comes from a run, with the machine, the date and the command beside it.
+//! `docs/benchmarks.md` from the estimates criterion wrote (under `target/criterion`, or where
+//! `CARGO_TARGET_DIR` puts it), so every figure in the document comes from a run, with the
+//! machine, the date and the command beside it.
 
 use std::{
     collections::BTreeMap,
@@ -38,8 +39,14 @@ const SUITES: &[Suite] = &[
         name: "store",
         package: "auth-store",
         bench: "store",
-        features: "redis",
-        groups: &["file_store_plain", "file_store_encrypted", "redis_store"],
+        features: "redis,postgres",
+        groups: &[
+            "memory_store",
+            "file_store_plain",
+            "file_store_encrypted",
+            "redis_store",
+            "postgres_store",
+        ],
         derive: |_| Vec::new(),
     },
     Suite {
@@ -133,10 +140,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         }
         // results of benchmarks that no longer exist must not reach the tables
         for group in suite.groups {
-            let _ = fs::remove_dir_all(root.join("target/criterion").join(group));
+            let _ = fs::remove_dir_all(criterion_dir(root).join(group));
         }
         let reports = run_capturing_reports(&cmd)?;
-        let estimates = read_estimates(&root.join("target/criterion"), suite.groups)?;
+        let estimates = read_estimates(&criterion_dir(root), suite.groups)?;
         if estimates.is_empty() {
             bail!("suite {}: criterion wrote no estimates", suite.name);
         }
@@ -185,6 +192,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     fs::write(&doc_path, doc)?;
     eprintln!("docs/benchmarks.md updated");
     Ok(())
+}
+
+/// Where criterion writes its estimates: as criterion decides it, `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion`.
+fn criterion_dir(root: &Path) -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("criterion")
 }
 
 /// Warm `kunci token` from the file store: wall time of whole processes (release build) and

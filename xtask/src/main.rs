@@ -130,7 +130,11 @@ fn ci() -> Result<()> {
 fn features() -> Result<()> {
     let providers = codegen::read_providers(&workspace_root())?;
     let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
-    sets.extend(["redis".to_owned(), "middleware".to_owned(), String::new()]);
+    sets.extend(
+        ["redis", "postgres", "middleware", ""]
+            .into_iter()
+            .map(str::to_owned),
+    );
     for features in &sets {
         run(
             "cargo",
@@ -152,10 +156,15 @@ fn test() -> Result<()> {
 }
 
 fn test_with(env: &[(&'static str, String)]) -> Result<()> {
-    if env::var_os("KUNCI_TEST_REDIS_URL").is_none() {
-        eprintln!(
-            "note: KUNCI_TEST_REDIS_URL is not set; Redis tests will print a reason and skip (.ci/run sets it)"
-        );
+    for (var, what) in [
+        ("KUNCI_TEST_REDIS_URL", "Redis"),
+        ("KUNCI_TEST_POSTGRES_URL", "PostgreSQL"),
+    ] {
+        if env::var_os(var).is_none() {
+            eprintln!(
+                "note: {var} is not set; {what} tests will print a reason and skip (.ci/run sets it)"
+            );
+        }
     }
     run_with_env(
         "cargo",

@@ -15,6 +15,9 @@ use time::OffsetDateTime;
 
 use crate::{error::Error, token::Token};
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+
 /// Names one entry: provider and account, e.g. `sehatmu:3310fd56-…`.
 ///
 /// Only ASCII letters, digits and `._-:@` are allowed, at most 200 of them, so a key is safe as
@@ -342,51 +345,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn memory_store_compare_and_swap() {
-        let store = MemoryStore::new();
-        let key = StoreKey::new("t:a").unwrap();
-        assert!(store.load(&key).await.unwrap().is_none());
-        let v1 = store.save(&key, &StoredEntry::default(), 0).await.unwrap();
-        assert_eq!(v1, 1);
-        let err = store
-            .save(&key, &StoredEntry::default(), 0)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::Conflict {
-                    expected: 0,
-                    found: 1,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(
-            store.save(&key, &StoredEntry::default(), 1).await.unwrap(),
-            2
-        );
-        assert_eq!(store.load(&key).await.unwrap().unwrap().version, 2);
-        store.delete(&key).await.unwrap();
-        assert!(store.load(&key).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn memory_lock_excludes() {
-        let store = MemoryStore::new();
-        let key = StoreKey::new("t:a").unwrap();
-        let held = store.lock(&key, Duration::from_secs(1)).await.unwrap();
-        let store2 = store.clone();
-        let key2 = key.clone();
-        let waiter =
-            tokio::spawn(
-                async move { store2.lock(&key2, Duration::from_secs(1)).await.map(|_| ()) },
-            );
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        held.release().await.unwrap();
-        waiter.await.unwrap().unwrap();
-    }
+    // The memory store's contract (compare-and-swap, locks, …) is checked by
+    // `conformance::tests::the_memory_store_meets_the_contract`.
 }

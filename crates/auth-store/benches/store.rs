@@ -1,8 +1,9 @@
-//! Store benchmarks: file save and load (plain and encrypted), Redis load and save, and the
-//! Redis refresh-lock hand-over (how long a waiter polling the lock takes to get it once freed).
+//! Store benchmarks: load and save on every backend — memory, file (plain and encrypted),
+//! Redis, PostgreSQL — and the refresh-lock hand-over of the shared stores (how long a waiter
+//! takes to get the lock once the holder frees it: Redis polls, PostgreSQL is notified).
 //!
-//! Redis benches read `KUNCI_TEST_REDIS_URL` and are skipped, with a printed line, when it is
-//! unset.
+//! Redis benches read `KUNCI_TEST_REDIS_URL`, PostgreSQL benches `KUNCI_TEST_POSTGRES_URL`;
+//! each is skipped, with a printed line, when its variable is unset.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -13,7 +14,9 @@
 
 use std::time::Duration;
 
-use auth_core::{StoreKey, StoredEntry, Token, TokenStore as _};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use auth_core::SharedTokenStore;
+use auth_core::{MemoryStore, StoreKey, StoredEntry, Token, TokenStore as _};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
@@ -39,6 +42,70 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// The hand-over itself: a holder keeps the lock 50 ms while `waiting` (another store, as
+/// another process would be) waits for it; the time measured runs from the holder's call to
+/// `release` to the moment the waiter holds the lock — the release's own round trip included.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the hand-over is timed from the release to the waiter holding the lock"
+)]
+fn hand_over_latency(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    holding: SharedTokenStore,
+    waiting: SharedTokenStore,
+    key: &StoreKey,
+) {
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(1));
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (holding, waiting, key) = (holding.clone(), waiting.clone(), key.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let held = holding.lock(&key, Duration::from_secs(10)).await.unwrap();
+                    let waiter = {
+                        let (waiting, key) = (waiting.clone(), key.clone());
+                        tokio::spawn(async move {
+                            let lock = waiting.lock(&key, Duration::from_secs(10)).await.unwrap();
+                            (lock, std::time::Instant::now())
+                        })
+                    };
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let released_at = std::time::Instant::now();
+                    held.release().await.unwrap();
+                    let (lock, held_at) = waiter.await.unwrap();
+                    total += held_at.saturating_duration_since(released_at);
+                    lock.release().await.unwrap();
+                }
+                total
+            }
+        });
+    });
+}
+
+fn memory(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryStore::new();
+    let key = StoreKey::new("bench:memory").unwrap();
+    let entry = entry();
+    let mut current = rt.block_on(store.save(&key, &entry, 0)).unwrap();
+    let mut group = c.benchmark_group("memory_store");
+    group.bench_function("load", |b| {
+        b.to_async(&rt)
+            .iter(|| async { store.load(&key).await.unwrap() })
+    });
+    group.bench_function("save", |b| {
+        b.iter(|| {
+            current = rt.block_on(store.save(&key, &entry, current)).unwrap();
+        });
+    });
+    group.finish();
 }
 
 fn file(c: &mut Criterion) {
@@ -130,6 +197,20 @@ fn redis(c: &mut Criterion) {
             waiter.await.unwrap().release().await.unwrap();
         });
     });
+    let waiting = rt
+        .block_on(RedisStore::connect(
+            &url,
+            RedisOptions::default().prefix(&prefix),
+        ))
+        .unwrap();
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (polling)",
+        SharedTokenStore::new(store.clone()),
+        SharedTokenStore::new(waiting),
+        &key,
+    );
     group.finish();
     rt.block_on(store.delete(&key)).unwrap();
 }
@@ -139,5 +220,90 @@ fn redis(_: &mut Criterion) {
     eprintln!("redis benches skipped: built without the `redis` feature");
 }
 
-criterion_group!(benches, file, redis);
+#[cfg(feature = "postgres")]
+fn postgres(c: &mut Criterion) {
+    use auth_store::{PostgresOptions, PostgresStore};
+    let Ok(url) = std::env::var("KUNCI_TEST_POSTGRES_URL") else {
+        eprintln!("postgres benches skipped: KUNCI_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let schema = format!("kunci_bench_{:08x}", fastrand::u32(..));
+    let options = PostgresOptions::default().table(format!("{schema}.tokens"));
+    let store = rt
+        .block_on(PostgresStore::connect(&url, options.clone()))
+        .unwrap();
+    // The waiter of the hand-over is another store, as another process would be.
+    let other = rt.block_on(PostgresStore::connect(&url, options)).unwrap();
+    let key = StoreKey::new("bench:postgres").unwrap();
+    let entry = entry();
+    let mut current = rt.block_on(store.save(&key, &entry, 0)).unwrap();
+    let mut group = c.benchmark_group("postgres_store");
+    group.bench_function("load", |b| {
+        b.to_async(&rt)
+            .iter(|| async { store.load(&key).await.unwrap() })
+    });
+    group.bench_function("save (CAS statement)", |b| {
+        b.iter(|| {
+            current = rt.block_on(store.save(&key, &entry, current)).unwrap();
+        });
+    });
+    group.bench_function("lock + release (uncontended)", |b| {
+        b.to_async(&rt).iter(|| async {
+            store
+                .lock(&key, Duration::from_secs(10))
+                .await
+                .unwrap()
+                .release()
+                .await
+                .unwrap();
+        });
+    });
+    // As for Redis: the figure minus 50 ms is what the hand-over adds — here a NOTIFY
+    // delivered to the waiter's listening connection, then one attempt.
+    group.sample_size(20);
+    group.bench_function("hand-over after a 50 ms hold (notification)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let held = store.lock(&key, Duration::from_secs(10)).await.unwrap();
+            let waiter = {
+                let other = other.clone();
+                let key = key.clone();
+                tokio::spawn(
+                    async move { other.lock(&key, Duration::from_secs(10)).await.unwrap() },
+                )
+            };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            held.release().await.unwrap();
+            waiter.await.unwrap().release().await.unwrap();
+        });
+    });
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (notification)",
+        SharedTokenStore::new(store.clone()),
+        SharedTokenStore::new(other.clone()),
+        &key,
+    );
+    group.finish();
+    rt.block_on(store.delete(&key)).unwrap();
+    drop((store, other));
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+    });
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &mut Criterion) {
+    eprintln!("postgres benches skipped: built without the `postgres` feature");
+}
+
+criterion_group!(benches, memory, file, redis, postgres);
 criterion_main!(benches);

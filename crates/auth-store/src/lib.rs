@@ -5,7 +5,10 @@
 //!   compare-and-swap saves and a cross-process OS lock for the refresh.
 //! * `RedisStore` (feature `redis`; `rediss://` with feature `redis-tls`) — shared by a fleet
 //!   of processes on many hosts.
-//! * [`Cipher`] — encryption at rest (XChaCha20-Poly1305) for either store.
+//! * `PostgresStore` (feature `postgres`) — shared by a fleet that runs PostgreSQL: a row per
+//!   key, a lease for the refresh lock timed by the server's clock, waiters woken by
+//!   `LISTEN/NOTIFY`, a schema it creates and migrates itself.
+//! * [`Cipher`] — encryption at rest (XChaCha20-Poly1305) for every store here.
 //!
 //! The in-memory store is [`auth_core::MemoryStore`].
 //!
@@ -35,11 +38,17 @@
 mod cipher;
 mod codec;
 mod file;
+#[cfg(feature = "postgres")]
+mod postgres_store;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis_store;
 
 pub use cipher::{Cipher, KEY_LEN, KeyError};
 pub use file::{FileLock, FileStore};
+#[cfg(feature = "postgres")]
+pub use postgres_store::{PostgresLock, PostgresOptions, PostgresStore};
+pub use redact::redact_url;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisLock, RedisOptions, RedisStore};
 

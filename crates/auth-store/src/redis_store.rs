@@ -8,7 +8,7 @@ use auth_core::{StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
 use redis::{AsyncCommands as _, RedisError, Script, aio::ConnectionManager};
 use time::OffsetDateTime;
 
-use crate::{cipher::Cipher, codec};
+use crate::{cipher::Cipher, codec, redact::redact_url};
 
 /// Compare-and-swap: `KEYS[1]` entry hash; `ARGV[1]` expected version, `ARGV[2]` encoded
 /// entry, `ARGV[3]` expiry in unix milliseconds (0: none). Returns `{1, new}` or `{0, found}`.
@@ -242,23 +242,6 @@ fn install_crypto_provider() {
     }
 }
 
-/// `redis://user:secret@host:6379/0?x=y` → `redis://[redacted]@host:6379/0`: no user
-/// information and no query (`redis+unix` URLs may carry a password there).
-pub(crate) fn redact_url(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or_default();
-    let Some((scheme, rest)) = without_query.split_once("://") else {
-        return "[unparsable URL]".to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://[redacted]@{host}{path}"),
-        None => format!("{scheme}://{authority}{path}"),
-    }
-}
-
 fn classify(described: &str, what: &str, e: RedisError) -> StoreError {
     let message = format!(
         "Redis at {described}: {what} failed ({})",
@@ -474,35 +457,5 @@ impl TokenStore for RedisStore {
                 self.inner.described, self.inner.options.prefix
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:hunter2@10.0.0.1:6379/2"),
-            "redis://[redacted]@10.0.0.1:6379/2"
-        );
-        assert_eq!(
-            redact_url("rediss://app:hunter2@cache.example:6380"),
-            "rediss://[redacted]@cache.example:6380"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert_eq!(
-            redact_url("redis+unix:///run/redis.sock?pass=hunter2"),
-            "redis+unix:///run/redis.sock"
-        );
-        assert_eq!(redact_url("hunter2"), "[unparsable URL]");
-        assert_eq!(
-            redact_url("redis://a:b@c@host/0"),
-            "redis://[redacted]@host/0"
-        );
     }
 }

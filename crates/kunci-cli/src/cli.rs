@@ -28,7 +28,8 @@ pub(crate) struct Args {
 /// Options accepted before or after the subcommand.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Global {
-    /// Where tokens are kept: a directory, file://DIR, redis://HOST, rediss://HOST or memory:
+    /// Where tokens are kept: a directory, file://DIR, redis://HOST, rediss://HOST,
+    /// postgres://HOST/DB or memory:
     /// [default: the config file's `store`, else the platform data directory]
     #[arg(
         long,

@@ -53,7 +53,7 @@ impl Context {
         })
     }
 
-    /// Opens the store (connects, for Redis).
+    /// Opens the store (connects, for Redis and PostgreSQL).
     pub(crate) async fn open_store(&self) -> Result<SharedTokenStore, Failure> {
         self.spec.open(self.cipher.clone()).await.map_err(|e| {
             Failure::from(e).or_hint(format!(

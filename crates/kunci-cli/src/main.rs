@@ -10,8 +10,9 @@
 //!
 //! The command surface, the config file and the exit codes are documented in `docs/cli.md`.
 //! The warm path (`kunci token` with a valid stored token) opens the store, reads two entries
-//! and prints: a current-thread runtime, no Redis client unless the store is Redis, no request,
-//! and no HTTP client (the provider's source is built only to send a request, see `lazy.rs`).
+//! and prints: a current-thread runtime, no Redis or PostgreSQL client unless the store is
+//! one, no request, and no HTTP client (the provider's source is built only to send a request,
+//! see `lazy.rs`).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,

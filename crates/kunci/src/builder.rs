@@ -9,7 +9,8 @@ use auth_store::Cipher;
 use crate::{providers::ProviderKind, store::StoreSpec};
 
 /// The variable naming the store (`KUNCI_STORE`): a directory, `file://DIR`, `redis://…`,
-/// `rediss://…` or `memory:`; unset means the file store in the platform data directory.
+/// `rediss://…`, `postgres://…`, `postgresql://…` or `memory:`; unset means the file store in
+/// the platform data directory.
 pub const ENV_STORE: &str = "KUNCI_STORE";
 /// The variable holding the store's encryption key, 32 bytes in base64 or hex (`KUNCI_STORE_KEY`).
 pub const ENV_STORE_KEY: &str = "KUNCI_STORE_KEY";
@@ -68,7 +69,7 @@ impl ManagerBuilder {
         self
     }
 
-    /// Encrypts entries at rest (file and Redis stores).
+    /// Encrypts entries at rest (file, Redis and PostgreSQL stores).
     #[must_use]
     pub fn cipher(mut self, cipher: Cipher) -> Self {
         self.cipher = Some(cipher);

@@ -2,9 +2,9 @@
 //! persisted and shared — behind one facade.
 //!
 //! One cargo feature per provider (all on by default; see [`providers::ProviderKind`]), plus
-//! `redis` (a store shared by a fleet) and `middleware` ([`AuthMiddleware`] for
+//! `redis` and `postgres` (stores shared by a fleet) and `middleware` ([`AuthMiddleware`] for
 //! `reqwest-middleware`). With `default-features = false, features = ["stamps"]` only Stamps
-//! is compiled, without Redis.
+//! is compiled, without Redis or PostgreSQL.
 //!
 //! ```no_run
 //! use kunci::{ManagerBuilder, providers::sehatmu::SehatMuSource};
@@ -34,6 +34,8 @@ pub use auth_core::{
     Stats, StoreKey, Token, TokenGuard, TokenManager, TokenSource, TokenStore,
 };
 pub use auth_store::{Cipher, FileStore};
+#[cfg(feature = "postgres")]
+pub use auth_store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "redis")]
 pub use auth_store::{RedisOptions, RedisStore};
 pub use builder::{ENV_STORE, ENV_STORE_KEY, ManagerBuilder, from_env, from_lookup};

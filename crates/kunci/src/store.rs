@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use auth_core::{Error, MemoryStore, SharedTokenStore};
-use auth_store::{Cipher, FileStore};
+use auth_store::{Cipher, FileStore, redact_url};
 
-/// Where tokens are kept. `Debug` hides any password in a Redis URL.
+/// Where tokens are kept. `Debug` hides any password in a Redis or PostgreSQL URL.
 #[derive(Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StoreSpec {
@@ -18,10 +18,13 @@ pub enum StoreSpec {
     Memory,
     /// A Redis server (`redis://…` or `rediss://…`; feature `redis`).
     Redis(String),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`; feature `postgres`).
+    Postgres(String),
 }
 
 impl StoreSpec {
-    /// Parses `memory:`, `redis://…`, `rediss://…`, `file://DIR` or a directory path.
+    /// Parses `memory:`, `redis://…`, `rediss://…`, `postgres://…`, `postgresql://…`,
+    /// `file://DIR` or a directory path.
     pub fn parse(spec: &str) -> Result<Self, Error> {
         let spec = spec.trim();
         if spec.is_empty() {
@@ -30,12 +33,14 @@ impl StoreSpec {
             Ok(Self::Memory)
         } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
             Ok(Self::Redis(spec.to_owned()))
+        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Ok(Self::Postgres(spec.to_owned()))
         } else if let Some(path) = spec.strip_prefix("file://") {
             Ok(Self::File(PathBuf::from(path)))
         } else if spec.contains("://") {
             Err(Error::configuration(format!(
-                "the store `{}` is not understood: use a directory, file://DIR, redis://HOST, rediss://HOST or memory:",
-                redact(spec)
+                "the store `{}` is not understood: use a directory, file://DIR, redis://HOST, rediss://HOST, postgres://HOST/DB or memory:",
+                redact_url(spec)
             )))
         } else {
             Ok(Self::File(PathBuf::from(spec)))
@@ -67,7 +72,22 @@ impl StoreSpec {
             #[cfg(not(feature = "redis"))]
             Self::Redis(url) => Err(Error::configuration(format!(
                 "the store `{}` needs kunci's `redis` feature",
-                redact(url)
+                redact_url(url)
+            ))),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let mut options = auth_store::PostgresOptions::default();
+                if let Some(c) = cipher {
+                    options = options.cipher(c);
+                }
+                Ok(SharedTokenStore::new(
+                    auth_store::PostgresStore::connect(url, options).await?,
+                ))
+            }
+            #[cfg(not(feature = "postgres"))]
+            Self::Postgres(url) => Err(Error::configuration(format!(
+                "the store `{}` needs kunci's `postgres` feature",
+                redact_url(url)
             ))),
         }
     }
@@ -81,7 +101,7 @@ impl StoreSpec {
             ),
             Self::File(dir) => format!("file:{}", dir.display()),
             Self::Memory => "memory:".to_owned(),
-            Self::Redis(url) => redact(url),
+            Self::Redis(url) | Self::Postgres(url) => redact_url(url),
         }
     }
 }
@@ -89,18 +109,6 @@ impl StoreSpec {
 impl std::fmt::Debug for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StoreSpec({})", self.describe())
-    }
-}
-
-/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -123,6 +131,14 @@ mod tests {
             StoreSpec::parse("redis://h:6379").unwrap(),
             StoreSpec::Redis("redis://h:6379".into())
         );
+        assert_eq!(
+            StoreSpec::parse("postgres://db/kunci").unwrap(),
+            StoreSpec::Postgres("postgres://db/kunci".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("postgresql://db/kunci?sslmode=require").unwrap(),
+            StoreSpec::Postgres("postgresql://db/kunci?sslmode=require".into())
+        );
         assert_eq!(StoreSpec::parse("").unwrap(), StoreSpec::DefaultFile);
         assert!(StoreSpec::parse("ftp://x").is_err());
     }
@@ -130,7 +146,11 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         let spec = StoreSpec::parse("redis://app:hunter2@10.0.0.1:6379/0").unwrap();
-        assert_eq!(spec.describe(), "redis://app:***@10.0.0.1:6379/0");
+        assert_eq!(spec.describe(), "redis://[redacted]@10.0.0.1:6379/0");
+        // A password may ride in the query too (libpq's `password=`).
+        let spec = StoreSpec::parse("postgres://app@db/kunci?password=hunter2").unwrap();
+        assert_eq!(spec.describe(), "postgres://[redacted]@db/kunci");
+        assert!(!format!("{spec:?}").contains("hunter2"));
         assert!(
             !format!("{:?}", StoreSpec::parse("ftp://u:hunter2@h").unwrap_err())
                 .contains("hunter2")

@@ -1,4 +1,4 @@
-//! auth-store's integration tests: real files, real processes, real Redis.
+//! auth-store's integration tests: real files, real processes, real Redis, real PostgreSQL.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +10,8 @@
 mod crash;
 mod file;
 mod multiprocess;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod support;

@@ -8,12 +8,15 @@ use std::{
     time::Duration,
 };
 
-use auth_core::{ErrorKind, StoreError, StoreKey, TokenManager, TokenStore as _};
+use auth_core::{
+    ErrorKind, StoreError, StoreKey, TokenManager, TokenStore as _,
+    store::conformance::{self, Expectations},
+};
 use auth_store::{Cipher, RedisOptions, RedisStore};
 use redis::AsyncCommands as _;
 use secrecy::ExposeSecret as _;
 
-use crate::support::{T0, counting_source, entry, secret_of};
+use crate::support::{counting_source, entry, secret_of};
 
 fn redis_url(test: &str) -> Option<String> {
     match std::env::var("KUNCI_TEST_REDIS_URL") {
@@ -58,70 +61,40 @@ fn key() -> StoreKey {
     StoreKey::new("sehatmu:client-1").unwrap()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_meets_the_store_contract() {
+    let Some(url) = redis_url("the_redis_store_meets_the_store_contract") else {
+        return;
+    };
+    // Each handle is its own connection, as another process would have; once plain, once
+    // encrypted.
+    let cipher = Cipher::from_key_bytes(&[11u8; 32]).unwrap();
+    for cipher in [None, Some(cipher)] {
+        let prefix = prefix();
+        conformance::run(
+            || {
+                let mut options = RedisOptions::default().prefix(&prefix);
+                if let Some(c) = &cipher {
+                    options = options.cipher(c.clone());
+                }
+                let url = url.clone();
+                async move { RedisStore::connect(&url, options).await.unwrap() }
+            },
+            &Expectations::lock_expires_after_ttl(),
+        )
+        .await;
+        cleanup(&url, &prefix).await;
+    }
+}
+
 #[tokio::test]
-async fn round_trip_cas_and_encryption() {
-    let Some(url) = redis_url("round_trip_cas_and_encryption") else {
+async fn encrypted_values_in_redis_hold_no_secret_and_a_wrong_key_is_a_clear_error() {
+    let Some(url) =
+        redis_url("encrypted_values_in_redis_hold_no_secret_and_a_wrong_key_is_a_clear_error")
+    else {
         return;
     };
     let prefix = prefix();
-    let store = store(&url, &prefix).await;
-    assert!(store.load(&key()).await.unwrap().is_none());
-    let mut saved = entry("s3cr3t", Some("r3fresh"));
-    saved.cooldown_until = Some(T0 + Duration::from_secs(60));
-    assert_eq!(store.save(&key(), &saved, 0).await.unwrap(), 1);
-    let back = store.load(&key()).await.unwrap().unwrap();
-    assert_eq!((back.version, secret_of(&back)), (1, "s3cr3t".to_owned()));
-    assert_eq!(back.refresh.unwrap().expose_secret(), "r3fresh");
-    assert_eq!(back.cooldown_until, saved.cooldown_until);
-    assert_eq!(
-        back.token.unwrap().expires_at(),
-        Some(T0 + Duration::from_secs(3600))
-    );
-
-    // Compare-and-swap: a stale writer is refused and changes nothing.
-    let err = store
-        .save(&key(), &entry("clobber", None), 0)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 0,
-                found: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        store
-            .save(&key(), &entry("second", Some("r2")), 1)
-            .await
-            .unwrap(),
-        2
-    );
-    let err = store
-        .save(&key(), &entry("clobber", None), 1)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 1,
-                found: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let back = store.load(&key()).await.unwrap().unwrap();
-    assert_eq!((back.version, secret_of(&back)), (2, "second".to_owned()));
-    store.delete(&key()).await.unwrap();
-    assert!(store.load(&key()).await.unwrap().is_none());
-
-    // Encrypted: the value in Redis holds no secret; a wrong key is a clear error.
     let cipher = Cipher::from_key_bytes(&[11u8; 32]).unwrap();
     let sealed = RedisStore::connect(&url, RedisOptions::default().prefix(&prefix).cipher(cipher))
         .await
@@ -135,6 +108,11 @@ async fn round_trip_cas_and_encryption() {
     assert!(
         !value.contains("s3cr3t") && !value.contains("r3fresh"),
         "{value}"
+    );
+    let version: u64 = conn.hget(sealed.entry_key(&key()), "v").await.unwrap();
+    assert_eq!(
+        version, 1,
+        "the version sits beside the sealed entry for the CAS script"
     );
     assert_eq!(
         secret_of(&sealed.load(&key()).await.unwrap().unwrap()),
@@ -150,10 +128,9 @@ async fn round_trip_cas_and_encryption() {
         "{err}"
     );
     assert!(
-        sealed
-            .describe()
-            .starts_with(url.split('@').next_back().unwrap_or(&url))
-            || sealed.describe().contains("[redacted]")
+        sealed.describe().contains("encrypted"),
+        "{}",
+        sealed.describe()
     );
     cleanup(&url, &prefix).await;
 }
@@ -258,8 +235,9 @@ async fn twenty_managers_on_a_cold_key_fetch_once() {
 }
 
 #[tokio::test]
-async fn a_dead_lock_holder_is_outlived_and_cannot_free_its_successor() {
-    let Some(url) = redis_url("a_dead_lock_holder_is_outlived_and_cannot_free_its_successor")
+async fn the_lock_is_a_key_with_the_ttl_asked_for_and_a_manager_outlives_a_dead_holder() {
+    let Some(url) =
+        redis_url("the_lock_is_a_key_with_the_ttl_asked_for_and_a_manager_outlives_a_dead_holder")
     else {
         return;
     };
@@ -267,37 +245,12 @@ async fn a_dead_lock_holder_is_outlived_and_cannot_free_its_successor() {
     let store = store(&url, &prefix).await;
     let mut conn = raw(&url).await;
 
-    // A live holder excludes others.
     let held = store.lock(&key(), Duration::from_secs(30)).await.unwrap();
-    let attempt = tokio::time::timeout(
-        Duration::from_millis(300),
-        store.lock(&key(), Duration::from_secs(30)),
-    )
-    .await;
-    assert!(attempt.is_err(), "the lock is held");
+    let pttl: i64 = conn.pttl(store.lock_key(&key())).await.unwrap();
+    assert!(pttl > 20_000 && pttl <= 30_000, "pttl {pttl}");
     held.release().await.unwrap();
     let exists: bool = conn.exists(store.lock_key(&key())).await.unwrap();
     assert!(!exists, "release deletes the lock");
-
-    // A holder that dies (never releases) is outlived by its TTL.
-    let dead = store
-        .lock(&key(), Duration::from_millis(500))
-        .await
-        .unwrap();
-    let pttl: i64 = conn.pttl(store.lock_key(&key())).await.unwrap();
-    assert!(pttl > 0 && pttl <= 500, "pttl {pttl}");
-    let successor = tokio::time::timeout(
-        Duration::from_secs(30),
-        store.lock(&key(), Duration::from_secs(30)),
-    )
-    .await
-    .expect("the dead holder's lock expires")
-    .unwrap();
-    // The late holder's release is compare-and-delete: it does not free the successor's lock.
-    dead.release().await.unwrap();
-    let exists: bool = conn.exists(store.lock_key(&key())).await.unwrap();
-    assert!(exists, "the successor still holds the lock");
-    successor.release().await.unwrap();
 
     // A manager whose lock is held by a dead process gets its token once the lock expires.
     let _dead = store

@@ -128,6 +128,17 @@ async fn unavailable_exits_5() {
     k.run(&["token", "stamps", "--store", &redis])
         .await
         .expect_error(5, "store");
+    // … and PostgreSQL on a closed port, named through KUNCI_STORE, its password kept out of
+    // the message
+    let mut k = Kunci::new();
+    k.env("STAMPS_STATIC_TOKEN", "perm-1");
+    k.env(
+        "KUNCI_STORE",
+        format!("postgres://kunci:hunter2@127.0.0.1:{}/db", closed_port()),
+    );
+    let failed = k.run(&["token", "stamps"]).await;
+    assert!(!failed.stderr.contains("hunter2"), "{}", failed.stderr);
+    failed.expect_error(5, "store");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,61 @@ async fn a_provider_and_its_store_come_from_variables() {
     assert_eq!(sim.request_count(), 1);
 }
 
+/// `KUNCI_STORE=postgres://…` gives managers that share one PostgreSQL store (in a schema of
+/// the test's own, named by `kunci_table`). Skipped with a reason when
+/// `KUNCI_TEST_POSTGRES_URL` is unset.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn kunci_store_may_name_a_postgres_database() {
+    let Ok(url) = std::env::var("KUNCI_TEST_POSTGRES_URL") else {
+        #[allow(clippy::print_stderr, reason = "a skipped test says why")]
+        {
+            eprintln!(
+                "kunci_store_may_name_a_postgres_database: skipped, KUNCI_TEST_POSTGRES_URL is not set"
+            );
+        }
+        return;
+    };
+    let schema = format!("kunci_facade_{:016x}", fastrand::u64(..));
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    let store = format!("{url}{joiner}kunci_table={schema}.tokens");
+    let sim = StampsSim::start().await.unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("STAMPS_BASE_URL", sim.base_url()),
+        ("STAMPS_TOKEN", sim.auth_token().to_owned()),
+        ("STAMPS_MERCHANT_ID", sim.merchant_id().to_string()),
+        ("KUNCI_STORE", store),
+    ]);
+    let lookup = |n: &str| vars.get(n).cloned();
+    let first = kunci::from_lookup(ProviderKind::Stamps, &lookup, HttpConfig::default())
+        .await
+        .unwrap();
+    first.token().await.unwrap();
+    let described = first.store().describe();
+    assert!(
+        described.contains(&format!("table `{schema}.tokens`")),
+        "{described}"
+    );
+    let second = kunci::from_lookup(ProviderKind::Stamps, &lookup, HttpConfig::default())
+        .await
+        .unwrap();
+    second.token().await.unwrap();
+    assert_eq!(
+        sim.request_count(),
+        1,
+        "the second manager adopted the stored token"
+    );
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn missing_variables_are_configuration_errors_naming_the_variable() {
     for kind in ProviderKind::all() {
