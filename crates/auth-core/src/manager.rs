@@ -150,6 +150,9 @@ pub struct Stats {
     pub time_to_expiry: Option<Duration>,
     /// Where the cached token stands (`None`: nothing cached).
     pub freshness: Option<Freshness>,
+    /// While a cool-down is in force (a source's declared cool-down, a server's `Retry-After`
+    /// or 429): the moment the next request may be sent.
+    pub cooldown_until: Option<OffsetDateTime>,
 }
 
 /// Per-thread stripes for the hit counter, so counting does not make threads contend.
@@ -450,6 +453,12 @@ impl TokenManager {
             time_to_expiry: (has_token && cached.deadlines.expires_at != MonoTime::NEVER)
                 .then(|| cached.deadlines.expires_at.saturating_duration_since(now)),
             freshness: has_token.then(|| cached.deadlines.freshness(now)),
+            cooldown_until: inner
+                .failure
+                .load()
+                .as_ref()
+                .and_then(|f| f.cooldown_until)
+                .filter(|until| *until > inner.clock.now()),
         }
     }
 
