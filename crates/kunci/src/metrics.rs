@@ -335,11 +335,9 @@ impl Collector for ManagerCollector {
 
         type Counted = fn(&Stats) -> u64;
         let counters: [(&str, &str, Counted); 3] = [
-            (
-                "kunci_cache_hits",
-                "Calls answered from the cache",
-                |s| s.cache_hits,
-            ),
+            ("kunci_cache_hits", "Calls answered from the cache", |s| {
+                s.cache_hits
+            }),
             (
                 "kunci_tokens_adopted",
                 "Tokens taken from the store after another process refreshed",
@@ -456,7 +454,9 @@ mod tests {
         // the deadline sits a skew allowance before the stated expiry (600 s after the send)
         let expiry: f64 = text
             .lines()
-            .find_map(|l| l.strip_prefix("kunci_token_expiry_seconds{profile=\"shop\",provider=\"demo\"} "))
+            .find_map(|l| {
+                l.strip_prefix("kunci_token_expiry_seconds{profile=\"shop\",provider=\"demo\"} ")
+            })
             .expect("an expiry line")
             .parse()
             .unwrap();
