@@ -106,13 +106,14 @@ fn status_code(status: ExitStatus) -> u8 {
     }
 }
 
-/// The variables for the command, from the current tokens.
+/// The variables for the command, from the current tokens, and each profile's token
+/// fingerprint (what the command holds).
 async fn environment(
     tokens: &Tokens,
     specs: &[EnvSpec],
-) -> Result<(Vec<(String, SecretString)>, BTreeMap<String, u64>), Failure> {
+) -> Result<(Vec<(String, SecretString)>, BTreeMap<String, String>), Failure> {
     let mut vars = Vec::new();
-    let mut generations = BTreeMap::new();
+    let mut held = BTreeMap::new();
     for spec in specs {
         let (_, token) = tokens.token(&spec.profile).await.map_err(|l| match l {
             crate::agent::tokens::Lookup::Failed(e) => Failure::from(e),
@@ -127,9 +128,12 @@ async fn environment(
             token.secret().expose_secret().to_owned()
         };
         vars.push((spec.var.clone(), SecretString::from(value)));
-        generations.insert(spec.profile.clone(), token.generation());
+        held.insert(
+            spec.profile.clone(),
+            crate::agent::tokens::fingerprint(token.secret().expose_secret()),
+        );
     }
-    Ok((vars, generations))
+    Ok((vars, held))
 }
 
 fn spawn(args: &ExecArgs, vars: &[(String, SecretString)]) -> Result<Child, Failure> {
@@ -196,17 +200,17 @@ pub(crate) async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Failure> {
             _ = term.recv() => send(&child, Signal::TERM),
             _ = int.recv() => send(&child, Signal::INT),
             Some(()) = changed.recv() => {
-                let (vars, generations) = match environment(&tokens, &specs).await {
+                let (vars, now_held) = match environment(&tokens, &specs).await {
                     Ok(now) => now,
                     Err(e) => {
                         tracing::warn!(error = e.message(), "a token changed but cannot be read now; the command keeps its token");
                         continue;
                     }
                 };
-                if generations == held {
+                if now_held == held {
                     continue;
                 }
-                held = generations;
+                held = now_held;
                 if let Some(sig) = reload_signal {
                     tracing::info!(signal = sig.as_raw(), "a token was refreshed: signalling the command");
                     send(&child, sig);

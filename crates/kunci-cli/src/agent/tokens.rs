@@ -164,11 +164,14 @@ impl TokenSource for Notifying {
 /// How often the watcher looks for a token adopted from the store (another agent refreshed).
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Publishes each new token's generation: at once after its own source answered (the token is
-/// published right after it is saved), and within [`WATCH_INTERVAL`] for one another process
-/// stored.
+/// Publishes a count of distinct tokens each time the token changes: at once after its own
+/// source answered (the token is published right after it is saved), and within
+/// [`WATCH_INTERVAL`] for one another process stored. A token handed out again under a new
+/// generation (re-read from the store) is not a change: the secret is compared.
 async fn watch_changes(manager: TokenManager, answered: Arc<Notify>, tx: watch::Sender<u64>) {
     let mut last = 0;
+    let mut last_fingerprint = String::new();
+    let mut changes = 0;
     loop {
         let woken = tokio::select! {
             () = answered.notified() => true,
@@ -182,8 +185,13 @@ async fn watch_changes(manager: TokenManager, answered: Arc<Notify>, tx: watch::
                 && token.generation() != last
             {
                 last = token.generation();
-                tx.send_replace(last);
-                break;
+                let fingerprint = fingerprint(token.secret().expose_secret());
+                if fingerprint != last_fingerprint {
+                    last_fingerprint = fingerprint;
+                    changes += 1;
+                    tx.send_replace(changes);
+                    break;
+                }
             }
             if woken {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,7 +390,8 @@ impl Tokens {
             .collect()
     }
 
-    /// Notified with a new generation each time the token of `name` changes.
+    /// Notified (with a count of distinct tokens; 0 before the first) each time the token of
+    /// `name` changes.
     pub(crate) fn changes(&self, name: &str) -> Result<watch::Receiver<u64>, Lookup> {
         Ok(self.served(name)?.changes.clone())
     }
