@@ -170,7 +170,6 @@ pub(crate) async fn run(global: &Global, overrides: Overrides) -> Result<(), Fai
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = notify::notify("RELOADING=1");
                 match reload(global, &overrides, &current, &store, &state, &facade_metrics).await {
                     Ok((settings, new_store, tokens)) => {
                         sinks = start_sinks(&settings, &tokens);
@@ -180,7 +179,6 @@ pub(crate) async fn run(global: &Global, overrides: Overrides) -> Result<(), Fai
                     }
                     Err(e) => tracing::error!(error = e.message(), "reload failed; the previous configuration stays"),
                 }
-                let _ = notify::notify("READY=1");
             }
         }
     }
