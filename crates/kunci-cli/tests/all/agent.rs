@@ -23,6 +23,7 @@ fn clients_dir() -> PathBuf {
 }
 
 /// Whether `program --version` runs; otherwise the test is skipped (or fails under CI).
+#[allow(clippy::print_stderr, reason = "a skipped test says why")]
 fn available(program: &str, check: &[&str]) -> bool {
     let ok = Command::new(program)
         .args(check)
@@ -528,6 +529,7 @@ async fn metrics_parse_as_prometheus_and_openmetrics_and_match_the_simulator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr, reason = "a skipped test says why")]
 async fn another_user_is_refused_until_allowed_and_a_reload_allows_it() {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: dropping privileges to another user needs root");
