@@ -725,3 +725,123 @@ async fn exec_passes_on_the_exit_status_and_refuses_bad_specs() {
     .await
     .expect_error(2, "is not a signal");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kalsel_refresh_token_expiry_and_a_cooldown_are_in_status_and_metrics() {
+    use auth_testkit::{kalsel::KalselSim, sehatmu::SehatMuSim};
+    let python = available(
+        "python3",
+        &["-c", "import prometheus_client.openmetrics.parser"],
+    );
+    if !python {
+        return;
+    }
+    let kalsel = KalselSim::start().await.unwrap();
+    let sehatmu = SehatMuSim::start().await.unwrap();
+    let refresh = kalsel.login();
+    let exp = kunci::core::jwt::time_claims(&refresh)
+        .unwrap()
+        .exp
+        .unwrap()
+        .unix_timestamp();
+    let mut k = Kunci::new();
+    k.env("KALSEL_BASE_URL", kalsel.base_url())
+        .env("KALSEL_REFRESH_TOKEN", &refresh)
+        .env("SEHATMU_BASE_URL", sehatmu.base_url())
+        .env("SEHATMU_CLIENT_ID", sehatmu.client_id())
+        .env("SEHATMU_CLIENT_SECRET", "not-the-secret-77");
+    let agent = Agent::start(&k, &[]);
+    // the wrong secret: refused once, then a cool-down without a request
+    let (status, body) = curl(&agent.socket, &["-i", "http://localhost/v1/token/sehatmu"]).await;
+    assert_eq!(
+        status, 429,
+        "the start-up attempt failed; now the cool-down: {body}"
+    );
+    assert!(body.to_ascii_lowercase().contains("retry-after:"), "{body}");
+    assert!(body.contains("\"error\":\"rate_limited\""), "{body}");
+    assert!(body.contains("\"until\":\"20"), "{body}");
+    assert!(!body.contains("not-the-secret-77"), "{body}");
+    assert_eq!(
+        sehatmu.request_count(),
+        1,
+        "nothing sent during the cool-down"
+    );
+
+    let samples = scrape(&agent.socket, "openmetrics").await;
+    assert_eq!(
+        sample(
+            &samples,
+            "kunci_refresh_credential_expiry_timestamp_seconds",
+            &[("profile", "kalsel")]
+        ),
+        Some(exp as f64)
+    );
+    let until = sample(
+        &samples,
+        "kunci_cooldown_until_timestamp_seconds",
+        &[("profile", "sehatmu")],
+    )
+    .expect("a cool-down gauge");
+    let now = sehatmu.now().unix_timestamp() as f64;
+    assert!(
+        until > now && until <= now + 61.0,
+        "SehatMu's 60 s cool-down: {until}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "kunci_upstream_fetches_total",
+            &[("provider", "sehatmu"), ("outcome", "reauthenticate")]
+        ),
+        Some(1.0)
+    );
+    let (_, status) = curl(&agent.socket, &["http://localhost/v1/status"]).await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let profiles = status["profiles"].as_array().unwrap();
+    let kalsel_row = profiles.iter().find(|p| p["profile"] == "kalsel").unwrap();
+    assert!(
+        kalsel_row["refresh_credential_expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"),
+        "{kalsel_row}"
+    );
+    let sehatmu_row = profiles.iter().find(|p| p["profile"] == "sehatmu").unwrap();
+    assert!(sehatmu_row["cooldown_until"].is_string(), "{sehatmu_row}");
+    let log = agent.stop();
+    assert!(
+        !log.contains(&refresh) && !log.contains("not-the-secret-77"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_signal_signals_its_command_instead_of_restarting_it() {
+    let sim = StampsSim::start_with(SimServer::builder().token_lifetime(Duration::from_secs(4)))
+        .await
+        .unwrap();
+    let mut k = Kunci::new();
+    stamps_env(&mut k, &sim);
+    let seen = k.path("seen");
+    let script = format!(
+        "echo start >> {0}; trap 'echo signalled >> {0}' USR1; while :; do sleep 0.1; done",
+        seen.display()
+    );
+    let mut cmd = k.command(&[
+        "exec", "--env", "T=stamps", "--signal", "USR1", "--", "sh", "-c", &script,
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let lines = lines_of(&seen, 2).await;
+    assert_eq!(
+        lines[..2],
+        ["start", "signalled"],
+        "not restarted: signalled"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(
+        wait_bounded(&mut child, Duration::from_secs(20)),
+        Some(128 + 15)
+    );
+}
