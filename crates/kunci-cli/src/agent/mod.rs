@@ -143,17 +143,6 @@ pub(crate) async fn run(global: &Global, overrides: Overrides) -> Result<(), Fai
     });
     tracing::info!(socket = %settings.socket.display(), profiles = tokens.names().count(), store = %store.describe(), "agent listening");
 
-    let mut sinks = start_sinks(&settings, &tokens);
-    warm_up(&tokens, ctx.timeout + Duration::from_secs(5)).await;
-    let status = format!(
-        "STATUS=serving {} profile(s) on {}",
-        tokens.names().count(),
-        settings.socket.display()
-    );
-    if let Err(e) = notify::notify(&format!("READY=1\n{status}")) {
-        tracing::warn!(error = %e, "cannot notify systemd of readiness");
-    }
-
     let signal_failure = |e: std::io::Error| {
         Failure::new(
             crate::failure::code::OTHER,
@@ -163,9 +152,26 @@ pub(crate) async fn run(global: &Global, overrides: Overrides) -> Result<(), Fai
     let mut term = signal(SignalKind::terminate()).map_err(signal_failure)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_failure)?;
     let mut hup = signal(SignalKind::hangup()).map_err(signal_failure)?;
+
+    let mut sinks = start_sinks(&settings, &tokens);
+    let stopped_early = tokio::select! {
+        () = warm_up(&tokens, ctx.timeout + Duration::from_secs(5)) => false,
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+    };
+    if !stopped_early {
+        let status = format!(
+            "STATUS=serving {} profile(s) on {}",
+            tokens.names().count(),
+            settings.socket.display()
+        );
+        if let Err(e) = notify::notify(&format!("READY=1\n{status}")) {
+            tracing::warn!(error = %e, "cannot notify systemd of readiness");
+        }
+    }
     let mut current = settings;
     let mut store = (ctx.spec.clone(), store);
-    loop {
+    while !stopped_early {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,

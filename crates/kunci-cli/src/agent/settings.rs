@@ -126,6 +126,8 @@ impl Settings {
         let socket = overrides
             .socket
             .clone()
+            // `KUNCI_AGENT=off` tells clients not to ask; it names no socket for the agent
+            .filter(|s| !s.as_os_str().is_empty() && s.as_os_str() != "off")
             .or(table.socket)
             .or_else(default_socket)
             .ok_or_else(|| {
