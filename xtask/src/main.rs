@@ -107,7 +107,12 @@ fn ci() -> Result<()> {
 fn features() -> Result<()> {
     let providers = codegen::read_providers(&workspace_root())?;
     let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
-    sets.extend(["redis".to_owned(), "middleware".to_owned(), String::new()]);
+    sets.extend([
+        "redis".to_owned(),
+        "middleware".to_owned(),
+        "metrics".to_owned(),
+        String::new(),
+    ]);
     for features in &sets {
         run(
             "cargo",
