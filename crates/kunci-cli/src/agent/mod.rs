@@ -171,19 +171,22 @@ pub(crate) async fn run(global: &Global, overrides: Overrides) -> Result<(), Fai
     }
     let mut current = settings;
     let mut store = (ctx.spec.clone(), store);
-    while !stopped_early {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                match reload(global, &overrides, &current, &store, &state, &facade_metrics).await {
-                    Ok((settings, new_store, tokens)) => {
-                        sinks = start_sinks(&settings, &tokens);
-                        current = settings;
-                        store = new_store;
-                        tracing::info!(profiles = tokens.names().count(), "configuration reloaded");
+    // Serve until SIGTERM or SIGINT (unless one came during the warm-up).
+    if !stopped_early {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    match reload(global, &overrides, &current, &store, &state, &facade_metrics).await {
+                        Ok((settings, new_store, tokens)) => {
+                            sinks = start_sinks(&settings, &tokens);
+                            current = settings;
+                            store = new_store;
+                            tracing::info!(profiles = tokens.names().count(), "configuration reloaded");
+                        }
+                        Err(e) => tracing::error!(error = e.message(), "reload failed; the previous configuration stays"),
                     }
-                    Err(e) => tracing::error!(error = e.message(), "reload failed; the previous configuration stays"),
                 }
             }
         }
