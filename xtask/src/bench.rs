@@ -98,6 +98,14 @@ const REPORT_SUITES: &[ReportSuite] = &[
         what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token",
     },
     ReportSuite {
+        name: "agent",
+        package: "kunci-cli",
+        bench: "agent",
+        features: "",
+        explicit: true,
+        what: "`kunci agent` (release build) on a Unix socket, loaded by `oha` (installed by the command into the target directory's `tools/`) on the same 2 cores; Stamps simulator in the bench process with 3 s tokens, file store",
+    },
+    ReportSuite {
         name: "load",
         package: "kunci",
         bench: "load",
@@ -142,7 +150,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         for group in suite.groups {
             let _ = fs::remove_dir_all(criterion_dir(root).join(group));
         }
-        let reports = run_capturing_reports(&cmd)?;
+        let reports = run_capturing_reports(&cmd, &[])?;
         let estimates = read_estimates(&criterion_dir(root), suite.groups)?;
         if estimates.is_empty() {
             bail!("suite {}: criterion wrote no estimates", suite.name);
@@ -163,7 +171,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         if !suite.features.is_empty() {
             cmd.extend(["--features".into(), suite.features.into()]);
         }
-        let reports = run_capturing_reports(&cmd)?;
+        let envs = if suite.name == "agent" {
+            vec![("KUNCI_BENCH_OHA".to_owned(), install_oha(root)?)]
+        } else {
+            Vec::new()
+        };
+        let reports = run_capturing_reports(&cmd, &envs)?;
         if reports.is_empty() {
             bail!("suite {}: the bench printed no report lines", suite.name);
         }
@@ -371,11 +384,44 @@ fn dependency_weight() -> Result<String> {
     Ok(s)
 }
 
-/// Runs `cargo <args>`, streaming its output, and returns the lines that start with `report:`.
-fn run_capturing_reports(args: &[String]) -> Result<Vec<String>> {
+/// The HTTP load generator of the agent suite: `oha`, installed with `cargo install --locked`
+/// into `<target dir>/tools` when it is not there yet. Returns its path.
+fn install_oha(root: &Path) -> Result<String> {
+    const OHA_VERSION: &str = "1.16.0";
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let tools = target.join("tools");
+    let bin = tools.join("bin/oha");
+    let current = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(OHA_VERSION));
+    if !current {
+        let tools_arg = tools.to_string_lossy().into_owned();
+        crate::run(
+            "cargo",
+            &[
+                "install",
+                "--locked",
+                "oha",
+                "--version",
+                OHA_VERSION,
+                "--root",
+                &tools_arg,
+            ],
+        )?;
+    }
+    Ok(bin.to_string_lossy().into_owned())
+}
+
+/// Runs `cargo <args>` with `envs`, streaming its output, and returns the lines that start
+/// with `report:`.
+fn run_capturing_reports(args: &[String], envs: &[(String, String)]) -> Result<Vec<String>> {
     eprintln!("$ cargo {}", args.join(" "));
     let mut child = Command::new("cargo")
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .spawn()?;
     let mut reports = Vec::new();

@@ -7,7 +7,10 @@
 //! * `crates/kunci/src/providers.rs` — re-exports, `ProviderKind`, construction from variables;
 //! * `docs/providers.md` — the provider table between `<!-- generated:providers:start -->` /
 //!   `<!-- generated:providers:end -->`;
-//! * `.github/CODEOWNERS` — from each provider's owning team.
+//! * `.github/CODEOWNERS` — from each provider's owning team;
+//! * `docs/agent.md` — the client snippets, copied from the programs the agent's tests run
+//!   (`crates/kunci-cli/tests/clients/`), between `<!-- generated:client:NAME:start -->` /
+//!   `<!-- generated:client:NAME:end -->`, so the page cannot drift from the tested code.
 //!
 //! In check mode (`cargo codegen --check`, and the `generated_files_are_fresh` test) nothing is
 //! written; a stale file is an error telling to run `cargo codegen`.
@@ -117,6 +120,21 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
         )?,
     )?;
     update(".github/CODEOWNERS", codeowners(&providers))?;
+    let mut agent_doc = fs::read_to_string(root.join("docs/agent.md")).context("docs/agent.md")?;
+    for (name, file, lang, checked) in AGENT_CLIENTS {
+        let code = fs::read_to_string(root.join(AGENT_CLIENTS_DIR).join(file))
+            .with_context(|| format!("{AGENT_CLIENTS_DIR}/{file}"))?;
+        agent_doc = replace_region(
+            &agent_doc,
+            &format!("<!-- generated:client:{name}:start -->"),
+            &format!("<!-- generated:client:{name}:end -->"),
+            &format!(
+                "<!-- {PREAMBLE} Source: {AGENT_CLIENTS_DIR}/{file}, {checked}. -->\n```{lang}\n{}```\n",
+                code.trim_end().to_owned() + "\n"
+            ),
+        )?;
+    }
+    update("docs/agent.md", agent_doc)?;
 
     if stale.is_empty() {
         Ok(())
@@ -127,6 +145,19 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
         )
     }
 }
+
+/// Where the agent's client programs live: the tests run them, docs/agent.md shows them.
+const AGENT_CLIENTS_DIR: &str = "crates/kunci-cli/tests/clients";
+
+/// The client programs copied into docs/agent.md: region name, file, code-block language, and
+/// what checks it.
+const AGENT_CLIENTS: &[(&str, &str, &str, &str)] = &[
+    ("php", "client.php", "php", "which the tests run"),
+    ("node", "client.js", "js", "which the tests run"),
+    ("python", "client.py", "python", "which the tests run"),
+    ("go", "client.go", "go", "not run: Go is not installed here"),
+    ("curl", "client.sh", "sh", "which the tests run"),
+];
 
 /// Reads every workspace package's `[package.metadata.kunci]`.
 pub(crate) fn read_providers(root: &Path) -> Result<Vec<Provider>> {

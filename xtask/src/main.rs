@@ -131,7 +131,7 @@ fn features() -> Result<()> {
     let providers = codegen::read_providers(&workspace_root())?;
     let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
     sets.extend(
-        ["redis", "postgres", "middleware", ""]
+        ["redis", "postgres", "middleware", "metrics", ""]
             .into_iter()
             .map(str::to_owned),
     );

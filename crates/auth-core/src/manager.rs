@@ -153,6 +153,9 @@ pub struct Stats {
     /// When the source's configured credential expires (a refresh token's own expiry; see
     /// [`TokenSource::credential_expires_at`](crate::TokenSource::credential_expires_at)).
     pub credential_expires_at: Option<OffsetDateTime>,
+    /// While a cool-down is in force (a source's declared cool-down, a server's `Retry-After`
+    /// or 429): the moment the next request may be sent.
+    pub cooldown_until: Option<OffsetDateTime>,
 }
 
 /// Per-thread stripes for the hit counter, so counting does not make threads contend.
@@ -454,6 +457,12 @@ impl TokenManager {
                 .then(|| cached.deadlines.expires_at.saturating_duration_since(now)),
             freshness: has_token.then(|| cached.deadlines.freshness(now)),
             credential_expires_at: inner.source.credential_expires_at(),
+            cooldown_until: inner
+                .failure
+                .load()
+                .as_ref()
+                .and_then(|f| f.cooldown_until)
+                .filter(|until| *until > inner.clock.now()),
         }
     }
 

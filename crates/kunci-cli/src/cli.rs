@@ -107,6 +107,46 @@ pub(crate) enum Command {
     },
     /// Run the four providers' simulators in-process and walk through a token's life
     Demo,
+    /// Serve every configured profile's token over HTTP on a Unix socket, refreshed ahead in
+    /// the background, for programs in any language (docs/agent.md)
+    Agent(AgentArgs),
+    /// Run a command with tokens in its environment, restarting it (or signalling it) when a
+    /// token it holds is refreshed
+    Exec(ExecArgs),
+}
+
+/// `kunci agent`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AgentArgs {
+    /// The socket to listen on [default: the [agent] table's `socket`, else
+    /// $XDG_RUNTIME_DIR/kunci/agent.sock]
+    #[arg(long, env = "KUNCI_AGENT", value_name = "PATH")]
+    pub(crate) socket: Option<PathBuf>,
+    /// Also serve /metrics on this loopback address and port (127.0.0.1:9464)
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<String>,
+    /// Serve only this profile (repeatable) [default: every config profile and every
+    /// configured provider]
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub(crate) profiles: Vec<String>,
+}
+
+/// `kunci exec`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    /// NAME=PROFILE puts the token of PROFILE in the variable NAME; NAME=PROFILE:header puts
+    /// the `Authorization` value (`Bearer <token>`) there (repeatable)
+    #[arg(long = "env", value_name = "NAME=PROFILE[:header]", required = true)]
+    pub(crate) env: Vec<String>,
+    /// On a refresh, send this signal (HUP, USR1, …) instead of restarting the command
+    #[arg(long, value_name = "SIGNAL")]
+    pub(crate) signal: Option<String>,
+    /// How long a restart waits after SIGTERM before SIGKILL, in seconds
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_timeout)]
+    pub(crate) grace: Duration,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
 }
 
 fn parse_timeout(raw: &str) -> Result<Duration, String> {

@@ -64,7 +64,7 @@ impl Context {
     }
 
     /// The refresh policy: the default, with room for one request of `--timeout`.
-    fn policy(&self) -> RefreshPolicy {
+    pub(crate) fn policy(&self) -> RefreshPolicy {
         let mut policy = RefreshPolicy::default();
         policy.refresh_timeout = policy
             .refresh_timeout
@@ -154,14 +154,26 @@ async fn fetch(ctx: &Context, profile_name: &str) -> Result<(Profile, kunci::Tok
     Ok((profile, token))
 }
 
-/// `kunci token PROFILE`.
+/// `kunci token PROFILE`: from a running agent when one answers, else alone.
 pub(crate) async fn token(ctx: &Context, profile: &str) -> Result<(), Failure> {
+    let name = ctx.config.profile(profile)?.name;
+    if let Some(reply) = crate::agent::client::ask(&name, ctx.timeout).await? {
+        return out_line(reply.token.expose_secret());
+    }
     let (_, token) = fetch(ctx, profile).await?;
     out_line(token.secret().expose_secret())
 }
 
-/// `kunci header PROFILE`.
+/// `kunci header PROFILE`: from a running agent when one answers, else alone.
 pub(crate) async fn header(ctx: &Context, profile: &str) -> Result<(), Failure> {
+    let name = ctx.config.profile(profile)?.name;
+    if let Some(reply) = crate::agent::client::ask(&name, ctx.timeout).await? {
+        return out_line(&format!(
+            "Authorization: {} {}",
+            reply.scheme,
+            reply.token.expose_secret()
+        ));
+    }
     let (_, token) = fetch(ctx, profile).await?;
     out_line(&format!(
         "Authorization: {} {}",

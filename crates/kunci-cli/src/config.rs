@@ -28,6 +28,8 @@ pub(crate) struct Config {
     /// Its `store`, if any.
     pub(crate) store: Option<String>,
     pub(crate) profiles: BTreeMap<String, Profile>,
+    /// The `[agent]` table, read by `kunci agent` (`agent::settings`).
+    pub(crate) agent: Option<toml::Table>,
 }
 
 /// Where one variable's value comes from, as a profile says.
@@ -140,6 +142,7 @@ impl Config {
         for (key, value) in table {
             match (key.as_str(), value) {
                 ("store", toml::Value::String(store)) => config.store = Some(store),
+                ("agent", toml::Value::Table(agent)) => config.agent = Some(agent),
                 ("profiles", toml::Value::Table(profiles)) => {
                     for (name, profile) in profiles {
                         let toml::Value::Table(profile) = profile else {
@@ -153,7 +156,7 @@ impl Config {
                 }
                 (other, _) => {
                     return Err(Failure::configuration(format!(
-                        "unknown or mistyped top-level key `{other}` (known: store, profiles)"
+                        "unknown or mistyped top-level key `{other}` (known: store, profiles, agent)"
                     )));
                 }
             }

@@ -65,6 +65,12 @@ impl Failure {
         }
     }
 
+    /// Ends the program with `code` and prints nothing (`kunci exec` passing on its command's
+    /// exit status).
+    pub(crate) fn exit(code: u8) -> Self {
+        Self::new(code, String::new())
+    }
+
     /// Adds a `hint:` line.
     #[must_use]
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -89,6 +95,9 @@ impl Failure {
 
     /// Writes the `error:` line and the hint to stderr.
     pub(crate) fn report(&self) {
+        if self.message.is_empty() {
+            return;
+        }
         err_line(&format!("error: {}", self.message));
         if let Some(hint) = &self.hint {
             err_line(&format!("hint: {hint}"));

@@ -20,10 +20,12 @@
 )]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod agent;
 mod cli;
 mod commands;
 mod config;
 mod demo;
+mod exec;
 mod failure;
 mod lazy;
 mod logging;
@@ -50,7 +52,12 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(code::CONFIGURATION));
         }
     };
-    logging::init(args.global.verbose);
+    // A service logs what it does (refreshes, refused peers) unless told otherwise.
+    let verbose = match args.command {
+        Command::Agent(_) => args.global.verbose.max(1),
+        _ => args.global.verbose,
+    };
+    logging::init(verbose);
     // Read while this is the only thread: the time crate refuses to read the local offset
     // once other threads exist (the file store's blocking pool, for one).
     let offset = match args.command {
@@ -59,10 +66,12 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The agent serves many connections at once: a worker per core.
+    let mut builder = match args.command {
+        Command::Agent(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             Failure::new(code::OTHER, format!("cannot start the async runtime: {e}")).report();
@@ -96,5 +105,14 @@ async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure>
         Command::Logout { profile } => commands::logout(&ctx, profile).await,
         Command::Verify { profile } => commands::verify(&ctx, profile).await,
         Command::Demo => demo::run().await,
+        Command::Agent(agent) => {
+            let overrides = agent::settings::Overrides {
+                socket: agent.socket.clone(),
+                metrics_listen: agent.metrics_listen.clone(),
+                profiles: agent.profiles.clone(),
+            };
+            agent::run(&args.global, overrides).await
+        }
+        Command::Exec(exec) => exec::run(&ctx, exec).await,
     }
 }

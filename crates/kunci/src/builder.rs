@@ -26,6 +26,8 @@ pub struct ManagerBuilder {
     cipher: Option<Cipher>,
     policy: RefreshPolicy,
     clock: Option<SharedClock>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<(crate::metrics::Metrics, String)>,
 }
 
 impl ManagerBuilder {
@@ -45,6 +47,8 @@ impl ManagerBuilder {
             cipher: None,
             policy: RefreshPolicy::default(),
             clock: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 
@@ -90,20 +94,41 @@ impl ManagerBuilder {
         self
     }
 
+    /// Reports the manager's series in `metrics` under the label `profile` (feature
+    /// `metrics`): its requests are counted and timed, its statistics read at each scrape.
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn metrics(mut self, metrics: &crate::metrics::Metrics, profile: &str) -> Self {
+        self.metrics = Some((metrics.clone(), profile.to_owned()));
+        self
+    }
+
     /// Opens the store and builds the manager. Spawns nothing.
     pub async fn build(self) -> Result<TokenManager, Error> {
         let store = match self.store {
             Some(store) => store,
             None => self.spec.open(self.cipher).await?,
         };
-        let mut builder = TokenManager::builder(self.source)
+        #[cfg(feature = "metrics")]
+        let source = match &self.metrics {
+            Some((metrics, profile)) => metrics.instrument(profile, self.source),
+            None => self.source,
+        };
+        #[cfg(not(feature = "metrics"))]
+        let source = self.source;
+        let mut builder = TokenManager::builder(source)
             .store(store)
             .key(self.key)
             .policy(self.policy);
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }
-        builder.build()
+        let manager = builder.build()?;
+        #[cfg(feature = "metrics")]
+        if let Some((metrics, profile)) = &self.metrics {
+            metrics.watch(profile, &manager);
+        }
+        Ok(manager)
     }
 }
 

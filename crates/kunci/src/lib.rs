@@ -2,9 +2,10 @@
 //! persisted and shared — behind one facade.
 //!
 //! One cargo feature per provider (all on by default; see [`providers::ProviderKind`]), plus
-//! `redis` and `postgres` (stores shared by a fleet) and `middleware` ([`AuthMiddleware`] for
-//! `reqwest-middleware`). With `default-features = false, features = ["stamps"]` only Stamps
-//! is compiled, without Redis or PostgreSQL.
+//! `redis` and `postgres` (stores shared by a fleet), `middleware` ([`AuthMiddleware`] for
+//! `reqwest-middleware`) and `metrics` (Prometheus series of managers, `kunci::metrics`). With
+//! `default-features = false, features = ["stamps"]` only Stamps is compiled, without Redis or
+//! PostgreSQL.
 //!
 //! ```no_run
 //! use kunci::{ManagerBuilder, providers::sehatmu::SehatMuSource};
@@ -23,6 +24,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod builder;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
 pub mod providers;

@@ -276,6 +276,11 @@ async fn cooldown_is_honoured_and_nothing_is_sent_before_it_ends() {
     // the cool-down is in the store for other processes
     let stored = store.load(m.key()).await.unwrap().unwrap();
     assert_eq!(stored.cooldown_until, Some(until));
+    assert_eq!(
+        m.stats().cooldown_until,
+        Some(until),
+        "stats show the cool-down"
+    );
 
     advance(Duration::from_secs(59)).await;
     assert!(matches!(
@@ -285,6 +290,7 @@ async fn cooldown_is_honoured_and_nothing_is_sent_before_it_ends() {
     advance(Duration::from_secs(2)).await;
     assert_eq!(secret_of(&m.token().await.unwrap()), "tok-ok");
     assert_eq!(calls.load(SeqCst), 2);
+    assert_eq!(m.stats().cooldown_until, None, "over once a token came");
 }
 
 #[tokio::test(start_paused = true)]

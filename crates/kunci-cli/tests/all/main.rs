@@ -10,6 +10,7 @@
 
 mod support;
 
+mod agent;
 mod behaviour;
 mod commands;
 mod config;

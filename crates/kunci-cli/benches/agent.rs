@@ -1,0 +1,263 @@
+//! The agent under load: a real HTTP load generator (`oha`, path in `KUNCI_BENCH_OHA`, installed
+//! by `cargo xtask bench agent`) on the warm token route over the Unix socket, while the token
+//! refreshes every ~3 s (Stamps simulator, 3 s tokens, file store); `kunci token` per call
+//! beside it, through the agent and alone; and the resident memory of an idle agent serving
+//! 100 profiles. Prints `report:` lines; `harness = false`, run only under `cargo bench`.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark code"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall time with Instant::now"
+)]
+#![allow(clippy::print_stdout, reason = "report lines for cargo xtask bench")]
+
+use std::{
+    fmt::Write as _,
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use auth_testkit::{SimServer, krmpesan::KrmPesanSim, stamps::StampsSim};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kunci");
+const LOAD_SECONDS: u64 = 20;
+const CONNECTIONS: usize = 16;
+const CLI_RUNS: usize = 100;
+const PROFILES: usize = 100;
+
+struct Agent {
+    child: Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kunci agent` and waits for its readiness notification.
+fn agent(dir: &Path, socket: &Path, envs: &[(&str, String)], args: &[&str]) -> Agent {
+    let notify = dir.join(format!("notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&notify);
+    let ready = UnixDatagram::bind(&notify).unwrap();
+    ready
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let child = Command::new(BIN)
+        .arg("agent")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_clear()
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("KUNCI_STORE", dir.join("store"))
+        .env("NOTIFY_SOCKET", &notify)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = ready.recv(&mut buf).expect("the agent never became ready");
+    assert!(buf[..n].starts_with(b"READY=1"));
+    Agent { child }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("skipped: run with `cargo bench` or `cargo xtask bench agent`");
+        return;
+    }
+    let oha = std::env::var_os("KUNCI_BENCH_OHA")
+        .map(PathBuf::from)
+        .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+
+    // 1. the warm token route under load while the token refreshes every ~3 s
+    let sim = rt
+        .block_on(StampsSim::start_with(
+            SimServer::builder().token_lifetime(Duration::from_secs(3)),
+        ))
+        .unwrap();
+    let envs = [
+        ("STAMPS_BASE_URL", sim.base_url()),
+        ("STAMPS_TOKEN", sim.auth_token().to_owned()),
+        ("STAMPS_MERCHANT_ID", sim.merchant_id().to_string()),
+    ];
+    let running = agent(dir.path(), &socket, &envs, &[]);
+    // Other work on the machine shows in the figures: say how busy it was.
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    let before = sim.request_count();
+    let out = Command::new(&oha)
+        .args(["--no-tui", "--output-format", "json", "-z"])
+        .arg(format!("{LOAD_SECONDS}s"))
+        .args(["-c", &CONNECTIONS.to_string(), "--unix-socket"])
+        .arg(&socket)
+        .arg("http://localhost/v1/token/stamps")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refreshes = sim.request_count() - before;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &json["summary"];
+    let pct = &json["latencyPercentiles"];
+    let ms = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
+    let codes = &json["statusCodeDistribution"];
+    let ok = codes["200"].as_u64().unwrap_or(0);
+    let total: u64 = codes
+        .as_object()
+        .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+        .unwrap_or(0);
+    let mut report = String::new();
+    write!(
+        report,
+        "warm `GET /v1/token/stamps` (JSON), oha, {CONNECTIONS} connections × {LOAD_SECONDS} s: **{:.0} requests/s** (target ≥ 50,000), p50 **{:.3} ms**, p99 **{:.3} ms** (target < 1 ms), max {:.3} ms; {ok} of {total} answered 200; {refreshes} refreshes during the run; 1-minute load average before the run {loadavg}",
+        summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+        ms(&pct["p50"]),
+        ms(&pct["p99"]),
+        ms(&summary["slowest"]),
+    )
+    .unwrap();
+    println!("report: {report}");
+
+    // 2. `kunci token` per call: through the agent, and alone from the file store
+    let time_cli = |agent_socket: Option<&Path>| -> Vec<f64> {
+        let mut times = Vec::with_capacity(CLI_RUNS);
+        for _ in 0..CLI_RUNS {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["token", "stamps"])
+                .env_clear()
+                .env("HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
+                .env("XDG_DATA_HOME", dir.path().join("data"))
+                .env("KUNCI_STORE", dir.path().join("store"))
+                .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+            match agent_socket {
+                Some(s) => cmd.env("KUNCI_AGENT", s),
+                None => cmd.env("KUNCI_AGENT", "off"),
+            };
+            let start = Instant::now();
+            let out = cmd.output().unwrap();
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        times.sort_by(f64::total_cmp);
+        times
+    };
+    let through = time_cli(Some(&socket));
+    drop(running);
+    // alone: a long-lived token in the store, so every run is a warm read of the file store
+    sim.set_token_lifetime(Duration::from_secs(3600));
+    let alone = time_cli(None);
+    println!(
+        "report: `kunci token stamps` per call ({CLI_RUNS} processes each): through the agent median **{:.2} ms** (p90 {:.2} ms), alone from the file store median **{:.2} ms** (p90 {:.2} ms)",
+        percentile(&through, 0.5),
+        percentile(&through, 0.9),
+        percentile(&alone, 0.5),
+        percentile(&alone, 0.9),
+    );
+
+    // 3. an idle agent serving 100 profiles (KrmPesan accounts, 24 h tokens)
+    let krm = rt.block_on(KrmPesanSim::start()).unwrap();
+    let mut config = String::new();
+    for i in 0..PROFILES {
+        write!(
+            config,
+            "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"acct-{i}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
+            krm.base_url()
+        )
+        .unwrap();
+    }
+    let config_path = dir.path().join("many.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let many_socket = dir.path().join("run/many.sock");
+    let krm_env = [
+        ("KRM_RT", krm.refresh_token().to_owned()),
+        ("KRM_DK", krm.device_key().to_owned()),
+    ];
+    let many = agent(
+        dir.path(),
+        &many_socket,
+        &krm_env,
+        &[
+            "--config",
+            config_path.to_str().unwrap(),
+            "--store",
+            "memory:",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_many = rss_kib(many.child.id());
+    let fetched = krm.request_count();
+    drop(many);
+    let one_config = dir.path().join("one.toml");
+    std::fs::write(
+        &one_config,
+        format!(
+            "[profiles.p0]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"solo\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n",
+            krm.base_url()
+        ),
+    )
+    .unwrap();
+    let one = agent(
+        dir.path(),
+        &many_socket,
+        &krm_env,
+        &[
+            "--config",
+            one_config.to_str().unwrap(),
+            "--store",
+            "memory:",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_one = rss_kib(one.child.id());
+    drop(one);
+    println!(
+        "report: idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
+        (rss_many.saturating_sub(rss_one)) as f64 / (PROFILES - 1) as f64
+    );
+}
