@@ -253,8 +253,8 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Server text made fit for a message: `secrets` scrubbed, control characters turned into
-/// spaces, bidirectional and invisible characters dropped, surrounding whitespace trimmed, and
-/// at most `max_chars` characters (then `…`). Secrets are scrubbed before anything is cut, so
+/// spaces, bidirectional and invisible characters dropped, and at most `max_chars` characters
+/// (then `…`). Secrets are scrubbed before anything is cut, so
 /// a secret at the cut is not shown in part, and again after, so dropping an invisible
 /// character cannot join one back together.
 pub fn clean_server_text(secrets: &Secrets, text: &str, max_chars: usize) -> String {
@@ -265,9 +265,8 @@ pub fn clean_server_text(secrets: &Secrets, text: &str, max_chars: usize) -> Str
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let visible = secrets.scrub(&visible);
-    let trimmed = visible.trim();
-    let mut out: String = trimmed.chars().take(max_chars).collect();
-    if trimmed.chars().nth(max_chars).is_some() {
+    let mut out: String = visible.chars().take(max_chars).collect();
+    if visible.chars().nth(max_chars).is_some() {
         out.push('…');
     }
     out
@@ -640,7 +639,7 @@ impl HttpResponse {
     /// the request's secrets scrubbed, at most `max_chars` characters, control, bidirectional
     /// and invisible characters removed. For error pages.
     pub fn text_snippet(&self, max_chars: usize) -> String {
-        self.server_text(&String::from_utf8_lossy(&self.body), max_chars)
+        self.server_text(String::from_utf8_lossy(&self.body).trim(), max_chars)
     }
 
     /// The server's `Retry-After`, as a moment (seconds are counted from `now`).

@@ -78,6 +78,8 @@ impl KalselSource {
     /// A source using `http` for its requests.
     pub fn new(config: KalselConfig, http: HttpClient) -> Self {
         let endpoint = endpoint(&config.base_url, REFRESH_PATH);
+        // Kept out of every server text the exchange hands back.
+        let http = http.with_secrets([&config.refresh_token]);
         Self {
             config,
             http,
@@ -133,7 +135,7 @@ impl KalselSource {
     fn jwt_rejection(response: &HttpResponse, refresh: &SecretString) -> Error {
         let status = response.status.as_u16();
         let parsed: Option<ErrorAnswer> = if response.is_json() {
-            serde_json::from_slice(&response.body).ok()
+            response.error_json().ok()
         } else {
             None
         };
@@ -179,7 +181,10 @@ impl KalselSource {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
-        let response = self.http.send(NAME, builder).await?;
+        let response = self
+            .http
+            .send_with_secrets(NAME, builder, [refresh])
+            .await?;
         match response.status.as_u16() {
             200 => Self::parse_success(&response, sent_at),
             401 | 403 | 421 => Err(Self::jwt_rejection(&response, refresh)),

@@ -77,6 +77,12 @@ impl KrmPesanSource {
     pub fn new(config: KrmPesanConfig, http: HttpClient) -> Self {
         let endpoint = endpoint(&config.base_url, TOKENS_PATH);
         let held = Mutex::new(config.id_token.clone());
+        // Kept out of every server text the exchange hands back.
+        let http = http.with_secrets(
+            [&config.refresh_token, &config.device_key]
+                .into_iter()
+                .chain(config.id_token.as_ref()),
+        );
         Self {
             config,
             http,
@@ -170,7 +176,7 @@ impl KrmPesanSource {
         // Show the server's message only if it is short and echoes neither credential.
         let message = response
             .is_json()
-            .then(|| serde_json::from_slice::<ErrorAnswer>(&response.body).ok())
+            .then(|| response.error_json::<ErrorAnswer>().ok())
             .flatten()
             .and_then(|a| a.message)
             .filter(|m| {
@@ -204,7 +210,10 @@ impl TokenSource for KrmPesanSource {
             .http
             .request(http::Method::GET, url)
             .header(http::header::ACCEPT, "application/json");
-        let response = self.http.send(NAME, builder).await?;
+        let response = self
+            .http
+            .send_with_secrets(NAME, builder, [refresh])
+            .await?;
         match response.status.as_u16() {
             200 => Ok(Fetched::new(
                 self.parse_success(&response, request.sent_at)?,

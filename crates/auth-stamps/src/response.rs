@@ -152,7 +152,8 @@ pub fn parse_verification(
 }
 
 fn rejection(response: &HttpResponse) -> StampsRejection {
-    let detail = serde_json::from_slice::<serde_json::Value>(&response.body)
+    let detail = response
+        .error_json::<serde_json::Value>()
         .ok()
         .and_then(|v| reason(&v));
     StampsRejection {
