@@ -35,11 +35,13 @@
 mod cipher;
 mod codec;
 mod file;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis_store;
 
 pub use cipher::{Cipher, KEY_LEN, KeyError};
 pub use file::{FileLock, FileStore};
+pub use redact::redact_url;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisLock, RedisOptions, RedisStore};
 
