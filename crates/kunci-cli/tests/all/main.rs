@@ -14,3 +14,4 @@ mod behaviour;
 mod commands;
 mod config;
 mod exit_codes;
+mod security;
