@@ -168,3 +168,43 @@ async fn a_rediss_store_with_a_private_ca_needs_that_ca() {
         .await
         .expect_error(2, "never turns TLS verification off");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_page_echoing_the_query_string_shows_no_secret_on_the_command_line() {
+    use auth_testkit::{Fault, krmpesan::KrmPesanSim};
+    // KrmPesan's secrets travel in the query string; a gateway's 502 page quotes the request
+    // line, raw and encoded, and a trace log is on.
+    let sim = KrmPesanSim::start().await.unwrap();
+    let refresh = "rt/with+chars=&?#%-0123456789";
+    let mut k = Kunci::new();
+    k.env("KRMPESAN_BASE_URL", sim.base_url())
+        .env("KRMPESAN_REFRESH_TOKEN", refresh)
+        .env("KRMPESAN_DEVICE_KEY", sim.device_key())
+        .env("RUST_LOG", "trace");
+    let encoded: String = url_encoded(refresh);
+    sim.fail_next(Fault::status(
+        502,
+        Some("text/plain"),
+        format!(
+            "Bad Gateway: GET /tokens?refresh_token={encoded}&device_key={} ({refresh})",
+            sim.device_key()
+        ),
+    ));
+    let run = k.run(&["token", "krmpesan"]).await;
+    run.expect_error(5, "[redacted]")
+        .expect_no_secret(&[refresh, &encoded, sim.device_key()]);
+}
+
+/// `value` as `application/x-www-form-urlencoded` writes it (what a query string carries).
+fn url_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                char::from(b).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
