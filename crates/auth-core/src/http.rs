@@ -309,13 +309,33 @@ fn build_client(config: &HttpConfig, proxies: bool) -> Result<reqwest::Client, E
     })
 }
 
+/// Whether the environment names a proxy, as reqwest reads it when it builds a client.
+fn proxy_configured() -> bool {
+    [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
 impl HttpClient {
     /// Builds a client.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
         let client = build_client(&config, true)?;
+        // Without a proxy in the environment the client already goes direct: one client (each
+        // one reads the system's root certificates) serves loopback too.
+        let direct = OnceLock::new();
+        if !proxy_configured() {
+            let _ = direct.set(client.clone());
+        }
         Ok(Self {
             client,
-            direct: Arc::new(OnceLock::new()),
+            direct: Arc::new(direct),
             config,
             secrets: Secrets::new(),
         })
