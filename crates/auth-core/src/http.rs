@@ -7,21 +7,40 @@
 //! * redirects are not followed (a token endpoint that redirects is answering something
 //!   unexpected, and following it could carry credentials elsewhere);
 //! * the body is read incrementally and refused past a cap (a 10 MB answer is not buffered);
-//! * `http://` is accepted only for loopback addresses (the simulators);
+//! * `http://` is accepted only for loopback addresses (the simulators), and a loopback
+//!   address is always reached directly, never through a proxy from `HTTP_PROXY` and friends
+//!   (a proxy would see the request, credentials included, in clear text);
 //! * errors never carry the request URL (KrmPesan puts its refresh token in the query string
 //!   and reqwest's errors print the whole URL) nor the request body;
+//! * server text never carries a secret: every secret a provider registers ([`Secrets`],
+//!   [`HttpClient::with_secrets`], [`HttpClient::send_with_secrets`]) is replaced by
+//!   `[redacted]` — raw, URL-encoded, form-encoded and JSON-escaped — in the body of every
+//!   answer that is not a success, and again in every text taken from it
+//!   ([`HttpResponse::text_snippet`], [`HttpResponse::error_json`],
+//!   [`HttpResponse::server_text`]), which also drop control and bidirectional-override
+//!   characters;
+//! * a certificate that does not verify is a configuration error that says how to trust a
+//!   private certificate authority ([`HttpConfig::with_ca_file`]); verification is never
+//!   turned off;
 //! * the server's `Date` header is kept, so providers can correct for clock skew.
 
-use std::{fmt, net::IpAddr, time::Duration};
+use std::{
+    fmt,
+    net::IpAddr,
+    path::Path,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 pub use reqwest::{
-    Method, RequestBuilder, StatusCode, Url,
+    Certificate, Method, RequestBuilder, StatusCode, Url,
     header::{self, HeaderValue},
 };
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::error::Error;
 
@@ -35,6 +54,10 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// Largest response body accepted (default 256 KiB; token answers are a few KiB).
     pub max_body_bytes: usize,
+    /// Certificate authorities trusted in addition to the platform's (default none): the CA
+    /// of a private gateway or a test server. Set with [`with_ca_file`](Self::with_ca_file)
+    /// or [`with_ca_pem`](Self::with_ca_pem). Verification itself is never turned off.
+    pub extra_root_certificates: Vec<Certificate>,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +66,7 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             max_body_bytes: 256 * 1024,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -55,36 +79,280 @@ impl HttpConfig {
         self.connect_timeout = self.connect_timeout.min(timeout);
         self
     }
+
+    /// Also trusts the certificate authorities in `pem` (one or more PEM `CERTIFICATE`
+    /// blocks), besides the platform's.
+    ///
+    /// # Errors
+    /// A configuration error when `pem` holds no certificate or one that cannot be read.
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = Certificate::from_pem_bundle(pem)
+            .map_err(|_| Error::configuration("the CA certificates are not valid PEM"))?;
+        if certs.is_empty() {
+            return Err(Error::configuration(
+                "the CA certificates hold no PEM `CERTIFICATE` block",
+            ));
+        }
+        self.extra_root_certificates.extend(certs);
+        Ok(self)
+    }
+
+    /// Also trusts the certificate authorities in the PEM file at `path`, besides the
+    /// platform's: for a token endpoint behind a gateway with a private CA.
+    ///
+    /// # Errors
+    /// A configuration error naming the file when it cannot be read or holds no certificate.
+    pub fn with_ca_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::configuration(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        self.with_ca_pem(&pem).map_err(|e| {
+            Error::configuration(format!("the CA file {}: {}", path.display(), e.message()))
+        })
+    }
 }
 
-/// A reqwest client configured by [`HttpConfig`]. Cheap to clone.
+/// The text put in place of a secret found in server text.
+pub const REDACTED: &str = "[redacted]";
+
+/// The secrets a provider sends, which the exchange keeps out of every text it takes from a
+/// server (see the [module docs](self)). Each secret is kept in every form a server could echo
+/// it in: as sent, URL-encoded (`%2F`, upper and lower case), form-encoded (`+` for a space)
+/// and JSON-escaped. Cheap to clone; `Debug` shows only how many there are.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// Every form of every secret, longest first, so a form that contains another is replaced
+    /// whole.
+    forms: Arc<Vec<SecretString>>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} forms)", self.forms.len())
+    }
+}
+
+impl Secrets {
+    /// No secrets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These secrets and `more`. Empty secrets are ignored.
+    #[must_use]
+    pub fn with<'a>(&self, more: impl IntoIterator<Item = &'a SecretString>) -> Self {
+        let mut forms: Vec<String> = self
+            .forms
+            .iter()
+            .map(|f| f.expose_secret().to_owned())
+            .collect();
+        for secret in more {
+            forms.extend(encodings(secret.expose_secret()));
+        }
+        forms.retain(|f| !f.is_empty());
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Self {
+            forms: Arc::new(forms.into_iter().map(SecretString::from).collect()),
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+
+    /// `text` with every form of every secret replaced by [`REDACTED`].
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for form in self.forms.iter() {
+            let form = form.expose_secret();
+            if out.contains(form) {
+                out = out.replace(form, REDACTED);
+            }
+        }
+        out
+    }
+
+    /// `bytes` with every form of every secret replaced by [`REDACTED`] (for bodies that may
+    /// not be UTF-8).
+    fn scrub_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for form in self.forms.iter() {
+            let form = form.expose_secret().as_bytes();
+            let current = out.as_deref().unwrap_or(bytes);
+            if let Some(replaced) = replace_bytes(current, form, REDACTED.as_bytes()) {
+                out = Some(replaced);
+            }
+        }
+        out
+    }
+}
+
+/// The forms a server could echo `secret` in.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    forms.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+    let mut upper = String::new();
+    let mut lower = String::new();
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            upper.push(char::from(b));
+            lower.push(char::from(b));
+        } else {
+            upper.push_str(&format!("%{b:02X}"));
+            lower.push_str(&format!("%{b:02x}"));
+        }
+    }
+    forms.push(upper);
+    forms.push(lower);
+    if let Ok(json) = serde_json::to_string(secret)
+        && let Some(inner) = json.strip_prefix('"').and_then(|j| j.strip_suffix('"'))
+    {
+        // serde_json leaves `/` alone; PHP and others write it `\/`.
+        forms.push(inner.replace('/', "\\/"));
+        forms.push(inner.to_owned());
+    }
+    forms
+}
+
+/// `haystack` with every `needle` replaced, or `None` when there is none.
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    let first = haystack.windows(needle.len()).position(|w| w == needle)?;
+    let mut out = Vec::with_capacity(haystack.len());
+    out.extend_from_slice(&haystack[..first]);
+    out.extend_from_slice(with);
+    let mut rest = &haystack[first + needle.len()..];
+    while let Some(i) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(with);
+        rest = &rest[i + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// Whether `c` is dropped from server text: bidirectional controls (U+202A–U+202E,
+/// U+2066–U+2069, U+200E, U+200F, U+061C), which can make a message read differently from
+/// what it says, and invisible characters (zero-width spaces and joiners, word joiners, the
+/// byte-order mark, interlinear annotation marks).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// Server text made fit for a message: `secrets` scrubbed, control characters turned into
+/// spaces, bidirectional and invisible characters dropped, and at most `max_chars` characters
+/// (then `…`). Secrets are scrubbed before anything is cut, so
+/// a secret at the cut is not shown in part, and again after, so dropping an invisible
+/// character cannot join one back together.
+pub fn clean_server_text(secrets: &Secrets, text: &str, max_chars: usize) -> String {
+    let scrubbed = secrets.scrub(text);
+    let visible: String = scrubbed
+        .chars()
+        .filter(|c| !is_invisible(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let visible = secrets.scrub(&visible);
+    let mut out: String = visible.chars().take(max_chars).collect();
+    if visible.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A reqwest client configured by [`HttpConfig`], with the [`Secrets`] of its requests.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// The same client without any proxy, for loopback addresses; built on first use.
+    direct: Arc<OnceLock<reqwest::Client>>,
     config: HttpConfig,
+    secrets: Secrets,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("config", &self.config)
+            .field("secrets", &self.secrets)
             .finish_non_exhaustive()
     }
+}
+
+fn build_client(config: &HttpConfig, proxies: bool) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("kunci/", env!("CARGO_PKG_VERSION")));
+    if !config.extra_root_certificates.is_empty() {
+        builder = builder.tls_certs_merge(config.extra_root_certificates.iter().cloned());
+    }
+    if !proxies {
+        builder = builder.no_proxy();
+    }
+    builder.build().map_err(|e| {
+        Error::configuration("could not build the HTTP client").with_source(e.without_url())
+    })
+}
+
+/// Whether the environment names a proxy, as reqwest reads it when it builds a client.
+fn proxy_configured() -> bool {
+    [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 impl HttpClient {
     /// Builds a client.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("kunci/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::configuration("could not build the HTTP client").with_source(e.without_url())
-            })?;
-        Ok(Self { client, config })
+        let client = build_client(&config, true)?;
+        // Without a proxy in the environment the client already goes direct: one client (each
+        // one reads the system's root certificates) serves loopback too.
+        let direct = OnceLock::new();
+        if !proxy_configured() {
+            let _ = direct.set(client.clone());
+        }
+        Ok(Self {
+            client,
+            direct: Arc::new(direct),
+            config,
+            secrets: Secrets::new(),
+        })
+    }
+
+    /// This client, also keeping `secrets` out of every server text (see [`Secrets`]). A
+    /// provider calls it once, where it builds or receives its client, with every secret its
+    /// configuration holds.
+    #[must_use]
+    pub fn with_secrets<'a>(mut self, secrets: impl IntoIterator<Item = &'a SecretString>) -> Self {
+        self.secrets = self.secrets.with(secrets);
+        self
+    }
+
+    /// The secrets registered with [`with_secrets`](Self::with_secrets).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// The configuration.
@@ -98,15 +366,55 @@ impl HttpClient {
     }
 
     /// Sends a request and reads the answer, capped. Network failures and timeouts are
-    /// [`Transient`](crate::ErrorKind::Transient); an oversized body is
+    /// [`Transient`](crate::ErrorKind::Transient); a certificate that does not verify is
+    /// [`Configuration`](crate::ErrorKind::Configuration); an oversized body is
     /// [`Protocol`](crate::ErrorKind::Protocol). The status is not judged here.
+    ///
+    /// The client's [`Secrets`], and the value of every header marked sensitive, are scrubbed
+    /// from the body of an answer that is not a success and from every text taken from it.
     pub async fn send(
         &self,
         provider: &str,
         request: RequestBuilder,
     ) -> Result<HttpResponse, Error> {
-        let mut response = request
-            .send()
+        self.send_with_secrets(provider, request, []).await
+    }
+
+    /// [`send`](Self::send), also scrubbing `secrets`: what this one request carries besides
+    /// the configured secrets (a rotated refresh token handed back by the manager).
+    pub async fn send_with_secrets<'a>(
+        &self,
+        provider: &str,
+        request: RequestBuilder,
+        secrets: impl IntoIterator<Item = &'a SecretString>,
+    ) -> Result<HttpResponse, Error> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| {
+            Error::configuration(format!("the request to {provider} could not be built"))
+                .with_source(e.without_url())
+        })?;
+        let sensitive: Vec<SecretString> = request
+            .headers()
+            .values()
+            .filter(|v| v.is_sensitive())
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| {
+                let credential = v.split_once(' ').map(|(_, c)| c.trim().to_owned());
+                [Some(v.to_owned()), credential]
+            })
+            .flatten()
+            .map(SecretString::from)
+            .collect();
+        let secrets = self.secrets.with(secrets).with(&sensitive);
+        // A loopback address is always reached directly: a proxy from the environment would
+        // see the request in clear text.
+        let client = if is_loopback(request.url()) {
+            self.direct()?
+        } else {
+            &client
+        };
+        let mut response = client
+            .execute(request)
             .await
             .map_err(|e| transport_error(provider, e))?;
         let status = response.status();
@@ -134,13 +442,29 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
+        let mut body = body.freeze();
+        if !status.is_success()
+            && let Some(scrubbed) = secrets.scrub_bytes(&body)
+        {
+            body = Bytes::from(scrubbed);
+        }
         Ok(HttpResponse {
             status,
             content_type,
             date,
             retry_after,
-            body: body.freeze(),
+            body,
+            secrets,
         })
+    }
+
+    /// The client without proxies, for loopback addresses.
+    fn direct(&self) -> Result<&reqwest::Client, Error> {
+        if let Some(client) = self.direct.get() {
+            return Ok(client);
+        }
+        let client = build_client(&self.config, false)?;
+        Ok(self.direct.get_or_init(|| client))
     }
 }
 
@@ -157,8 +481,33 @@ fn oversized(provider: &str, max: usize) -> Error {
     ))
 }
 
+/// The certificate error in `e`'s chain, if a certificate did not verify.
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        // An `io::Error` wrapping another error reports that error's source as its own, so
+        // the walk goes on with the wrapped error itself.
+        let wrapped = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        next = wrapped.or_else(|| e.source());
+    }
+    None
+}
+
 fn transport_error(provider: &str, e: reqwest::Error) -> Error {
     let e = e.without_url();
+    if let Some(why) = certificate_error(&e) {
+        return Error::configuration(format!(
+            "the TLS certificate of {provider} was refused ({why}); kunci never turns verification off: if the server uses a private certificate authority, configure its CA certificate (HttpConfig::with_ca_file)"
+        ))
+        .with_source(e);
+    }
     let message = if e.is_timeout() {
         format!("{provider} did not answer in time")
     } else if e.is_connect() {
@@ -181,8 +530,10 @@ pub struct HttpResponse {
     /// The server's `Date` header.
     pub date: Option<OffsetDateTime>,
     retry_after: Option<String>,
-    /// The body (at most [`HttpConfig::max_body_bytes`]).
+    /// The body (at most [`HttpConfig::max_body_bytes`]). For a status other than 2xx, every
+    /// form of every secret of the request is already replaced by [`REDACTED`].
     pub body: Bytes,
+    secrets: Secrets,
 }
 
 impl fmt::Debug for HttpResponse {
@@ -206,6 +557,63 @@ impl HttpResponse {
             date: None,
             retry_after: None,
             body: body.into(),
+            secrets: Secrets::new(),
+        }
+    }
+
+    /// Keeps `secrets` out of the texts taken from this answer (for tests and custom
+    /// transports; [`HttpClient::send`] sets the request's secrets and scrubs the body).
+    #[must_use]
+    pub fn with_secrets(mut self, secrets: Secrets) -> Self {
+        if !self.status.is_success()
+            && let Some(scrubbed) = secrets.scrub_bytes(&self.body)
+        {
+            self.body = Bytes::from(scrubbed);
+        }
+        self.secrets = secrets;
+        self
+    }
+
+    /// `text` taken from this answer, made fit for an error message or a log line: see
+    /// [`clean_server_text`] (the request's secrets scrubbed, control characters replaced,
+    /// bidirectional and invisible characters dropped, at most `max_chars` characters).
+    /// Every provider passes server text through this (or [`error_json`](Self::error_json))
+    /// before putting it in an error.
+    pub fn server_text(&self, text: &str, max_chars: usize) -> String {
+        clean_server_text(&self.secrets, text, max_chars)
+    }
+
+    /// Parses an error body as JSON with every string in it — object keys too — passed
+    /// through [`server_text`](Self::server_text) (at most 500 characters each). For the
+    /// reason a server gives for a refusal (an `OperationOutcome`, a `detail`, `causes`).
+    ///
+    /// # Errors
+    /// As [`json`](Self::json): where the body does not parse, never what it holds.
+    pub fn error_json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let value: serde_json::Value = self.json("the server")?;
+        let cleaned = self.clean_json(value);
+        serde_json::from_value(cleaned).map_err(|_| {
+            Error::protocol(format!(
+                "the error answer (status {}) does not have the expected shape",
+                self.status.as_u16()
+            ))
+        })
+    }
+
+    fn clean_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        const MAX: usize = 500;
+        match value {
+            Value::String(s) => Value::String(self.server_text(&s, MAX)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.clean_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.server_text(&k, MAX), self.clean_json(v)))
+                    .collect(),
+            ),
+            other => other,
         }
     }
 
@@ -247,20 +655,11 @@ impl HttpResponse {
         })
     }
 
-    /// The body as text for an error message: at most `max_chars` characters, control
-    /// characters replaced. Use only for bodies that carry no secret (error pages).
+    /// The body as text for an error message, through [`server_text`](Self::server_text):
+    /// the request's secrets scrubbed, at most `max_chars` characters, control, bidirectional
+    /// and invisible characters removed. For error pages.
     pub fn text_snippet(&self, max_chars: usize) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let mut out: String = text
-            .trim()
-            .chars()
-            .take(max_chars)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if text.trim().chars().count() > max_chars {
-            out.push('…');
-        }
-        out
+        self.server_text(String::from_utf8_lossy(&self.body).trim(), max_chars)
     }
 
     /// The server's `Retry-After`, as a moment (seconds are counted from `now`).
@@ -606,6 +1005,41 @@ mod tests {
             r.unexpected_status("x", now).kind(),
             crate::ErrorKind::Protocol
         );
+    }
+
+    #[test]
+    fn snippets_drop_bidi_and_invisible_characters_and_turn_controls_into_spaces() {
+        let r = HttpResponse::new(
+            StatusCode::BAD_GATEWAY,
+            Some("text/plain"),
+            "\u{202E}txt.exe\u{202C} bad\ngate\u{200B}way\u{2067}\u{FEFF}",
+        );
+        assert_eq!(r.text_snippet(200), "txt.exe bad gateway");
+        assert_eq!(r.text_snippet(3), "txt…");
+    }
+
+    #[test]
+    fn scrubbing_keeps_text_without_secrets_and_joins_no_secret_back() {
+        let secrets = Secrets::new().with(&[secrecy::SecretString::from("s3cr3t")]);
+        assert_eq!(secrets.scrub("nothing here"), "nothing here");
+        // An invisible character inside the echo does not survive as a joined secret.
+        assert_eq!(
+            clean_server_text(&secrets, "x s3\u{200B}cr3t y", 100),
+            "x [redacted] y"
+        );
+        // Empty secrets are ignored rather than matching everywhere.
+        let empty = Secrets::new().with(&[secrecy::SecretString::from("")]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.scrub("abc"), "abc");
+    }
+
+    #[test]
+    fn a_success_body_is_never_rewritten() {
+        let secrets = Secrets::new().with(&[secrecy::SecretString::from("tok")]);
+        let ok = HttpResponse::new(StatusCode::OK, None, "tok").with_secrets(secrets.clone());
+        assert_eq!(&ok.body[..], b"tok");
+        let bad = HttpResponse::new(StatusCode::BAD_REQUEST, None, "tok").with_secrets(secrets);
+        assert_eq!(&bad.body[..], b"[redacted]");
     }
 
     #[test]

@@ -300,7 +300,11 @@ impl TokenStore for MemoryStore {
                 found,
             });
         }
-        let version = found + 1;
+        let version = found.checked_add(1).ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "the entry `{key}` is at version {found}, past which versions cannot grow"
+            ))
+        })?;
         let mut stored = entry.clone();
         stored.version = version;
         entries.insert(key.clone(), stored);

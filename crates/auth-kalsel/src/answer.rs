@@ -84,7 +84,7 @@ struct Body {
 /// JSON error shape.
 pub(crate) fn rejection(response: &HttpResponse, secrets: &[&str]) -> Option<Rejection> {
     // Only a JSON object (serde would also read a struct from an array).
-    let serde_json::Value::Object(object) = serde_json::from_slice(&response.body).ok()? else {
+    let serde_json::Value::Object(object) = response.error_json().ok()? else {
         return None;
     };
     let body: Body = serde_json::from_value(serde_json::Value::Object(object)).ok()?;

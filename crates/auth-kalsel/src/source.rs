@@ -65,6 +65,8 @@ impl KalselSource {
     /// A source using `http` for its requests.
     pub fn new(config: KalselConfig, http: HttpClient) -> Self {
         let endpoint = endpoint(&config.base_url, REFRESH_PATH);
+        // Kept out of every server text the exchange hands back.
+        let http = http.with_secrets([&config.refresh_token]);
         Self {
             config,
             http,
@@ -126,7 +128,10 @@ impl KalselSource {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
-        let response = self.http.send(NAME, builder).await?;
+        let response = self
+            .http
+            .send_with_secrets(NAME, builder, [refresh])
+            .await?;
         if response.status.as_u16() == 200 {
             return self.parse_success(&response, sent_at);
         }

@@ -242,6 +242,12 @@ impl KrmPesanSource {
     pub fn new(config: KrmPesanConfig, http: HttpClient) -> Self {
         let endpoint = endpoint(&config.base_url, TOKENS_PATH);
         let held = Mutex::new(config.id_token.clone());
+        // Kept out of every server text the exchange hands back.
+        let http = http.with_secrets(
+            [&config.refresh_token, &config.device_key]
+                .into_iter()
+                .chain(config.id_token.as_ref()),
+        );
         Self {
             config,
             http,
@@ -354,7 +360,7 @@ impl KrmPesanSource {
     ) -> Error {
         let status = response.status.as_u16();
         let answer = is_json(response)
-            .then(|| serde_json::from_slice::<ErrorAnswer>(&response.body).ok())
+            .then(|| response.error_json::<ErrorAnswer>().ok())
             .flatten();
         let mut secrets = vec![
             refresh.expose_secret(),
@@ -427,7 +433,10 @@ impl TokenSource for KrmPesanSource {
             .http
             .request(http::Method::GET, url)
             .header(http::header::ACCEPT, "application/json");
-        let response = self.http.send(NAME, builder).await?;
+        let response = self
+            .http
+            .send_with_secrets(NAME, builder, [refresh])
+            .await?;
         match response.status.as_u16() {
             200 => self.parse_success(&response, request.sent_at, refresh),
             400 | 401 | 403 => Err(self.rejection(&response, refresh, request.sent_at)),

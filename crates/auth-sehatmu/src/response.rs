@@ -299,7 +299,8 @@ fn expires_in(value: &serde_json::Value) -> Result<time::Duration, Error> {
 
 fn client_error(response: &HttpResponse, now: OffsetDateTime) -> Error {
     let code = response.status.as_u16();
-    let outcome = serde_json::from_slice::<OperationOutcome>(&response.body)
+    let outcome = response
+        .error_json::<OperationOutcome>()
         .ok()
         .filter(|o| o.resource_type == "OperationOutcome");
     // Rate-limit answers wait at least the page's minute, longer if `Retry-After` says so.

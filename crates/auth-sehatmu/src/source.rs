@@ -42,7 +42,8 @@ impl SehatMuSource {
     /// # Errors
     /// A configuration error when the HTTP client cannot be built.
     pub fn new(config: SehatMuConfig) -> Result<Self, Error> {
-        let client = HttpClient::new(config.http.clone())?;
+        // The client secret is kept out of every server text the exchange hands back.
+        let client = HttpClient::new(config.http.clone())?.with_secrets([&config.client_secret]);
         let mut url = endpoint(&config.base_url, TOKEN_PATH);
         url.query_pairs_mut()
             .append_pair("grant_type", "client_credentials");

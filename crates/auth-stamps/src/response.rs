@@ -201,7 +201,7 @@ pub fn parse_verification(
 }
 
 fn rejection(response: &HttpResponse) -> StampsRejection {
-    let body = serde_json::from_slice::<Value>(&response.body).ok();
+    let body = response.error_json::<Value>().ok();
     let object = body.as_ref().and_then(Value::as_object);
     let text = |v: &Value| v.as_str().map(shorten);
     StampsRejection {

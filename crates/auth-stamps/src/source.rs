@@ -45,7 +45,11 @@ impl StampsSource {
                 )
             })?;
         }
-        let client = HttpClient::new(config.http.clone())?;
+        // The credential is kept out of every server text the exchange hands back.
+        let secret = match &config.credentials {
+            Credentials::Jwt { token, .. } | Credentials::Static(token) => token,
+        };
+        let client = HttpClient::new(config.http.clone())?.with_secrets([secret]);
         let get_url = endpoint(&config.base_url, GET_ACCESS_TOKEN_PATH);
         let verify_url = endpoint(&config.base_url, VERIFY_TOKEN_PATH);
         Ok(Self {

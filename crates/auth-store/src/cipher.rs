@@ -100,7 +100,15 @@ impl Cipher {
         Self::from_encoded(&value).map_err(|e| KeyError::new(format!("`{var}`: {e}")))
     }
 
-    /// A cipher from a key file: either exactly 32 raw bytes, or the key as base64 or hex text.
+    /// A cipher from a key file: the key as text — base64 or 64 hex digits, what
+    /// [`from_encoded`](Self::from_encoded) reads, surrounding whitespace ignored — or exactly
+    /// 32 raw bytes.
+    ///
+    /// The two are told apart without guessing: a file whose bytes are all printable ASCII or
+    /// whitespace is text, anything else is raw. So a 32-byte text file (32 hex digits, 32
+    /// base64 characters) is read as text — and refused, as it does not hold 32 bytes — rather
+    /// than silently used as a raw key made of its characters. (Random raw keys are all
+    /// printable with a probability below 10⁻¹³; such a key is refused too, never misread.)
     ///
     /// A key file that others can read is accepted with a warning in the log.
     pub fn from_key_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
@@ -115,8 +123,17 @@ impl Cipher {
                 tracing::warn!(path = %path.display(), "the key file is readable by other users; make it mode 0600");
             }
         }
-        if bytes.len() == KEY_LEN {
-            return Self::from_key_bytes(&bytes);
+        let is_text = bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        if !is_text {
+            if bytes.len() == KEY_LEN {
+                return Self::from_key_bytes(&bytes);
+            }
+            return Err(KeyError::new(format!(
+                "the key file {} is neither 32 raw bytes nor the key as base64 or hex text",
+                path.display()
+            )));
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             KeyError::new(format!(
@@ -282,6 +299,42 @@ mod tests {
             err.to_string(),
             "an encryption key must be 32 bytes, not 16"
         );
+    }
+
+    #[test]
+    fn a_32_byte_key_file_of_text_is_read_as_text_never_as_raw_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        // 32 hex digits (a 16-byte key) and 32 base64 characters (24 bytes): text, too short.
+        for text in [
+            "00112233445566778899aabbccddeeff",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+        ] {
+            assert_eq!(text.len(), KEY_LEN);
+            std::fs::write(&path, text).unwrap();
+            let err = Cipher::from_key_file(&path).unwrap_err();
+            assert!(err.to_string().contains("32 bytes"), "{err}");
+            assert!(!err.to_string().contains(text), "{err}");
+        }
+        // The documented text forms work, with a final line break.
+        let encoded = Cipher::generate_key_base64();
+        std::fs::write(&path, format!("{}\n", encoded.as_str())).unwrap();
+        assert_eq!(
+            Cipher::from_key_file(&path).unwrap().key_id(),
+            Cipher::from_encoded(&encoded).unwrap().key_id()
+        );
+        // 32 raw bytes (not all printable) are a raw key.
+        let mut raw = [b'a'; KEY_LEN];
+        raw[5] = 0x00;
+        raw[20] = 0xff;
+        std::fs::write(&path, raw).unwrap();
+        assert_eq!(
+            Cipher::from_key_file(&path).unwrap().key_id(),
+            Cipher::from_key_bytes(&raw).unwrap().key_id()
+        );
+        // Other binary sizes are refused.
+        std::fs::write(&path, [0u8; 31]).unwrap();
+        assert!(Cipher::from_key_file(&path).is_err());
     }
 
     #[test]

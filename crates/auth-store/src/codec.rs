@@ -22,6 +22,23 @@ use crate::cipher::{ALGORITHM, Cipher};
 /// The format version written today.
 pub(crate) const FORMAT: u32 = 1;
 
+/// The largest entry version a store writes: `i64::MAX`, so Redis counts it exactly
+/// (`HINCRBY`) and no store ever wraps around to a version a writer already holds.
+pub(crate) const MAX_VERSION: u64 = i64::MAX as u64;
+
+/// The version a save over version `found` writes, or an error when `found` is already the
+/// largest (an entry edited by hand, or 2^63 saves): never a wrapped-around number.
+pub(crate) fn next_version(key: &StoreKey, found: u64) -> Result<u64, auth_core::StoreError> {
+    found
+        .checked_add(1)
+        .filter(|v| *v <= MAX_VERSION)
+        .ok_or_else(|| {
+            auth_core::StoreError::corrupt(format!(
+                "the entry `{key}` is at version {found}, past which versions cannot grow; delete the entry (for example with `kunci logout`) to start it over"
+            ))
+        })
+}
+
 /// Why bytes could not be read back as an entry. Messages never contain data from the entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DecodeError {

@@ -17,14 +17,19 @@ use zeroize::Zeroizing;
 
 use crate::{
     cipher::Cipher,
-    codec::{self, DecodeError},
+    codec::{self, DecodeError, next_version},
 };
 
 /// A token store in a directory of files: the default on one machine.
 ///
 /// * One file per key, `<key>.json` (`:` in a key becomes `+`), holding a format-versioned
 ///   JSON document (see `docs/stores.md`), optionally encrypted by a [`Cipher`].
-/// * The directory is created mode 0700 and every file mode 0600, from the start.
+/// * The directory is created mode 0700 and every file mode 0600, from the start. An existing
+///   directory must belong to the current user and must not be writable by group or others
+///   (otherwise [`StoreError::Configuration`] names it and says how to fix it).
+/// * Entries and lock files are opened without following symbolic links and without blocking,
+///   and must be regular files: a link or a FIFO planted in the directory is refused, never
+///   followed and never waited on.
 /// * Every write goes to a temporary file in the same directory, is fsync-ed, renamed over the
 ///   entry and the directory is fsync-ed: a crash leaves the old entry or the new one.
 /// * [`save`](TokenStore::save) is compare-and-swap on the version, under a short per-key
@@ -98,8 +103,11 @@ impl Paths {
 impl FileStore {
     /// A store in `dir`, created (with its missing parents) mode 0700 if it does not exist.
     ///
-    /// An existing directory is used as it is; if other users can read it, a warning is logged
-    /// (the entry files themselves are always 0600).
+    /// An existing directory must belong to the current user and must not be writable by its
+    /// group or others: another user could otherwise replace entries or plant links and
+    /// FIFOs. Such a directory is refused with [`StoreError::Configuration`] naming it and the
+    /// fix. One that others can only read is used, with a warning in the log (the entry files
+    /// themselves are always 0600).
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
         create_private_dir(&dir).map_err(|e| {
@@ -108,13 +116,7 @@ impl FileStore {
                 e,
             )
         })?;
-        #[cfg(unix)]
-        if let Ok(meta) = fs::metadata(&dir) {
-            use std::os::unix::fs::PermissionsExt as _;
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(dir = %dir.display(), "the token store directory is accessible to other users; consider mode 0700");
-            }
-        }
+        check_trusted_dir(&dir)?;
         remove_stale_temp_files(&dir);
         Ok(Self {
             inner: Arc::new(Inner { dir, cipher: None }),
@@ -237,7 +239,7 @@ impl Inner {
                 found,
             });
         }
-        let version = found + 1;
+        let version = next_version(key, found)?;
         let bytes = codec::encode(key, entry, version, self.cipher.as_ref())
             .map_err(|e| StoreError::other(format!("cannot write {}", paths.entry.display()), e))?;
         write_atomic(&paths, &bytes)
@@ -258,6 +260,61 @@ impl Inner {
             )),
         }
     }
+}
+
+/// Refuses a store directory that another user owns or that group or others may write to.
+#[cfg(unix)]
+fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(dir).map_err(|e| {
+        io_error(
+            format!("cannot inspect the store directory {}", dir.display()),
+            e,
+        )
+    })?;
+    if !meta.is_dir() {
+        return Err(StoreError::Configuration {
+            message: format!("the store location {} is not a directory", dir.display()),
+        });
+    }
+    let me = current_uid();
+    if meta.uid() != me {
+        return Err(StoreError::Configuration {
+            message: format!(
+                "the store directory {} belongs to user id {}, not to this user (id {me}); kunci keeps tokens only in a directory of its own: choose another directory, or make this one yours (`chown {me} {}`)",
+                dir.display(),
+                meta.uid(),
+                dir.display()
+            ),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StoreError::Configuration {
+            message: format!(
+                "the store directory {} is writable by its group or by others (mode {mode:04o}), so another user could replace its entries: run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            ),
+        });
+    }
+    if mode & 0o044 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = %format!("{mode:04o}"), "the token store directory can be listed by other users; consider mode 0700");
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_trusted_dir(_dir: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// The effective user id of this process.
+#[cfg(unix)]
+#[allow(unsafe_code, reason = "geteuid has no preconditions and cannot fail")]
+fn current_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory of ours and always succeeds.
+    unsafe { libc::geteuid() }
 }
 
 /// A temporary file older than this was left by a writer that crashed (a write takes
@@ -312,11 +369,15 @@ fn io_error(message: String, e: io::Error) -> StoreError {
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-    let mut file = match File::open(path) {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = match options.open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(format!("cannot read {}", path.display()), e)),
+        Err(e) => return Err(open_error(path, e)),
     };
+    check_regular(&file, path)?;
     let mut bytes = Zeroizing::new(Vec::new());
     file.read_to_end(&mut bytes)
         .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
@@ -334,7 +395,60 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Opens (creating mode 0600) a file for reading and writing.
+/// Opens without following a symbolic link (the open fails instead) and without blocking (a
+/// FIFO would otherwise wait for a writer).
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// The error for a failed open: a symbolic link is named as such.
+fn open_error(path: &Path, e: io::Error) -> StoreError {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return StoreError::Other {
+            message: format!(
+                "{} is a symbolic link; the token store never follows links in its directory: remove it",
+                path.display()
+            ),
+            source: Some(Box::new(e)),
+        };
+    }
+    io_error(format!("cannot open {}", path.display()), e)
+}
+
+/// Refuses anything but a regular file (a FIFO, a device, a directory) where an entry or a
+/// lock belongs.
+fn check_regular(file: &File, path: &Path) -> Result<(), StoreError> {
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error(format!("cannot inspect {}", path.display()), e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(StoreError::Other {
+            message: format!(
+                "{} is not a regular file; the token store uses only files it created: remove it",
+                path.display()
+            ),
+            source: None,
+        })
+    }
+}
+
+/// Opens (creating mode 0600) a regular file for reading and writing, never through a link.
+fn open_private_checked(path: &Path) -> Result<File, StoreError> {
+    let file = open_private(path, false).map_err(|e| open_error(path, e))?;
+    check_regular(&file, path)?;
+    Ok(file)
+}
+
+/// Opens (creating mode 0600) a file for reading and writing, never through a link.
 fn open_private(path: &Path, create_new: bool) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
@@ -348,6 +462,7 @@ fn open_private(path: &Path, create_new: bool) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
+    no_follow(&mut options);
     options.open(path)
 }
 
@@ -388,8 +503,7 @@ struct WriteLock(File);
 impl WriteLock {
     fn acquire(paths: &Paths) -> Result<Self, StoreError> {
         let path = paths.write_lock();
-        let file = open_private(&path, false)
-            .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+        let file = open_private_checked(&path)?;
         fs4::FileExt::lock(&file)
             .map_err(|e| io_error(format!("cannot lock {}", path.display()), e))?;
         Ok(Self(file))
@@ -451,8 +565,7 @@ impl TokenStore for FileStore {
     /// no thread is parked and dropping the future (a timeout) leaves nothing behind.
     async fn lock(&self, key: &StoreKey, _ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
         let path = Paths::new(&self.inner.dir, key).refresh_lock();
-        let file = open_private(&path, false)
-            .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+        let file = open_private_checked(&path)?;
         let mut wait = LOCK_POLL_MIN;
         loop {
             match fs4::FileExt::try_lock(&file) {

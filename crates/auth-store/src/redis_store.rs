@@ -1,7 +1,7 @@
 //! The Redis store: one hash per key, a `SET NX PX` refresh lock, compare-and-swap saves by
 //! Lua script (feature `redis`).
 
-use std::{fmt, future::Future, sync::Arc, time::Duration};
+use std::{fmt, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use auth_core::{StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
@@ -11,21 +11,23 @@ use time::OffsetDateTime;
 use crate::{cipher::Cipher, codec, redact::redact_url};
 
 /// Compare-and-swap: `KEYS[1]` entry hash; `ARGV[1]` expected version, `ARGV[2]` encoded
-/// entry, `ARGV[3]` expiry in unix milliseconds (0: none). Returns `{1, new}` or `{0, found}`.
+/// entry, `ARGV[3]` expiry in unix milliseconds (0: none). Returns `{'1'}` or
+/// `{'0', found}`. Versions are compared as their decimal text and incremented by `HINCRBY`
+/// (exact 64-bit integers): Lua's numbers are doubles, exact only up to 2^53.
 const SAVE_SCRIPT: &str = r"
-local found = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if found ~= tonumber(ARGV[1]) then
-  return {0, found}
+local found = redis.call('HGET', KEYS[1], 'v') or '0'
+if found ~= ARGV[1] then
+  return {'0', found}
 end
-local new = found + 1
-redis.call('HSET', KEYS[1], 'v', new, 'e', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
 local at = tonumber(ARGV[3])
 if at > 0 then
   redis.call('PEXPIREAT', KEYS[1], at)
 else
   redis.call('PERSIST', KEYS[1])
 end
-return {1, new}
+return {'1'}
 ";
 
 /// Compare-and-delete: frees the lock only if this owner still holds it.
@@ -55,6 +57,11 @@ pub struct RedisOptions {
     pub lock_poll_max: Duration,
     /// Encrypts every entry (default none).
     pub cipher: Option<Cipher>,
+    /// A PEM file of the certificate authorities that sign the server's certificate, for a
+    /// `rediss://` server with a private CA (a self-signed one included). Set, it replaces the
+    /// platform's roots for this store; unset, the platform's roots are used. Verification is
+    /// never turned off (the `#insecure` URL fragment is refused).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisOptions {
@@ -66,6 +73,7 @@ impl Default for RedisOptions {
             lock_poll_min: Duration::from_millis(10),
             lock_poll_max: Duration::from_millis(100),
             cipher: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -96,6 +104,14 @@ impl RedisOptions {
     #[must_use]
     pub fn cipher(mut self, cipher: Cipher) -> Self {
         self.cipher = Some(cipher);
+        self
+    }
+
+    /// Trusts the certificate authorities in the PEM file at `path` for a `rediss://` server
+    /// (see [`tls_ca_file`](Self::tls_ca_file)).
+    #[must_use]
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 }
@@ -149,22 +165,42 @@ impl RedisStore {
     /// the password.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         let described = redact_url(url);
+        let tls = url.trim_start().starts_with("rediss://");
         #[cfg(feature = "redis-tls")]
-        if url.starts_with("rediss://") {
+        if tls {
             install_crypto_provider();
         }
-        let client = redis::Client::open(url).map_err(|e| StoreError::Other {
+        let unusable = |e: RedisError| StoreError::Configuration {
             message: format!(
                 "cannot use the Redis URL `{described}` ({}){}",
                 e.kind_description(),
-                if url.starts_with("rediss") && !cfg!(feature = "redis-tls") {
+                if tls && !cfg!(feature = "redis-tls") {
                     "; `rediss://` needs the `redis-tls` feature of auth-store"
                 } else {
                     ""
                 }
             ),
-            source: None,
-        })?;
+        };
+        // The Redis client reads `#insecure` as "accept any certificate"; kunci never does.
+        if url::Url::parse(url.trim()).is_ok_and(|u| u.fragment().is_some()) {
+            return Err(StoreError::Configuration {
+                message: format!(
+                    "the Redis URL `{described}` has a fragment (such as `#insecure`); kunci never turns TLS verification off: remove it, and supply the server's CA if it is private"
+                ),
+            });
+        }
+        let client = match &options.tls_ca_file {
+            None => redis::Client::open(url).map_err(unusable)?,
+            Some(path) if !tls => {
+                return Err(StoreError::Configuration {
+                    message: format!(
+                        "a CA file ({}) is configured for `{described}`, which is not a `rediss://` (TLS) URL",
+                        path.display()
+                    ),
+                });
+            }
+            Some(path) => client_with_ca(url, path, &described, unusable)?,
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))
@@ -178,10 +214,19 @@ impl RedisStore {
         )
         .await
         .map_err(|e| match e {
-            StoreError::Unavailable { source, .. } => StoreError::Unavailable {
-                message: format!("cannot connect to Redis at {described}"),
-                source,
-            },
+            StoreError::Unavailable { source, .. } | StoreError::Other { source, .. } => {
+                match source.as_deref().and_then(certificate_error) {
+                    Some(why) => StoreError::Configuration {
+                        message: format!(
+                            "the TLS certificate of Redis at {described} was refused ({why}); kunci never turns verification off: if the server uses a private certificate authority, supply its CA certificate (RedisOptions::tls_ca_file; KUNCI_STORE_CA)"
+                        ),
+                    },
+                    None => StoreError::Unavailable {
+                        message: format!("cannot connect to Redis at {described}"),
+                        source,
+                    },
+                }
+            }
             other => other,
         })?;
         Ok(Self {
@@ -240,6 +285,76 @@ fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// A client for a `rediss://` URL that trusts only the CAs in `path`.
+#[cfg(feature = "redis-tls")]
+fn client_with_ca(
+    url: &str,
+    path: &std::path::Path,
+    _described: &str,
+    unusable: impl Fn(RedisError) -> StoreError,
+) -> Result<redis::Client, StoreError> {
+    let pem = std::fs::read(path).map_err(|e| StoreError::Configuration {
+        message: format!("cannot read the Redis CA file {}: {e}", path.display()),
+    })?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(StoreError::Configuration {
+            message: format!(
+                "the Redis CA file {} holds no PEM `CERTIFICATE` block",
+                path.display()
+            ),
+        });
+    }
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+    .map_err(unusable)
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn client_with_ca(
+    _url: &str,
+    _path: &std::path::Path,
+    described: &str,
+    _unusable: impl Fn(RedisError) -> StoreError,
+) -> Result<redis::Client, StoreError> {
+    Err(StoreError::Configuration {
+        message: format!(
+            "`{described}` with a CA file needs the `redis-tls` feature of auth-store"
+        ),
+    })
+}
+
+/// The certificate error in `e`'s chain, if the server's certificate did not verify.
+fn certificate_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = next {
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        // An `io::Error` or an `Arc` (as RedisError keeps its cause) wrapping another error
+        // reports that error's source as its own, so the walk goes on with the wrapped error.
+        let wrapped = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static))
+            .or_else(|| {
+                e.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+                    .map(|inner| &**inner as &(dyn std::error::Error + 'static))
+            });
+        next = wrapped.or_else(|| e.source());
+    }
+    None
 }
 
 fn classify(described: &str, what: &str, e: RedisError) -> StoreError {
@@ -371,7 +486,7 @@ impl TokenStore for RedisStore {
     ) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         let entry_key = self.entry_key(key);
-        let version = expected + 1;
+        let version = codec::next_version(key, expected)?;
         let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
             .map_err(|e| {
                 StoreError::other(format!("cannot encode the entry for `{entry_key}`"), e)
@@ -381,15 +496,20 @@ impl TokenStore for RedisStore {
             .arg(expected)
             .arg(&**bytes)
             .arg(self.expire_at_ms(entry));
-        let reply: Vec<i64> = self
+        let reply: Vec<String> = self
             .run("the save script", invocation.invoke_async(&mut conn))
             .await?;
-        match reply.as_slice() {
-            [1, new] => Ok(u64::try_from(*new).unwrap_or(version)),
-            [0, found] => Err(StoreError::Conflict {
+        match reply
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["1"] => Ok(version),
+            ["0", found] => Err(StoreError::Conflict {
                 key: key.clone(),
                 expected,
-                found: u64::try_from(*found).unwrap_or(0),
+                found: found.parse().unwrap_or(0),
             }),
             _ => Err(StoreError::Other {
                 message: format!(

@@ -40,6 +40,28 @@ pub(crate) struct Global {
     )]
     pub(crate) store: Option<String>,
 
+    /// A PEM file of the certificate authorities that sign a `rediss://` store's certificate
+    /// (a private CA); without it the platform's roots are used
+    #[arg(
+        long,
+        env = "KUNCI_STORE_CA",
+        hide_env_values = true,
+        global = true,
+        value_name = "PEM"
+    )]
+    pub(crate) store_ca: Option<PathBuf>,
+
+    /// A PEM file of certificate authorities trusted for token endpoints besides the
+    /// platform's (a gateway with a private CA); TLS is always verified
+    #[arg(
+        long,
+        env = "KUNCI_CA_FILE",
+        hide_env_values = true,
+        global = true,
+        value_name = "PEM"
+    )]
+    pub(crate) ca_file: Option<PathBuf>,
+
     /// The TOML file of profiles [default: kunci/config.toml in the platform config directory,
     /// when it exists]
     #[arg(

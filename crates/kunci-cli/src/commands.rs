@@ -23,6 +23,7 @@ pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) spec: StoreSpec,
     cipher: Option<Cipher>,
+    store_ca: Option<std::path::PathBuf>,
     pub(crate) http: HttpConfig,
     pub(crate) timeout: Duration,
 }
@@ -37,30 +38,47 @@ impl Context {
             .or_else(|| config.store.clone())
             .unwrap_or_default();
         let spec = StoreSpec::parse(&spec_text)?;
-        let cipher =
-            match std::env::var(kunci::ENV_STORE_KEY) {
-                Ok(encoded) => Some(Cipher::from_encoded(&encoded).map_err(|e| {
+        // Set but unusable — not text, or not a key — is a configuration error: never a
+        // silent fall-back to entries stored unencrypted.
+        let cipher = match std::env::var(kunci::ENV_STORE_KEY) {
+            Ok(encoded) => {
+                Some(Cipher::from_encoded(&encoded).map_err(|e| {
                     Failure::configuration(format!("{}: {e}", kunci::ENV_STORE_KEY))
-                })?),
-                Err(_) => None,
-            };
+                })?)
+            }
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Failure::configuration(format!(
+                    "{} is set but is not valid text; set it to a 32-byte key in base64 or hex, or unset it to store entries unencrypted",
+                    kunci::ENV_STORE_KEY
+                )));
+            }
+        };
+        let mut http = HttpConfig::default().with_timeout(global.timeout);
+        if let Some(path) = &global.ca_file {
+            http = http.with_ca_file(path)?;
+        }
         Ok(Self {
             config,
             spec,
             cipher,
-            http: HttpConfig::default().with_timeout(global.timeout),
+            store_ca: global.store_ca.clone(),
+            http,
             timeout: global.timeout,
         })
     }
 
     /// Opens the store (connects, for Redis and PostgreSQL).
     pub(crate) async fn open_store(&self) -> Result<SharedTokenStore, Failure> {
-        self.spec.open(self.cipher.clone()).await.map_err(|e| {
-            Failure::from(e).or_hint(format!(
-                "the store is {}; choose another with --store or KUNCI_STORE",
-                self.spec.describe()
-            ))
-        })
+        self.spec
+            .open_with(self.cipher.clone(), self.store_ca.as_deref())
+            .await
+            .map_err(|e| {
+                Failure::from(e).or_hint(format!(
+                    "the store is {}; choose another with --store or KUNCI_STORE",
+                    self.spec.describe()
+                ))
+            })
     }
 
     /// The refresh policy: the default, with room for one request of `--timeout`.

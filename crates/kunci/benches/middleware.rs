@@ -40,7 +40,7 @@ fn middleware(c: &mut Criterion) {
     });
     let manager = TokenManager::builder(source).build().unwrap();
     let with_auth = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AuthMiddleware::new(manager))
+        .with(AuthMiddleware::new(manager, [server.base_url()]).unwrap())
         .build();
     // reqwest-middleware's own chain with no middleware in it: what any middleware starts from
     let empty_chain = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();

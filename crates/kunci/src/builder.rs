@@ -1,8 +1,10 @@
 //! Assembling a source, a store and a policy into a [`TokenManager`].
 
+use std::path::PathBuf;
+
 use auth_core::{
     Error, RefreshPolicy, SharedClock, SharedTokenSource, SharedTokenStore, StoreKey, TokenManager,
-    http::{EnvProvider, HttpConfig},
+    http::{EnvProvider, HttpConfig, Vars},
 };
 use auth_store::Cipher;
 
@@ -13,7 +15,12 @@ use crate::{providers::ProviderKind, store::StoreSpec};
 /// the platform data directory.
 pub const ENV_STORE: &str = "KUNCI_STORE";
 /// The variable holding the store's encryption key, 32 bytes in base64 or hex (`KUNCI_STORE_KEY`).
+/// Set but unusable (not text, not 32 bytes) is a configuration error: kunci never falls back
+/// to storing entries unencrypted.
 pub const ENV_STORE_KEY: &str = "KUNCI_STORE_KEY";
+/// The variable naming a PEM file of the certificate authorities trusted for a `rediss://`
+/// store with a private CA (`KUNCI_STORE_CA`).
+pub const ENV_STORE_CA: &str = "KUNCI_STORE_CA";
 
 /// Builds a [`TokenManager`]: a source, a store (default: the file store in the platform data
 /// directory) and a refresh policy.
@@ -24,6 +31,7 @@ pub struct ManagerBuilder {
     store: Option<SharedTokenStore>,
     spec: StoreSpec,
     cipher: Option<Cipher>,
+    store_ca: Option<PathBuf>,
     policy: RefreshPolicy,
     clock: Option<SharedClock>,
     #[cfg(feature = "metrics")]
@@ -45,6 +53,7 @@ impl ManagerBuilder {
             store: None,
             spec: StoreSpec::DefaultFile,
             cipher: None,
+            store_ca: None,
             policy: RefreshPolicy::default(),
             clock: None,
             #[cfg(feature = "metrics")]
@@ -80,6 +89,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// Trusts the certificate authorities in the PEM file `path` for a `rediss://` store with a
+    /// private CA (see [`StoreSpec::open_with`]).
+    #[must_use]
+    pub fn store_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store_ca = Some(path.into());
+        self
+    }
+
     /// The refresh policy.
     #[must_use]
     pub fn policy(mut self, policy: RefreshPolicy) -> Self {
@@ -107,7 +124,11 @@ impl ManagerBuilder {
     pub async fn build(self) -> Result<TokenManager, Error> {
         let store = match self.store {
             Some(store) => store,
-            None => self.spec.open(self.cipher).await?,
+            None => {
+                self.spec
+                    .open_with(self.cipher, self.store_ca.as_deref())
+                    .await?
+            }
         };
         #[cfg(feature = "metrics")]
         let source = match &self.metrics {
@@ -133,14 +154,14 @@ impl ManagerBuilder {
 }
 
 /// A manager for `kind`, configured entirely from the environment: the provider's documented
-/// variables, `KUNCI_STORE` and `KUNCI_STORE_KEY`.
+/// variables, `KUNCI_STORE`, `KUNCI_STORE_KEY` and `KUNCI_STORE_CA`. A variable that is set
+/// but not valid UTF-8 is a configuration error naming it — never read as unset (an unreadable
+/// `KUNCI_STORE_KEY` must not turn encryption off).
 pub async fn from_env(kind: ProviderKind) -> Result<TokenManager, Error> {
-    from_lookup(
-        kind,
-        &|name| std::env::var(name).ok(),
-        HttpConfig::default(),
-    )
-    .await
+    let mut names = kind.env_vars().to_vec();
+    names.extend([ENV_STORE, ENV_STORE_KEY, ENV_STORE_CA]);
+    let env = Vars::read_env(&names)?;
+    from_lookup(kind, &|name| env.get(name).cloned(), HttpConfig::default()).await
 }
 
 /// [`from_env`] over any variable lookup (a CLI profile, a secrets manager, a test map).
@@ -156,6 +177,9 @@ pub async fn from_lookup(
         let cipher = Cipher::from_encoded(&encoded)
             .map_err(|e| Error::configuration(format!("{ENV_STORE_KEY}: {e}")))?;
         builder = builder.cipher(cipher);
+    }
+    if let Some(path) = lookup(ENV_STORE_CA).filter(|p| !p.trim().is_empty()) {
+        builder = builder.store_ca_file(path.trim());
     }
     builder.build().await
 }

@@ -41,7 +41,7 @@ pub use auth_store::{Cipher, FileStore};
 pub use auth_store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "redis")]
 pub use auth_store::{RedisOptions, RedisStore};
-pub use builder::{ENV_STORE, ENV_STORE_KEY, ManagerBuilder, from_env, from_lookup};
+pub use builder::{ENV_STORE, ENV_STORE_CA, ENV_STORE_KEY, ManagerBuilder, from_env, from_lookup};
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 pub use providers::ProviderKind;

@@ -1,6 +1,6 @@
 //! Choosing a token store by a short description, as `KUNCI_STORE` and the CLI's `--store` do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use auth_core::{Error, MemoryStore, SharedTokenStore};
 use auth_store::{Cipher, FileStore, redact_url};
@@ -49,6 +49,24 @@ impl StoreSpec {
 
     /// Opens the store; with `cipher`, entries are encrypted at rest.
     pub async fn open(&self, cipher: Option<Cipher>) -> Result<SharedTokenStore, Error> {
+        self.open_with(cipher, None).await
+    }
+
+    /// [`open`](Self::open), trusting the certificate authorities in the PEM file `ca_file`
+    /// for a `rediss://` store (a private CA; `KUNCI_STORE_CA`). A CA file for a store that is
+    /// not `rediss://` is a configuration error.
+    pub async fn open_with(
+        &self,
+        cipher: Option<Cipher>,
+        ca_file: Option<&Path>,
+    ) -> Result<SharedTokenStore, Error> {
+        if let (Some(path), false) = (ca_file, matches!(self, Self::Redis(_))) {
+            return Err(Error::configuration(format!(
+                "a store CA file ({}) is only used by a `rediss://` store, and the store is {}",
+                path.display(),
+                self.describe()
+            )));
+        }
         let file = |store: FileStore| -> SharedTokenStore {
             match cipher.clone() {
                 Some(c) => SharedTokenStore::new(store.with_cipher(c)),
@@ -64,6 +82,9 @@ impl StoreSpec {
                 let mut options = auth_store::RedisOptions::default();
                 if let Some(c) = cipher {
                     options = options.cipher(c);
+                }
+                if let Some(path) = ca_file {
+                    options = options.tls_ca_file(path);
                 }
                 Ok(SharedTokenStore::new(
                     auth_store::RedisStore::connect(url, options).await?,
@@ -151,6 +172,11 @@ mod tests {
         let spec = StoreSpec::parse("postgres://app@db/kunci?password=hunter2").unwrap();
         assert_eq!(spec.describe(), "postgres://[redacted]@db/kunci");
         assert!(!format!("{spec:?}").contains("hunter2"));
+        // An Azure-style base64 key pasted without percent-encoding: no part of it is shown.
+        let spec = StoreSpec::parse("rediss://:abc/def=@host:6380").unwrap();
+        for shown in [spec.describe(), format!("{spec:?}")] {
+            assert!(!shown.contains("abc") && !shown.contains("def"), "{shown}");
+        }
         assert!(
             !format!("{:?}", StoreSpec::parse("ftp://u:hunter2@h").unwrap_err())
                 .contains("hunter2")

@@ -311,3 +311,176 @@ fn temporary_files_left_by_crashed_writers_are_removed_when_old() {
     );
     assert!(fresh.exists(), "a recent one may be a write in progress");
 }
+
+fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = tempfile::tempdir().unwrap();
+    fs::metadata(probe.path()).unwrap().uid()
+}
+
+#[test]
+fn a_store_directory_owned_by_another_user_is_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    // As root, a private directory handed to another user (65534, `nobody`); otherwise `/`,
+    // which root owns.
+    let dir = if my_uid() == 0 {
+        let dir = parent.path().join("theirs");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        dir
+    } else {
+        std::path::PathBuf::from("/")
+    };
+    let err = FileStore::new(&dir).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Configuration { .. }), "{err:?}");
+    assert!(
+        message.contains(&dir.display().to_string()) && message.contains("chown"),
+        "{message}"
+    );
+    assert_eq!(
+        auth_core::Error::from(err).kind(),
+        auth_core::ErrorKind::Configuration
+    );
+}
+
+#[test]
+fn a_store_directory_writable_by_group_or_others_is_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("shared");
+    fs::create_dir(&dir).unwrap();
+    for writable in [0o777, 0o770, 0o730, 0o703, 0o1777] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(writable)).unwrap();
+        let err = FileStore::new(&dir).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, StoreError::Configuration { .. })
+                && message.contains(&dir.display().to_string())
+                && message.contains("chmod 700"),
+            "{writable:o}: {message}"
+        );
+    }
+    // Readable by others is allowed (with a warning): the entries themselves are 0600.
+    for readable in [0o700, 0o750, 0o755] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(readable)).unwrap();
+        FileStore::new(&dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn links_planted_in_the_directory_are_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let entry_path = store.entry_path(&key());
+    let stem = entry_path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    // The entry is a link to a file elsewhere: not read.
+    let victim = elsewhere.path().join("victim");
+    fs::write(&victim, "not yours").unwrap();
+    std::os::unix::fs::symlink(&victim, &entry_path).unwrap();
+    let err = store.load(&key()).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    fs::remove_file(&entry_path).unwrap();
+
+    // The write lock and the refresh lock are dangling links: nothing is created through them.
+    for (lock, which) in [("write", "save"), ("refresh", "lock")] {
+        let target = elsewhere.path().join(format!("created-through-{lock}"));
+        let link = dir.path().join(format!("{stem}~{lock}.lock"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = match which {
+            "save" => store
+                .save(&key(), &entry("s3cr3t", None), 0)
+                .await
+                .unwrap_err(),
+            _ => store
+                .lock(&key(), Duration::from_secs(1))
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        };
+        assert!(err.to_string().contains("symbolic link"), "{lock}: {err}");
+        assert!(
+            !target.exists(),
+            "{lock}: a file was created through the link"
+        );
+        fs::remove_file(&link).unwrap();
+    }
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not yours");
+    // Without the links the store works.
+    store.save(&key(), &entry("s3cr3t", None), 0).await.unwrap();
+}
+
+#[test]
+fn a_fifo_planted_as_an_entry_or_lock_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let entry_path = store.entry_path(&key());
+    let stem = entry_path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let refresh_lock = dir.path().join(format!("{stem}~refresh.lock"));
+    for path in [&entry_path, &refresh_lock] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    // On a thread of its own, so a store stuck opening a FIFO fails the test instead of
+    // hanging it (the stuck thread is left behind).
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(async {
+            let load = store.load(&key()).await.map(|_| ());
+            let lock = store.lock(&key(), Duration::from_secs(1)).await.map(|_| ());
+            (load, lock)
+        });
+        let _ = done.send(result);
+    });
+    let (load, lock) = outcome
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the file store hangs on a FIFO"));
+    for (what, result) in [("entry", load), ("refresh lock", lock)] {
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string().contains("not a regular file"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn versions_never_wrap_around() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    for version in [u64::MAX, i64::MAX as u64] {
+        // An entry at the largest versions (edited by hand, or 2^63 saves later).
+        let document = format!(
+            r#"{{"format":1,"version":{version},"token":null,"refresh":null,"cooldown_until":null}}"#
+        );
+        fs::write(store.entry_path(&key()), document).unwrap();
+        let found = store.load(&key()).await.unwrap().unwrap().version;
+        assert_eq!(found, version);
+        let err = store
+            .save(&key(), &entry("s3cr3t", None), found)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { .. }) && err.to_string().contains("cannot grow"),
+            "{err:?}"
+        );
+        assert_eq!(store.load(&key()).await.unwrap().unwrap().version, version);
+    }
+}

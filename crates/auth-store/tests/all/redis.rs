@@ -280,21 +280,18 @@ struct OwnServer {
 
 impl OwnServer {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &["--port", &port.to_string()])
+    }
+
+    /// A server with `args` (which make it listen on `port`).
+    fn start_with(port: u16, args: &[&str]) -> Self {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ])
+            .args(args)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed for the outage test");
+            .expect("redis-server must be installed for the outage and TLS tests");
         let server = Self {
             port,
             child: Some(child),
@@ -439,4 +436,158 @@ async fn a_password_never_shows_in_describe_or_errors() {
     let printed = format!("{err} {err:?}");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("[redacted]@127.0.0.1"), "{printed}");
+}
+
+/// A certificate authority made for one test and a server certificate it signed for
+/// `127.0.0.1`, written as PEM files into a temporary directory.
+struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    fn new() -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kunci test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &*ca)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_is_refused_unless_the_ca_is_supplied() {
+    if redis_url("rediss_with_a_private_ca_is_refused_unless_the_ca_is_supplied").is_none() {
+        return;
+    }
+    let pki = TestPki::new();
+    let port = free_port();
+    let _server = OwnServer::start_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &pki.path("server.pem"),
+            "--tls-key-file",
+            &pki.path("server.key"),
+            "--tls-ca-cert-file",
+            &pki.path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://:hunter2-unused@127.0.0.1:{port}");
+    let options = || RedisOptions::default().prefix(prefix());
+
+    // The platform's roots do not know the test CA: refused, saying how to supply it.
+    let err = RedisStore::connect(&url, options()).await.unwrap_err();
+    let printed = format!("{err} {err:?}");
+    assert!(matches!(err, StoreError::Configuration { .. }), "{printed}");
+    assert!(
+        printed.contains("TLS certificate") && printed.contains("KUNCI_STORE_CA"),
+        "{printed}"
+    );
+    assert!(!printed.contains("hunter2"), "{printed}");
+
+    // Verification cannot be turned off from the URL.
+    let err = RedisStore::connect(&format!("{url}/#insecure"), options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Configuration { .. }), "{err}");
+
+    // A CA file without a certificate, or for a plain `redis://` URL, is a configuration error.
+    let not_pem = pki.dir.path().join("server.key");
+    let err = RedisStore::connect(&url, options().tls_ca_file(&not_pem))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Configuration { .. }), "{err}");
+    let err = RedisStore::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        options().tls_ca_file(pki.path("ca.pem")),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Configuration { .. }), "{err}");
+
+    // With the CA supplied, the store works over TLS (the server has no password: `AUTH` is
+    // not sent when the URL has none).
+    let url = format!("rediss://127.0.0.1:{port}");
+    let store = RedisStore::connect(&url, options().tls_ca_file(pki.path("ca.pem")))
+        .await
+        .unwrap();
+    let saved = entry("s3cr3t", Some("r3fresh")); // refresh material: no TTL
+    assert_eq!(store.save(&key(), &saved, 0).await.unwrap(), 1);
+    assert_eq!(
+        secret_of(&store.load(&key()).await.unwrap().unwrap()),
+        "s3cr3t"
+    );
+}
+
+#[tokio::test]
+async fn versions_are_compared_and_counted_exactly_past_two_to_the_53() {
+    let Some(url) = redis_url("versions_are_compared_and_counted_exactly_past_two_to_the_53")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let store = store(&url, &prefix).await;
+    let entry_key = store.entry_key(&key());
+    let mut conn = raw(&url).await;
+    // 2^53 + 1: a Lua number (a double) cannot tell it from 2^53.
+    let _: () = conn
+        .hset(&entry_key, "v", "9007199254740993")
+        .await
+        .unwrap();
+    // Refresh material: the entry gets no TTL.
+    let saved = entry("s3cr3t", Some("r3fresh"));
+    let err = store
+        .save(&key(), &saved, 9_007_199_254_740_992)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                found: 9_007_199_254_740_993,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let version = store
+        .save(&key(), &saved, 9_007_199_254_740_993)
+        .await
+        .unwrap();
+    assert_eq!(version, 9_007_199_254_740_994);
+    let stored: String = conn.hget(&entry_key, "v").await.unwrap();
+    assert_eq!(stored, "9007199254740994");
+    // The largest versions are refused, never wrapped around.
+    for expected in [i64::MAX as u64, u64::MAX] {
+        let err = store
+            .save(&key(), &entry("s3cr3t", None), expected)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+    cleanup(&url, &prefix).await;
 }

@@ -15,3 +15,4 @@ mod behaviour;
 mod commands;
 mod config;
 mod exit_codes;
+mod security;

@@ -163,3 +163,79 @@ async fn from_lookup_can_run_in_a_spawned_task() {
     });
     assert_eq!(task.await.unwrap().unwrap().unwrap(), "Token static-abc");
 }
+
+/// Set in the child process of [`an_unreadable_store_key_in_the_environment_is_a_configuration_error`].
+const FROM_ENV_CHILD: &str = "KUNCI_TEST_FROM_ENV_CHILD";
+
+/// Runs only as that child: the environment holds a Stamps static token, a memory store and a
+/// `KUNCI_STORE_KEY` that is not UTF-8 (a test cannot set its own environment safely).
+#[tokio::test]
+async fn from_env_child() {
+    if std::env::var_os(FROM_ENV_CHILD).is_none() {
+        return; // not the child: nothing to do
+    }
+    let err = kunci::from_env(ProviderKind::Stamps).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.message().contains(kunci::ENV_STORE_KEY), "{err}");
+}
+
+#[test]
+fn an_unreadable_store_key_in_the_environment_is_a_configuration_error() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "from_lookup::from_env_child", "--nocapture"])
+        .env(FROM_ENV_CHILD, "1")
+        .env("STAMPS_STATIC_TOKEN", "static-token-0123456789")
+        .env(kunci::ENV_STORE, "memory:")
+        .env(
+            kunci::ENV_STORE_KEY,
+            std::ffi::OsStr::from_bytes(b"\xff\xfe not a key"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_present_but_unusable_store_key_never_means_plaintext() {
+    for bad in ["", "   ", "not-a-key", "00112233445566778899aabbccddeeff"] {
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("STAMPS_STATIC_TOKEN", "static-token-0123456789".to_owned()),
+            ("KUNCI_STORE", "memory:".to_owned()),
+            ("KUNCI_STORE_KEY", bad.to_owned()),
+        ]);
+        let err = kunci::from_lookup(
+            ProviderKind::Stamps,
+            &|n| vars.get(n).cloned(),
+            HttpConfig::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{bad:?}: {err}");
+        assert!(err.message().contains("KUNCI_STORE_KEY"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_ca_for_a_store_that_is_not_rediss_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("STAMPS_STATIC_TOKEN", "static-token-0123456789".to_owned()),
+        ("KUNCI_STORE", dir.path().display().to_string()),
+        ("KUNCI_STORE_CA", "/etc/ssl/private-ca.pem".to_owned()),
+    ]);
+    let err = kunci::from_lookup(
+        ProviderKind::Stamps,
+        &|n| vars.get(n).cloned(),
+        HttpConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.message().contains("rediss://"), "{err}");
+}

@@ -1,6 +1,10 @@
 //! Integration tests of the facade: the middleware against a simulated API, and building
 //! managers from variables.
-#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 mod from_lookup;
 #[cfg(feature = "middleware")]

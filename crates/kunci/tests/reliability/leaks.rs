@@ -1,9 +1,10 @@
 //! Full flows of every provider — first token, refresh ahead of expiry, refresh after expiry,
 //! refresh after a 401, a server error, a rejected credential — with every log line at TRACE
-//! captured, `Debug` of the manager, the tokens and the errors logged too. Then every
+//! captured, `Debug` of the manager, the tokens and the errors logged too — and servers that
+//! echo the submitted secret (gateway pages, refusal details), raw and encoded. Then every
 //! configured secret, the store's encryption key and every token the simulators issued is
-//! searched for in the logs, in every error's `Display`, `Debug` and source chain, and in the
-//! (encrypted) store files: none may appear.
+//! searched for, raw, URL-encoded, form-encoded and JSON-escaped, in the logs, in every error's
+//! `Display`, `Debug` and source chain, and in the (encrypted) store files: none may appear.
 
 use std::{
     fmt::Write as _,
@@ -44,6 +45,8 @@ struct Outcome {
     texts: String,
     secrets: Vec<String>,
     handed_out: usize,
+    /// How many answers echoed the secrets.
+    echoes: usize,
 }
 
 fn describe(err: &kunci::Error) -> String {
@@ -70,6 +73,7 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
     let manager = manager(kind, &vars, dir.path(), timeout).await.unwrap();
     let mut texts = String::new();
     let mut handed_out = Vec::new();
+    let mut echoes = 0;
 
     // First token, then calls through refresh-ahead and past expiry.
     let first = manager.token().await.unwrap();
@@ -85,11 +89,14 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
     assert!(manager.invalidate(&current));
     let current = manager.token().await.unwrap();
     handed_out.push(current.secret().expose_secret().to_owned());
+    // The 503 page quotes what was sent (a gateway echoing the request), the rotated refresh
+    // token included.
     sim.fail_next(Fault::status(
         503,
         Some("text/plain"),
-        "Service Unavailable",
+        format!("Service Unavailable: {}", quote(&sim.submitted())),
     ));
+    echoes += 1;
     assert!(manager.invalidate(&current));
     let err = manager.token().await.unwrap_err();
     tracing::warn!(error = ?err, "failed refresh");
@@ -123,6 +130,24 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
     tracing::error!(error = %err, debug = ?err, manager = ?rejected, "rejected");
     texts.push_str(&describe(&err));
 
+    // Servers that echo the submitted secret: a gateway's error page quoting the request, and
+    // the provider's own refusal details quoting the value (DRF `detail`, OperationOutcome
+    // text, `jwt_error` causes, a Cognito message) — raw, URL-encoded, form-encoded and
+    // JSON-escaped. The credential holds characters that every encoding changes.
+    let echoed = format!("ec/ho+ed=cr&ed?x#y%z\"q-{:016x}", fastrand::u64(..));
+    let echo_vars = sim.vars_with_credential(&echoed);
+    for fault in echo_faults(kind, &sim.submitted_with(&echoed)) {
+        let store = tempfile::tempdir().unwrap();
+        let echoing = crate::support::manager(kind, &echo_vars, store.path(), timeout)
+            .await
+            .unwrap();
+        sim.fail_next(fault);
+        let err = echoing.token().await.unwrap_err();
+        tracing::error!(error = %err, debug = ?err, "a server echoed the secret");
+        texts.push_str(&describe(&err));
+        echoes += 1;
+    }
+
     // The store files (encrypted with KUNCI_STORE_KEY) hold no secret either.
     for entry in std::fs::read_dir(dir.path())
         .unwrap()
@@ -134,6 +159,7 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
 
     let mut secrets = sim.configured_secrets();
     secrets.push(wrong);
+    secrets.push(echoed);
     secrets.extend(sim.issued_tokens());
     secrets.extend(handed_out.iter().cloned());
     let distinct = {
@@ -151,7 +177,81 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
         texts,
         secrets,
         handed_out: distinct,
+        echoes,
     }
+}
+
+/// The forms a server could echo `secret` in: raw, form-encoded (`+` for a space), URL-encoded
+/// with upper- and lower-case hex, JSON-escaped (with and without `\/`).
+fn encodings(secret: &str) -> Vec<String> {
+    let percent = |lower: bool| -> String {
+        secret
+            .bytes()
+            .map(
+                |b| match (b.is_ascii_alphanumeric() || b"-._~".contains(&b), lower) {
+                    (true, _) => char::from(b).to_string(),
+                    (false, false) => format!("%{b:02X}"),
+                    (false, true) => format!("%{b:02x}"),
+                },
+            )
+            .collect()
+    };
+    let json = serde_json::to_string(secret).unwrap();
+    let json = json[1..json.len() - 1].to_owned();
+    let mut forms = vec![
+        secret.to_owned(),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        percent(false),
+        percent(true),
+        json.replace('/', "\\/"),
+        json,
+    ];
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+/// Every form of every one of `secrets`, as a page would quote them.
+fn quote(secrets: &[String]) -> String {
+    let forms: Vec<String> = secrets.iter().flat_map(|s| encodings(s)).collect();
+    forms.join(" | ")
+}
+
+/// Answers that quote every one of `secrets` in every form: a gateway's 502 page, a 400 page,
+/// and the provider's own refusal with the secrets in its detail fields.
+fn echo_faults(kind: ProviderKind, secrets: &[String]) -> Vec<Fault> {
+    let forms: Vec<String> = secrets.iter().flat_map(|s| encodings(s)).collect();
+    let quoted = quote(secrets);
+    let page = format!(
+        "502 Bad Gateway: upstream failed for GET /tokens?refresh_token={} | {quoted}",
+        forms[0]
+    );
+    let detail = match kind {
+        ProviderKind::KrmPesan => Fault::json(
+            400,
+            &serde_json::json!({"__type": "NotAuthorizedException", "message": format!("Refresh Token {quoted} has been revoked")}),
+        ),
+        ProviderKind::Kalsel => Fault::json(
+            421,
+            &serde_json::json!({"status": 421, "message": format!("Token {quoted} tidak valid"), "error": "jwt_error", "causes": forms}),
+        ),
+        ProviderKind::Stamps => {
+            let mut body = serde_json::json!({"detail": format!("Invalid token {quoted}."), "code": "token_not_valid"});
+            for form in &forms {
+                body[form] = serde_json::json!([format!("{form} is not valid")]);
+            }
+            Fault::json(401, &body)
+        }
+        _ => Fault::json(
+            401,
+            &serde_json::json!({"resourceType": "OperationOutcome", "issue": forms.iter().map(|f| serde_json::json!({"severity": "error", "code": "security", "details": {"text": format!("client_secret {f} is not able to be authenticated")}})).collect::<Vec<_>>()}),
+        ),
+    };
+    vec![
+        Fault::status(502, Some("text/plain"), page.clone()),
+        Fault::status(400, Some("text/plain"), page),
+        detail,
+    ]
 }
 
 #[test]
@@ -201,11 +301,13 @@ fn no_secret_in_logs_errors_or_store_files() {
                 outcome.kind
             );
             for (what, text) in [("logs", &logs), ("errors or store files", &outcome.texts)] {
-                assert!(
-                    !text.contains(secret.as_str()),
-                    "{:?}: a secret in the {what}: {secret}",
-                    outcome.kind
-                );
+                for form in encodings(secret) {
+                    assert!(
+                        !text.contains(form.as_str()),
+                        "{:?}: a secret in the {what}: {form}",
+                        outcome.kind
+                    );
+                }
                 // Nor a JWT's signature on its own.
                 if let Some(signature) = secret
                     .rsplit('.')
@@ -221,10 +323,17 @@ fn no_secret_in_logs_errors_or_store_files() {
             }
             searched += 1;
         }
+        assert_eq!(outcome.echoes, 4, "{:?}", outcome.kind);
+        assert!(
+            outcome.texts.contains("[redacted]"),
+            "{:?}: the echoed secrets reached the errors, scrubbed",
+            outcome.kind
+        );
         eprintln!(
-            "{:?}: {} distinct tokens handed out; {} secrets searched for",
+            "{:?}: {} distinct tokens handed out; {} answers echoing secrets; {} secrets searched for, each in its encodings",
             outcome.kind,
             outcome.handed_out,
+            outcome.echoes,
             secrets.len()
         );
     }

@@ -80,16 +80,47 @@ impl Sim {
     /// The same variables with the credential the provider checks replaced by a wrong one
     /// (returned too, to search for it).
     pub(crate) fn rejected_vars(&self) -> (HashMap<String, String>, String) {
-        let mut vars = self.vars();
         let wrong = format!("wrong-credential-{:016x}", fastrand::u64(..));
+        (self.vars_with_credential(&wrong), wrong)
+    }
+
+    /// The variables with the credential the provider checks replaced by `credential`.
+    pub(crate) fn vars_with_credential(&self, credential: &str) -> HashMap<String, String> {
+        let mut vars = self.vars();
         let name = match self {
             Self::KrmPesan(_) => "KRMPESAN_REFRESH_TOKEN",
             Self::Kalsel(_) => "KALSEL_REFRESH_TOKEN",
             Self::Stamps(_) => "STAMPS_TOKEN",
             Self::SehatMu(_) => "SEHATMU_CLIENT_SECRET",
         };
-        vars.insert(name.to_owned(), wrong.clone());
-        (vars, wrong)
+        vars.insert(name.to_owned(), credential.to_owned());
+        vars
+    }
+
+    /// The secrets a manager built from [`vars_with_credential`](Self::vars_with_credential)
+    /// sends: `credential`, and KrmPesan's device key beside it.
+    pub(crate) fn submitted_with(&self, credential: &str) -> Vec<String> {
+        let mut sent = vec![credential.to_owned()];
+        if let Self::KrmPesan(s) = self {
+            sent.push(s.device_key().to_owned());
+        }
+        sent
+    }
+
+    /// The secrets a manager built from [`vars`](Self::vars) sends with its next request: the
+    /// configured credentials, and for Kalsel.dev the rotated refresh token (the last token
+    /// issued) too.
+    pub(crate) fn submitted(&self) -> Vec<String> {
+        match self {
+            Self::KrmPesan(s) => vec![s.refresh_token().to_owned(), s.device_key().to_owned()],
+            Self::Kalsel(s) => {
+                let mut sent = vec![s.initial_refresh_token().to_owned()];
+                sent.extend(s.issued_tokens().last().cloned());
+                sent
+            }
+            Self::Stamps(s) => vec![s.auth_token().to_owned()],
+            Self::SehatMu(s) => vec![s.client_secret().to_owned()],
+        }
     }
 
     /// Every secret the configuration holds (not identifiers such as a client ID).

@@ -1,0 +1,7 @@
+//! The HTTP exchange (`auth_core::http`) against real servers on loopback: a plain responder,
+//! a TLS responder with a certificate made in the test, and a proxy that records whether it
+//! was used.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod exchange;
+mod servers;
