@@ -257,6 +257,7 @@ async fn cooldown_is_honoured_and_nothing_is_sent_before_it_ends() {
         .expect_cooldown_after_failure()
         .returning(|_| Some(Duration::from_secs(60)));
     source.expect_name().return_const("mock".to_owned());
+    source.expect_credential_expires_at().return_const(None);
     let store = MemoryStore::new();
     let m = manager(SharedTokenSource::new(source), store.clone());
 

@@ -31,6 +31,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 const CHILD_ENV: &str = "KUNCI_RELIABILITY_CRASH_CHILD";
 const ROUNDS: usize = 50;
 const PREFIX: &str = "handed-out ";
+/// Printed by the child once its manager is built, so the kill instants are drawn from the
+/// child's own working time, not from a process start that a loaded machine makes slow.
+const READY: &str = "ready";
 
 /// The child's body: refresh and print until killed (bounded: 60 s, 100,000 tokens).
 #[test]
@@ -53,6 +56,8 @@ fn crash_child() {
         .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut out = std::io::stdout().lock();
+        writeln!(out, "{READY}").unwrap();
+        out.flush().unwrap();
         for _ in 0..100_000 {
             if tokio::time::Instant::now() > deadline {
                 break;
@@ -106,14 +111,29 @@ async fn sigkill_never_leaves_a_handed_out_token_unstored() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            // libtest prints `test crash::crash_child ... ` without a line break before it
+            if lines.by_ref().any(|l| l.ends_with(READY)) {
+                let _ = ready_tx.send(());
+            }
+            lines
                 .filter_map(|l| l.strip_prefix(PREFIX).map(str::to_owned))
                 .collect::<Vec<_>>()
         });
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(40..300))).await;
+        let started = tokio::task::spawn_blocking(move || {
+            ready_rx.recv_timeout(Duration::from_secs(60)).is_ok()
+        })
+        .await
+        .unwrap();
+        assert!(
+            started,
+            "round {round}: the child never got its manager built"
+        );
+        // From the first instant a token could be asked for to well into the refresh loop:
+        // some kills land before the first save, most between an answer and its save or after.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..250))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let printed = reader.join().unwrap();
