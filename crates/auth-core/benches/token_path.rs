@@ -1,5 +1,6 @@
-//! The warm `token()` path beside an `ArcSwap::load` baseline, 1 vs 2 threads, and a
-//! 10,000-caller stampede on a cold cache. Figures: `docs/benchmarks.md` (`cargo xtask bench`).
+//! The warm `token()` path beside an `ArcSwap::load` baseline and the clock reads it could be
+//! built on, 1 vs 2 threads, and a 10,000-caller stampede on a cold cache. Figures:
+//! `docs/benchmarks.md` (`cargo xtask bench`).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -57,6 +58,20 @@ fn baseline_call(s: &ArcSwap<String>) -> usize {
     g.len()
 }
 
+/// `clock_gettime(CLOCK_BOOTTIME)`: monotonic and counting suspend, but with no coarse variant
+/// (it reads the hardware counter).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "one libc call with a valid out-pointer")]
+fn boottime() -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call writes only into it.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts
+}
+
 /// Runs `f` `iters` times on each of `threads` threads, started together; returns wall time.
 fn on_threads<T: Sync>(threads: usize, iters: u64, shared: &T, f: fn(&T) -> usize) -> Duration {
     let barrier = Barrier::new(threads + 1);
@@ -89,10 +104,19 @@ fn warm(c: &mut Criterion) {
         b.iter(|| manager_call(black_box(&manager)))
     });
     // What reading the time costs here, for comparison: every time-based cache pays one read.
+    // The warm path reads two coarse clocks (monotonic, and realtime so that a suspend the
+    // monotonic clock did not see still expires a token); CLOCK_BOOTTIME, which counts suspend
+    // by itself, is the alternative measured beside them.
     let system = auth_core::SystemClock::new();
     g.bench_function("clock_coarse_monotonic", |b| {
         b.iter(|| auth_core::Clock::monotonic(black_box(&system)))
     });
+    let shared = auth_core::SharedClock::system();
+    g.bench_function("clock_coarse_monotonic_and_realtime", |b| {
+        b.iter(|| black_box(&shared).read_fast())
+    });
+    #[cfg(target_os = "linux")]
+    g.bench_function("clock_boottime", |b| b.iter(boottime));
     g.bench_function("std_instant_now", |b| b.iter(Instant::now));
     g.finish();
 

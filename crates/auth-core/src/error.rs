@@ -160,6 +160,16 @@ impl Error {
         self.inner.kind.is_retryable()
     }
 
+    /// The same error, rate limited until `until` (keeping its message and cause): a
+    /// `RateLimited` error from a source whose real "not before" is later than it said.
+    pub(crate) fn rate_limited_until(&self, until: OffsetDateTime) -> Self {
+        let mut err = Self::rate_limited(until, self.message());
+        if let Some(source) = &self.inner.source {
+            err = err.map_inner(|inner| inner.source = Some(source.clone()));
+        }
+        err
+    }
+
     /// The same error as seen by a caller while a cool-down is in force: rate limited until `until`.
     pub(crate) fn cooling_down(&self, until: OffsetDateTime) -> Self {
         let message = format!(

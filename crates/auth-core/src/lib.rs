@@ -21,11 +21,14 @@
 //!
 //! The crate depends on no provider and no store backend. Feature `http` adds the one HTTP
 //! exchange all provider crates share (module `http`); feature `test-util` adds
-//! `ManualClock` and `TokioClock`.
+//! `ManualClock`, `TokioClock` and the misbehaving test doubles of module `testing` (a
+//! fault-injecting store wrapper and a scripted source).
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod clock;
+pub mod credential;
 pub mod error;
+pub mod expiry;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod jwt;
@@ -33,13 +36,18 @@ pub mod manager;
 pub mod policy;
 pub mod source;
 pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod token;
 
-pub use clock::{Clock, MonoTime, SharedClock, SystemClock};
+pub use clock::{Clock, MonoTime, SharedClock, SystemClock, WallTime};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::{ManualClock, TokioClock};
+pub use credential::{Credential, Fingerprint};
 pub use error::{Error, ErrorKind};
-pub use manager::{KeepFresh, Stats, TokenGuard, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    KeepFresh, OwnedToken, Stats, TokenGuard, TokenId, TokenManager, TokenManagerBuilder,
+};
 pub use policy::{Deadlines, Freshness, RefreshPolicy};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
 pub use store::{

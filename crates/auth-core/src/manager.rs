@@ -4,19 +4,41 @@
 //!
 //! * **Warm path** — [`TokenManager::token`] loads the cached entry (`ArcSwap::load`, a
 //!   thread-local "debt" slot instead of a shared reference count, so threads do not contend),
-//!   reads the monotonic clock and compares two integers. No lock, no allocation, no await.
-//! * **Expiring** — the same, plus: if no refresh is running and no back-off is in force, one
-//!   background refresh is spawned. The caller still gets the current token at once.
+//!   reads the coarse monotonic and wall clocks and compares four integers: the token's
+//!   deadlines on both timelines, whichever passes first. No lock, no allocation, no await.
+//! * **Expiring** — the same, plus: if no refresh is running and no back-off, cool-down or
+//!   damping interval is in force, one background refresh is spawned. The caller still gets
+//!   the current token at once.
 //! * **Expired or empty** — the caller joins the single refresh in flight (starting it if
-//!   there is none) and waits for its result or its error.
+//!   there is none) and waits for its result or its error. While a back-off or cool-down is
+//!   in force that refresh sends nothing: it only looks in the store for a valid token another
+//!   process saved, and otherwise answers the last error (`RateLimited` until the moment the
+//!   next request may really be sent).
 //!
 //! # One refresh
 //!
 //! A refresh is a spawned task, so a caller that gives up cannot cancel it half-way (between
-//! receiving a rotated refresh token and saving it). It takes the store's lock (one process of
-//! many refreshes), reloads the entry (another process may have refreshed meanwhile: that token
-//! is adopted and no request is sent), honours a stored cool-down, asks the source, saves the
-//! new entry with compare-and-swap and only then publishes the token.
+//! receiving a rotated refresh token and saving it). A guard inside the task cleans up however
+//! it ends — finished, panicked, or dropped with its runtime — and records a failure when it
+//! did not finish, so back-off applies and the next caller after it starts a new refresh.
+//!
+//! The refresh itself (`Inner::refresh`) is these steps, each a method:
+//!
+//! 1. **lock** — take the store's refresh lock: one process of many refreshes;
+//! 2. **load** — read the entry;
+//! 3. **settle the pending save** — a fetched entry whose save failed earlier is saved now, but
+//!    only over the version it was fetched from (or a version that still holds the refresh
+//!    material it used); it is dropped when the store already holds it or moved past it;
+//! 4. **adopt** — a valid stored token, made with this source's credential, newer than ours
+//!    and not rejected by a 401, is served and nothing is sent (another process refreshed);
+//! 5. **stored cool-down** — a cool-down recorded in the store stops the request (not the
+//!    serving of a valid token: step 4 came first);
+//! 6. **fetch** — one request to the source; a failure's cool-down is written to the store;
+//! 7. **save** — compare-and-swap the new entry over the version loaded in step 2; rotated
+//!    material whose save failed is kept pending for step 3 of the next refresh;
+//!
+//! then the lock is released and the token **published** — unless a 401 rejected it while the
+//! refresh ran.
 
 use std::{
     fmt,
@@ -31,30 +53,42 @@ use std::{
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use futures_util::future::{FutureExt, Shared};
+use secrecy::{ExposeSecret as _, SecretString};
 use time::OffsetDateTime;
 use tracing::{Instrument as _, field};
 
 use crate::{
-    clock::{MonoTime, SharedClock, positive_duration},
+    clock::{MonoTime, SharedClock, WallTime, positive_duration},
+    credential::Fingerprint,
     error::{Error, ErrorKind},
-    policy::{Deadlines, Freshness, RefreshPolicy},
+    expiry,
+    policy::{Deadlines, Freshness, RefreshPolicy, scale},
     source::{FetchRequest, Fetched, SharedTokenSource},
-    store::{MemoryStore, SharedTokenStore, StoreKey, StoredEntry},
+    store::{MemoryStore, SharedTokenStore, StoreKey, StoreLock, StoredEntry},
     token::Token,
 };
 
-type FlightFuture =
-    Shared<Pin<Box<dyn std::future::Future<Output = Result<Arc<Cached>, Error>> + Send>>>;
+type FlightResult = Result<Arc<Cached>, FlightError>;
+type FlightFuture = Shared<Pin<Box<dyn std::future::Future<Output = FlightResult> + Send>>>;
 
-/// A token as cached: the token and where it sits on the monotonic timeline.
+/// Token identities are unique in the process, so one manager's id never matches another's.
+static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_token_id() -> u64 {
+    NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A token as cached: the token and where it sits on both timelines.
 #[derive(Debug)]
 struct Cached {
     token: Token,
     deadlines: Deadlines,
-    /// Unique per cached token within one manager; 0 for the empty and revoked entries.
-    generation: u64,
+    /// Unique per cached token in the process; 0 for the empty and revoked entries.
+    id: u64,
     /// The store version the token was saved or read at.
     version: u64,
+    /// The empty slot's stand-in, which holds no real token.
+    placeholder: bool,
 }
 
 impl Cached {
@@ -62,41 +96,163 @@ impl Cached {
         Self {
             token: Token::placeholder(),
             deadlines: Deadlines::EXPIRED,
-            generation: 0,
+            id: 0,
             version: 0,
+            placeholder: true,
         }
     }
 }
 
-/// The last failed refresh, and until when nothing new is tried.
+/// One reading of both clocks, for the cold paths.
+#[derive(Clone, Copy, Debug)]
+struct Now {
+    mono: MonoTime,
+    wall: OffsetDateTime,
+}
+
+impl Now {
+    fn wall_time(&self) -> WallTime {
+        WallTime::from_datetime(self.wall)
+    }
+
+    fn freshness(&self, deadlines: &Deadlines) -> Freshness {
+        deadlines.freshness_at(self.mono, self.wall_time())
+    }
+}
+
+/// The last failure, and until when nothing new is sent.
 #[derive(Debug)]
 struct Failure {
     error: Error,
+    /// No request before this moment: the back-off, or a cool-down when it is longer.
     not_before: MonoTime,
-    /// Set when a cool-down (the source's, or a server's `Retry-After`) is in force.
-    cooldown_until: Option<OffsetDateTime>,
+    /// A cool-down (the source's, a server's `Retry-After` or 429, one found in the store) is
+    /// in force: callers are told `RateLimited`.
+    cooling: bool,
     consecutive: u32,
 }
 
 impl Failure {
-    fn error_for_caller(&self) -> Error {
-        match (self.cooldown_until, self.error.kind()) {
-            (_, ErrorKind::RateLimited { .. }) | (None, _) => self.error.clone(),
-            (Some(until), _) => self.error.cooling_down(until),
+    /// The wall-clock moment the next request may be sent.
+    fn until(&self, now: &Now) -> OffsetDateTime {
+        expiry::add(
+            now.wall,
+            self.not_before.saturating_duration_since(now.mono),
+        )
+    }
+
+    /// What a caller is told while this failure holds requests back: `RateLimited` until the
+    /// real "not before" when a cool-down is in force (or the error was a rate limit), the
+    /// error itself during a plain back-off.
+    fn error_for_caller(&self, now: &Now) -> Error {
+        let until = self.until(now);
+        match self.error.kind() {
+            ErrorKind::RateLimited { .. } => self.error.rate_limited_until(until),
+            _ if self.cooling => self.error.cooling_down(until),
+            _ => self.error.clone(),
         }
+    }
+}
+
+/// How a refresh failed.
+#[derive(Debug)]
+enum Failed {
+    /// A request was sent (or a store step failed): a failure, counted, backed off.
+    Attempt {
+        error: Error,
+        /// The cool-down the failure imposes (already capped).
+        cooldown: Option<OffsetDateTime>,
+    },
+    /// Nothing was sent: a cool-down recorded in the store is in force. Not a failure.
+    NotSent { error: Error, not_before: MonoTime },
+}
+
+impl Failed {
+    fn attempt(error: impl Into<Error>) -> Self {
+        Self::Attempt {
+            error: error.into(),
+            cooldown: None,
+        }
+    }
+}
+
+/// A flight's error, as every caller that joined it receives it.
+#[derive(Clone, Debug)]
+struct FlightError {
+    error: Error,
+    /// `false` when the flight answered without sending anything (back-off, cool-down).
+    sent: bool,
+}
+
+/// A successful refresh, before it is published.
+#[derive(Debug)]
+struct Refreshed {
+    cached: Cached,
+    /// Taken from the store rather than fetched.
+    adopted: bool,
+}
+
+/// A fetched entry whose save failed. It may hold the only valid refresh material.
+#[derive(Debug)]
+struct Pending {
+    entry: StoredEntry,
+    /// The store version the fetch was made from.
+    based_on: u64,
+    /// The refresh material the fetch used (`None`: what the source was configured with).
+    used: Option<SecretString>,
+    token: Token,
+    /// Placed when the request was sent.
+    deadlines: Deadlines,
+}
+
+/// Whose credential made a stored entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// This source's credential (or the source declares none).
+    Ours,
+    /// Written before fingerprints were stored: its refresh material is used, its token not
+    /// served.
+    Legacy,
+    /// Another credential: neither its token nor its refresh material is used.
+    Foreign,
+}
+
+/// The identity of a token the manager handed out: what [`TokenManager::invalidate`] takes
+/// after the API rejected that token. Unique in the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenId(u64);
+
+impl TokenId {
+    /// The number behind the identity (the token's generation).
+    pub fn get(self) -> u64 {
+        self.0
     }
 }
 
 /// A handle to a cached token. Dereferences to [`Token`].
 ///
-/// Holding it is cheap (it pins the token, nothing else); pass it back to
-/// [`TokenManager::invalidate`] when the API answered 401 for it.
+/// Holding it costs nothing while it is short-lived: it pins the token through one of a few
+/// per-thread slots (`arc-swap`'s debts), and a thread holding more than eight at once falls
+/// back to a shared reference count. To keep a token across an `.await` (a request in flight),
+/// take its [`TokenId`] and header and drop the guard, or turn it into an [`OwnedToken`].
 pub struct TokenGuard(Guard<Arc<Cached>>);
 
 impl TokenGuard {
-    /// Identifies this token among those the manager handed out.
+    /// Identifies this token, for [`TokenManager::invalidate`].
+    pub fn id(&self) -> TokenId {
+        TokenId(self.0.id)
+    }
+
+    /// Identifies this token among those handed out in this process (the number behind
+    /// [`TokenGuard::id`]).
     pub fn generation(&self) -> u64 {
-        self.0.generation
+        self.0.id
+    }
+
+    /// An owned handle to the same token: an ordinary reference count, free of the per-thread
+    /// slots, to keep for as long as needed.
+    pub fn into_owned(self) -> OwnedToken {
+        OwnedToken(Guard::into_inner(self.0))
     }
 }
 
@@ -112,8 +268,48 @@ impl fmt::Debug for TokenGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenGuard")
             .field("token", &self.0.token)
-            .field("generation", &self.0.generation)
+            .field("generation", &self.0.id)
             .finish()
+    }
+}
+
+impl From<&TokenGuard> for TokenId {
+    fn from(guard: &TokenGuard) -> Self {
+        guard.id()
+    }
+}
+
+/// An owned handle to a cached token ([`TokenGuard::into_owned`]): cheap to clone, fine to
+/// hold across awaits. Dereferences to [`Token`].
+#[derive(Clone)]
+pub struct OwnedToken(Arc<Cached>);
+
+impl OwnedToken {
+    /// Identifies this token, for [`TokenManager::invalidate`].
+    pub fn id(&self) -> TokenId {
+        TokenId(self.0.id)
+    }
+}
+
+impl Deref for OwnedToken {
+    type Target = Token;
+    fn deref(&self) -> &Token {
+        &self.0.token
+    }
+}
+
+impl fmt::Debug for OwnedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedToken")
+            .field("token", &self.0.token)
+            .field("generation", &self.0.id)
+            .finish()
+    }
+}
+
+impl From<&OwnedToken> for TokenId {
+    fn from(token: &OwnedToken) -> Self {
+        token.id()
     }
 }
 
@@ -140,9 +336,10 @@ pub struct Stats {
     pub fetches: u64,
     /// Tokens taken from the store because another process had refreshed already.
     pub adopted: u64,
-    /// Failed refreshes.
+    /// Failed refreshes (a request that failed, a store step that failed, a refresh that
+    /// panicked or was cancelled).
     pub failures: u64,
-    /// Calls answered with an error at once because of a back-off or cool-down.
+    /// Calls answered with an error without a request because of a back-off or cool-down.
     pub rejected: u64,
     /// Tokens invalidated after a 401.
     pub invalidations: u64,
@@ -154,8 +351,11 @@ pub struct Stats {
     /// [`TokenSource::credential_expires_at`](crate::TokenSource::credential_expires_at)).
     pub credential_expires_at: Option<OffsetDateTime>,
     /// While a cool-down is in force (a source's declared cool-down, a server's `Retry-After`
-    /// or 429): the moment the next request may be sent.
+    /// or 429, one found in the store): the moment the next request may be sent.
     pub cooldown_until: Option<OffsetDateTime>,
+    /// A fetched entry whose save failed is held in memory, to be saved first by the next
+    /// refresh (it may hold the only valid refresh material).
+    pub pending_save: bool,
 }
 
 /// Per-thread stripes for the hit counter, so counting does not make threads contend.
@@ -216,22 +416,39 @@ struct Counters {
     invalidations: AtomicU64,
 }
 
+/// The refresh in flight, if any.
+struct Flight {
+    id: u64,
+    future: FlightFuture,
+}
+
 struct Inner {
     source: SharedTokenSource,
     store: SharedTokenStore,
     clock: SharedClock,
     policy: RefreshPolicy,
     key: StoreKey,
+    /// The fingerprint of the source's credential, stored with every entry saved. Computed on
+    /// the first refresh, not at build time: a source may build itself lazily.
+    fingerprint: std::sync::OnceLock<Option<Fingerprint>>,
     current: ArcSwap<Cached>,
     failure: ArcSwapOption<Failure>,
-    flight: Mutex<Option<FlightFuture>>,
+    /// Monotonic nanoseconds before which refresh-ahead starts nothing: a back-off, a
+    /// cool-down, or the damping interval after a token that arrived inside its window. One
+    /// atomic load on the expiring path.
+    ahead_not_before: AtomicU64,
+    flight: Mutex<Option<Flight>>,
     refreshing: AtomicBool,
-    next_generation: AtomicU64,
-    /// The store version of a token invalidated by a 401: never adopted again.
-    stale_version: AtomicU64,
+    next_flight: AtomicU64,
+    /// The token the API last rejected (a 401): never adopted or published again.
+    rejected: ArcSwapOption<Token>,
+    /// Counts invalidations, so a refresh can tell that one happened while it ran.
+    invalidation_epoch: AtomicU64,
     /// A fetched entry whose save failed; it may hold the only valid refresh material, so the
-    /// next refresh saves it before anything else.
-    pending: Mutex<Option<StoredEntry>>,
+    /// next refresh settles it before anything else.
+    pending: Mutex<Option<Pending>>,
+    /// A stored cool-down found beyond `max_cooldown`, and the moment it was cut to.
+    capped_cooldown: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
     counters: Counters,
 }
 
@@ -311,13 +528,17 @@ impl TokenManagerBuilder {
                 source: self.source,
                 policy: self.policy,
                 key,
+                fingerprint: std::sync::OnceLock::new(),
                 current: ArcSwap::from_pointee(Cached::empty()),
                 failure: ArcSwapOption::empty(),
+                ahead_not_before: AtomicU64::new(0),
                 flight: Mutex::new(None),
                 refreshing: AtomicBool::new(false),
-                next_generation: AtomicU64::new(1),
-                stale_version: AtomicU64::new(0),
+                next_flight: AtomicU64::new(1),
+                rejected: ArcSwapOption::empty(),
+                invalidation_epoch: AtomicU64::new(0),
                 pending: Mutex::new(None),
+                capped_cooldown: Mutex::new(None),
                 counters: Counters::default(),
             }),
         })
@@ -339,50 +560,58 @@ impl TokenManager {
     /// A valid token: from the cache when it is fresh, otherwise from the one refresh in flight.
     ///
     /// # Errors
-    /// The refresh's error, typed by what to do ([`ErrorKind`]); while a cool-down or back-off
-    /// is in force, that error at once, without a request.
+    /// The refresh's error, typed by what to do ([`ErrorKind`]). While a back-off or cool-down
+    /// is in force and no valid token is stored, that error at once, without a request
+    /// (`RateLimited` until the moment the next request may be sent, when it is a cool-down).
+    /// A `Configuration` error when a refresh is needed and the call is not inside a tokio
+    /// runtime (a refresh runs as a task).
     #[inline]
     pub async fn token(&self) -> Result<TokenGuard, Error> {
         let inner = &self.inner;
-        let now = inner.clock.monotonic_fast();
+        let (mono, wall) = inner.clock.read_fast();
         let cached = inner.current.load();
-        match cached.deadlines.freshness(now) {
+        match cached.deadlines.freshness_at(mono, wall) {
             Freshness::Fresh => {
                 inner.counters.hits.increment();
                 return Ok(TokenGuard(cached));
             }
             Freshness::Expiring => {
                 inner.counters.hits.increment();
-                inner.refresh_ahead(now);
+                inner.refresh_ahead(mono);
                 return Ok(TokenGuard(cached));
             }
             Freshness::Expired => {}
         }
         drop(cached);
-        inner.token_slow(now).await
+        inner.token_slow().await
     }
 
-    /// Reports that the API rejected `token` (a 401). If it is still the current token, it is
-    /// dropped from the cache and one refresh starts; a token that was already replaced is left
-    /// alone, so a hundred late 401s for the same old token cause one refresh, not a hundred.
-    /// Returns whether this call invalidated the current token.
-    pub fn invalidate(&self, token: &TokenGuard) -> bool {
+    /// Reports that the API rejected the token `token` identifies (a 401); pass a
+    /// [`TokenGuard`], an [`OwnedToken`] or a [`TokenId`] kept from one. If it is still the
+    /// current token, it is dropped from the cache, never adopted or published again, and one
+    /// refresh starts (unless a back-off or cool-down holds requests back); a token that was
+    /// already replaced is left alone, so a hundred late 401s for the same old token cause one
+    /// refresh, not a hundred. Returns whether this call invalidated the current token.
+    pub fn invalidate(&self, token: impl Into<TokenId>) -> bool {
+        let id = token.into();
         let inner = &self.inner;
         let current = inner.current.load();
-        if current.generation == 0 || current.generation != token.generation() {
+        if current.id == 0 || current.id != id.0 {
             return false;
         }
         let revoked = Arc::new(Cached {
             token: current.token.clone(),
             deadlines: Deadlines::EXPIRED,
-            generation: 0,
+            id: 0,
             version: current.version,
+            placeholder: false,
         });
         let previous = inner.current.compare_and_swap(&current, revoked);
         if !Arc::ptr_eq(&previous, &current) {
             return false;
         }
-        inner.stale_version.store(current.version, Ordering::SeqCst);
+        inner.rejected.store(Some(Arc::new(current.token.clone())));
+        inner.invalidation_epoch.fetch_add(1, Ordering::SeqCst);
         inner.counters.invalidations.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(provider = inner.source.name(), key = %inner.key, "token invalidated after a rejection");
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -407,24 +636,22 @@ impl TokenManager {
                     let manager = TokenManager { inner };
                     let outcome = manager.token().await;
                     let inner = &manager.inner;
-                    let now = inner.clock.monotonic();
+                    let (mono, wall) = (inner.clock.monotonic(), inner.clock.wall());
                     let cached = inner.current.load();
                     let failure_wait = inner
                         .failure
                         .load()
                         .as_ref()
-                        .map(|f| f.not_before.saturating_duration_since(now))
+                        .map(|f| f.not_before.saturating_duration_since(mono))
                         .filter(|d| !d.is_zero());
                     match (outcome, failure_wait) {
                         (_, Some(wait)) => wait,
                         (Err(_), None) => inner.policy.backoff_initial,
-                        (Ok(_), None) if cached.deadlines.refresh_at == MonoTime::NEVER => return,
-                        // inside the window a refresh is already running: look again shortly
-                        (Ok(_), None) => cached
-                            .deadlines
-                            .refresh_at
-                            .saturating_duration_since(now)
-                            .max(Duration::from_millis(10)),
+                        (Ok(_), None) => match cached.deadlines.time_to_refresh(mono, wall) {
+                            None => return,
+                            // inside the window a refresh is already running: look again shortly
+                            Some(wait) => wait.max(Duration::from_millis(10)),
+                        },
                     }
                 };
                 tokio::time::sleep(wait).await;
@@ -436,7 +663,11 @@ impl TokenManager {
     /// Where the cached token stands now (`None`: nothing usable cached).
     pub fn freshness(&self) -> Option<Freshness> {
         let cached = self.inner.current.load();
-        (cached.generation != 0).then(|| cached.deadlines.freshness(self.inner.clock.monotonic()))
+        (cached.id != 0).then(|| {
+            cached
+                .deadlines
+                .freshness_at(self.inner.clock.monotonic(), self.inner.clock.wall())
+        })
     }
 
     /// A snapshot of the counters.
@@ -444,8 +675,8 @@ impl TokenManager {
         let inner = &self.inner;
         let c = &inner.counters;
         let cached = inner.current.load();
-        let now = inner.clock.monotonic();
-        let has_token = cached.generation != 0;
+        let (mono, wall) = (inner.clock.monotonic(), inner.clock.wall());
+        let has_token = cached.id != 0;
         Stats {
             cache_hits: c.hits.sum(),
             fetches: c.fetches.load(Ordering::Relaxed),
@@ -453,16 +684,21 @@ impl TokenManager {
             failures: c.failures.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             invalidations: c.invalidations.load(Ordering::Relaxed),
-            time_to_expiry: (has_token && cached.deadlines.expires_at != MonoTime::NEVER)
-                .then(|| cached.deadlines.expires_at.saturating_duration_since(now)),
-            freshness: has_token.then(|| cached.deadlines.freshness(now)),
+            time_to_expiry: has_token
+                .then(|| cached.deadlines.time_to_expiry(mono, wall))
+                .flatten(),
+            freshness: has_token.then(|| cached.deadlines.freshness_at(mono, wall)),
             credential_expires_at: inner.source.credential_expires_at(),
             cooldown_until: inner
                 .failure
                 .load()
                 .as_ref()
-                .and_then(|f| f.cooldown_until)
-                .filter(|until| *until > inner.clock.now()),
+                .and_then(|f| (f.cooling && f.not_before > mono).then(|| f.until(&inner.now()))),
+            pending_save: inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some(),
         }
     }
 
@@ -480,75 +716,227 @@ impl TokenManager {
     pub fn source(&self) -> &SharedTokenSource {
         &self.inner.source
     }
+
+    /// The fingerprint of the source's credential that this manager stores with its entries
+    /// (`None` when the source declares no credential).
+    pub fn credential_fingerprint(&self) -> Option<&Fingerprint> {
+        self.inner.fingerprint()
+    }
+}
+
+/// Cleans up after a refresh task however it ends: finished, panicked, or dropped unfinished
+/// (its runtime shut down).
+struct FlightGuard {
+    inner: Arc<Inner>,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            let error = if std::thread::panicking() {
+                Error::protocol("the token refresh panicked")
+            } else {
+                Error::transient("the token refresh was cancelled: its runtime shut down")
+            };
+            tracing::warn!(key = %self.inner.key, error = %error, "the token refresh did not finish");
+            self.inner.record_failure(&error, None);
+        }
+        let mut slot = self
+            .inner
+            .flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|f| f.id == self.id) {
+            *slot = None;
+            self.inner.refreshing.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl Inner {
-    /// The token is valid but inside its window: start one background refresh unless one is
-    /// running or a back-off is in force.
-    fn refresh_ahead(self: &Arc<Self>, now: MonoTime) {
-        if self.refreshing.load(Ordering::Acquire) {
-            return;
+    fn fingerprint(&self) -> Option<&Fingerprint> {
+        self.fingerprint
+            .get_or_init(|| {
+                self.source
+                    .credential()
+                    .map(|credential| credential.fingerprint(&self.key))
+            })
+            .as_ref()
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono: self.clock.monotonic(),
+            wall: self.clock.now(),
         }
-        if let Some(failure) = &*self.failure.load()
-            && now < failure.not_before
+    }
+
+    /// The token is valid but inside its window: start one background refresh unless one is
+    /// running or a back-off, cool-down or damping interval is in force.
+    fn refresh_ahead(self: &Arc<Self>, now: MonoTime) {
+        if self.refreshing.load(Ordering::Acquire)
+            || now.as_nanos() < self.ahead_not_before.load(Ordering::Acquire)
         {
             return;
         }
+        // Outside a tokio runtime the valid token is served and no refresh starts.
         drop(self.start_flight());
     }
 
     #[cold]
-    async fn token_slow(self: &Arc<Self>, now: MonoTime) -> Result<TokenGuard, Error> {
-        if let Some(failure) = &*self.failure.load()
-            && now < failure.not_before
-        {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(failure.error_for_caller());
+    async fn token_slow(self: &Arc<Self>) -> Result<TokenGuard, Error> {
+        let flight = self.start_flight()?;
+        match flight.await {
+            Ok(cached) => Ok(TokenGuard(Guard::from_inner(cached))),
+            Err(failed) => {
+                if !failed.sent {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(failed.error)
+            }
         }
-        let cached = self.start_flight().await?;
-        Ok(TokenGuard(Guard::from_inner(cached)))
     }
 
-    /// Joins the refresh in flight, or starts one.
-    fn start_flight(self: &Arc<Self>) -> FlightFuture {
+    /// Joins the refresh in flight, or starts one on the caller's tokio runtime.
+    fn start_flight(self: &Arc<Self>) -> Result<FlightFuture, Error> {
         let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = &*slot {
-            return flight.clone();
+            return Ok(flight.future.clone());
         }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::configuration(
+                "a token refresh runs as a tokio task: call token() inside a tokio runtime",
+            )
+        })?;
+        let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
         self.refreshing.store(true, Ordering::Release);
-        let inner = Arc::clone(self);
-        let task = tokio::spawn(async move { inner.run_flight().await });
-        let flight: FlightFuture = async move {
+        let guard = FlightGuard {
+            inner: Arc::clone(self),
+            id,
+            finished: false,
+        };
+        // The slot stays locked until the flight is in it, so the guard (which clears it when
+        // the task ends) cannot run first and leave a finished flight behind.
+        let task = handle.spawn(async move {
+            let mut guard = guard;
+            let result = guard.inner.run_flight().await;
+            guard.finished = true;
+            drop(guard);
+            result
+        });
+        let future: FlightFuture = async move {
             match task.await {
                 Ok(result) => result,
-                Err(e) if e.is_panic() => Err(Error::protocol("the token refresh panicked")),
-                Err(_) => Err(Error::transient(
-                    "the token refresh was cancelled: the runtime is shutting down",
-                )),
+                Err(e) if e.is_panic() => Err(FlightError {
+                    error: Error::protocol("the token refresh panicked"),
+                    sent: true,
+                }),
+                Err(_) => Err(FlightError {
+                    error: Error::transient(
+                        "the token refresh was cancelled: its runtime shut down",
+                    ),
+                    sent: true,
+                }),
             }
         }
         .boxed()
         .shared();
-        *slot = Some(flight.clone());
-        flight
+        *slot = Some(Flight {
+            id,
+            future: future.clone(),
+        });
+        Ok(future)
     }
 
-    async fn run_flight(self: Arc<Self>) -> Result<Arc<Cached>, Error> {
-        let now = self.clock.monotonic();
-        let result = match self.failure.load_full() {
-            Some(failure) if now < failure.not_before => Err(failure.error_for_caller()),
-            _ => self.refresh().await,
-        };
-        match &result {
-            Ok(cached) => {
-                self.current.store(Arc::clone(cached));
-                self.failure.store(None);
-            }
-            Err(error) => self.record_failure(error),
+    async fn run_flight(self: &Arc<Self>) -> FlightResult {
+        let now = self.now();
+        if let Some(failure) = self.failure.load_full()
+            && now.mono < failure.not_before
+        {
+            // Nothing may be sent yet (an invalidation or an expired token during a back-off or
+            // cool-down). A valid token another process stored is still served.
+            return match self.adopt_without_request(&now).await {
+                Some(cached) => Ok(self.publish(cached, true)),
+                None => Err(FlightError {
+                    error: failure.error_for_caller(&now),
+                    sent: false,
+                }),
+            };
         }
-        self.refreshing.store(false, Ordering::Release);
-        *self.flight.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        result
+        let epoch = self.invalidation_epoch.load(Ordering::SeqCst);
+        let mut outcome = self.refresh().await;
+        if let Ok(refreshed) = &outcome
+            && refreshed.adopted
+            && self.invalidation_epoch.load(Ordering::SeqCst) != epoch
+            && self.is_rejected(&refreshed.cached.token)
+        {
+            // A 401 for the very token just adopted arrived while the refresh ran: once more,
+            // now that it is known to be rejected.
+            outcome = self.refresh().await;
+        }
+        match outcome {
+            Ok(refreshed) => {
+                let now = self.now();
+                let arrived_in_window = !refreshed.adopted
+                    && now.freshness(&refreshed.cached.deadlines) != Freshness::Fresh;
+                let published = self.publish(refreshed.cached, false);
+                if arrived_in_window {
+                    self.damp(&now);
+                }
+                Ok(published)
+            }
+            Err(Failed::NotSent { error, not_before }) => {
+                self.hold_off(error.clone(), not_before);
+                Err(FlightError { error, sent: false })
+            }
+            Err(Failed::Attempt { error, cooldown }) => {
+                let failure = self.record_failure(&error, cooldown);
+                let error = match error.kind() {
+                    // Tell the truth about when the next request may go out.
+                    ErrorKind::RateLimited { .. } => failure.error_for_caller(&self.now()),
+                    _ => error,
+                };
+                Err(FlightError { error, sent: true })
+            }
+        }
+    }
+
+    /// Makes `cached` the current token. A token adopted during a back-off leaves the back-off
+    /// in force for the next request; otherwise the last failure is forgotten.
+    fn publish(&self, cached: Cached, during_holdoff: bool) -> Arc<Cached> {
+        let cached = Arc::new(cached);
+        self.current.store(Arc::clone(&cached));
+        if during_holdoff {
+            if let Some(failure) = &*self.failure.load() {
+                self.ahead_not_before
+                    .store(failure.not_before.as_nanos(), Ordering::Release);
+            }
+        } else {
+            self.failure.store(None);
+            self.ahead_not_before.store(0, Ordering::Release);
+        }
+        cached
+    }
+
+    /// After a fetch that answered a token already inside its window, refresh-ahead waits
+    /// `min_refresh_interval` before the next one.
+    fn damp(&self, now: &Now) {
+        tracing::debug!(key = %self.key, "the new token is already inside its refresh window; the next refresh waits the minimum interval");
+        self.ahead_not_before.store(
+            now.mono
+                .saturating_add(self.policy.min_refresh_interval)
+                .as_nanos(),
+            Ordering::Release,
+        );
+    }
+
+    fn is_rejected(&self, token: &Token) -> bool {
+        self.rejected
+            .load()
+            .as_ref()
+            .is_some_and(|rejected| rejected.same_secret(token))
     }
 
     /// How long a store lock lives: the provider request and the store writes after it are each
@@ -579,17 +967,9 @@ impl Inner {
             })
     }
 
-    async fn refresh(&self) -> Result<Arc<Cached>, Error> {
-        // Waiting outlasts the lock's own life, so a holder that died is outlived, not reported.
-        let wait = self.lock_ttl().saturating_add(Duration::from_secs(5));
-        let lock = tokio::time::timeout(wait, self.store.lock(&self.key, self.lock_ttl()))
-            .await
-            .map_err(|_| {
-                Error::store(format!(
-                    "the store lock for `{}` was not free within {wait:?}",
-                    self.key
-                ))
-            })??;
+    /// One refresh: the steps of the module documentation, under the store's lock.
+    async fn refresh(&self) -> Result<Refreshed, Failed> {
+        let lock = self.lock().await?;
         let result = self.refresh_locked().await;
         if let Err(e) = lock.release().await {
             tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
@@ -597,140 +977,251 @@ impl Inner {
         result
     }
 
-    fn cache(&self, token: Token, version: u64, wall: OffsetDateTime, mono: MonoTime) -> Cached {
-        let deadlines = self.policy.deadlines(
-            token.issued_at(),
-            token.expires_at(),
-            wall,
-            mono,
-            fastrand::f64(),
-        );
-        Cached {
-            token,
-            deadlines,
-            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
-            version,
+    async fn refresh_locked(&self) -> Result<Refreshed, Failed> {
+        let mut entry = self.load().await?;
+        if let Some(saved) = self.settle_pending(&mut entry).await? {
+            return Ok(saved);
+        }
+        let now = self.now();
+        if let Some(cached) = self.adoptable(entry.as_ref(), &now) {
+            self.counters.adopted.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key = %self.key, "adopted the token another process stored");
+            return Ok(Refreshed {
+                cached,
+                adopted: true,
+            });
+        }
+        self.check_stored_cooldown(entry.as_ref(), &now).await?;
+        let held = self.held_refresh(entry.as_ref());
+        let version = entry.as_ref().map_or(0, |e| e.version);
+        let sent = self.now();
+        let fetched = match self
+            .fetch(FetchRequest::new(held.clone(), sent.wall), sent.mono)
+            .await
+        {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                let cooldown = self.cooldown_for(&error, self.clock.now());
+                if let Some(until) = cooldown {
+                    self.persist_cooldown(entry, version, until).await;
+                }
+                return Err(Failed::Attempt { error, cooldown });
+            }
+        };
+        self.save(fetched, held, version, &sent).await
+    }
+
+    /// Step 1: the store's refresh lock, waited for longer than it lives, so a holder that
+    /// died is outlived, not reported.
+    async fn lock(&self) -> Result<Box<dyn StoreLock>, Failed> {
+        let wait = self.lock_ttl().saturating_add(Duration::from_secs(5));
+        match tokio::time::timeout(wait, self.store.lock(&self.key, self.lock_ttl())).await {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(e)) => Err(Failed::attempt(e)),
+            Err(_) => Err(Failed::attempt(Error::store(format!(
+                "the store lock for `{}` was not free within {wait:?}",
+                self.key
+            )))),
         }
     }
 
-    async fn refresh_locked(&self) -> Result<Arc<Cached>, Error> {
-        let entry = self.bounded("load", self.store.load(&self.key)).await?;
-        let version = entry.as_ref().map_or(0, |e| e.version);
+    /// Step 2: the entry as stored now.
+    async fn load(&self) -> Result<Option<StoredEntry>, Failed> {
+        self.bounded("load", self.store.load(&self.key))
+            .await
+            .map_err(Failed::attempt)
+    }
 
-        let pending = self
+    /// Step 3: saves a fetched entry whose earlier save failed, over the version it was
+    /// fetched from — or over a later version that still holds the refresh material the fetch
+    /// used (someone recorded a cool-down; nobody rotated). It is dropped when the store
+    /// already holds its material (the earlier save landed after all) or moved past it
+    /// (another process rotated, or the entry was deleted by a logout). On success its token is
+    /// served if it is still valid; otherwise the refresh goes on with the saved material.
+    ///
+    /// One case cannot be told apart: a fetch made when the store was empty, whose save failed
+    /// ambiguously (it landed), followed by a logout that deleted the entry, looks exactly like
+    /// an empty store that never held it; the pending entry is then saved.
+    async fn settle_pending(
+        &self,
+        entry: &mut Option<StoredEntry>,
+    ) -> Result<Option<Refreshed>, Failed> {
+        let Some(pending) = self
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(pending) = pending {
-            return match self
-                .bounded("save", self.store.save(&self.key, &pending, version))
-                .await
-            {
-                Ok(saved) => {
-                    tracing::info!(key = %self.key, "saved the token whose earlier save had failed");
-                    let token = pending
-                        .token
-                        .clone()
-                        .ok_or_else(|| Error::store("pending entry without token"))?;
-                    Ok(Arc::new(self.cache(
-                        token,
-                        saved,
-                        self.clock.now(),
-                        self.clock.monotonic(),
-                    )))
-                }
-                Err(e) => {
-                    *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
-                    Err(e.into())
-                }
-            };
-        }
-
-        if let Some(entry) = &entry {
-            let now_wall = self.clock.now();
-            if let Some(until) = entry.cooldown_until.filter(|until| *until > now_wall) {
-                return Err(Error::rate_limited(
-                    until,
-                    format!(
-                        "{}: a recent failed attempt started a cool-down (recorded in the token store)",
-                        self.source.name()
-                    ),
-                ));
-            }
-            if let Some(token) = &entry.token
-                && entry.version != self.stale_version.load(Ordering::SeqCst)
-            {
-                let cached = self.cache(
-                    token.clone(),
-                    entry.version,
-                    now_wall,
-                    self.clock.monotonic(),
-                );
-                if cached.deadlines.freshness(self.clock.monotonic()) == Freshness::Fresh {
-                    self.counters.adopted.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(key = %self.key, "adopted the token another process stored");
-                    return Ok(Arc::new(cached));
-                }
-            }
-        }
-
-        let held_refresh = entry.as_ref().and_then(|e| e.refresh.clone());
-        let sent_wall = self.clock.now();
-        let sent_mono = self.clock.monotonic();
-        let outcome = self
-            .fetch(
-                FetchRequest::new(held_refresh.clone(), sent_wall),
-                sent_mono,
-            )
-            .await;
-        let fetched = match outcome {
-            Ok(fetched) => fetched,
-            Err(error) => {
-                if let Some(until) = self.cooldown_until(&error, self.clock.now()) {
-                    self.persist_cooldown(entry, version, until).await;
-                }
-                return Err(error);
-            }
+            .take()
+        else {
+            return Ok(None);
         };
-
-        let rotated = fetched.refresh.is_some();
-        let new_entry = StoredEntry {
-            token: Some(fetched.token.clone()),
-            refresh: fetched.refresh.or(held_refresh),
-            cooldown_until: None,
-            version,
-        };
-        let cached = self.cache(fetched.token, version, sent_wall, sent_mono);
-        let saved = match self
-            .bounded("save", self.store.save(&self.key, &new_entry, version))
+        let stored = entry.as_ref();
+        let version = stored.map_or(0, |e| e.version);
+        let stored_refresh = stored.and_then(|e| e.refresh.as_ref());
+        if same_material(stored_refresh, pending.entry.refresh.as_ref()) {
+            tracing::info!(key = %self.key, "the store already holds the rotation whose save had failed");
+            return Ok(None);
+        }
+        if version != pending.based_on
+            && !(stored.is_some() && same_material(stored_refresh, pending.used.as_ref()))
+        {
+            tracing::warn!(key = %self.key, "dropping a rotation whose save had failed: the store moved on since (another process rotated, or the entry was removed)");
+            return Ok(None);
+        }
+        match self
+            .bounded("save", self.store.save(&self.key, &pending.entry, version))
             .await
         {
-            Ok(saved) => saved,
-            Err(e) if rotated => {
-                tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
-                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(new_entry);
-                return Err(e.into());
+            Ok(saved) => {
+                tracing::info!(key = %self.key, "saved the rotation whose earlier save had failed");
+                let mut now_stored = pending.entry.clone();
+                now_stored.version = saved;
+                *entry = Some(now_stored);
+                if self.now().freshness(&pending.deadlines) == Freshness::Expired {
+                    return Ok(None);
+                }
+                Ok(Some(Refreshed {
+                    cached: Cached {
+                        token: pending.token,
+                        deadlines: pending.deadlines,
+                        id: next_token_id(),
+                        version: saved,
+                        placeholder: false,
+                    },
+                    adopted: false,
+                }))
             }
             Err(e) => {
-                tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
-                version
+                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
+                Err(Failed::attempt(e))
             }
-        };
-        if cached.deadlines.freshness(self.clock.monotonic()) == Freshness::Expired {
-            return Err(Error::protocol(format!(
-                "{} returned a token that is already expired (expiry {}); check the system clock",
-                self.source.name(),
-                fetched_expiry(&cached.token)
-            )));
         }
-        Ok(Arc::new(Cached {
-            version: saved,
-            ..cached
-        }))
     }
 
-    /// One request to the source, in its own span, bounded by the refresh timeout.
+    fn owner(&self, entry: &StoredEntry) -> Owner {
+        match (self.fingerprint(), &entry.credential) {
+            (None, _) => Owner::Ours,
+            (Some(ours), Some(theirs)) if ours == theirs => Owner::Ours,
+            (Some(_), None) => Owner::Legacy,
+            (Some(_), Some(_)) => Owner::Foreign,
+        }
+    }
+
+    /// Step 4: the stored token, placed on both timelines, if it may be served instead of
+    /// fetching: made with this source's credential, not rejected by a 401, valid, and newer
+    /// than the token held (another secret; and when the held one is still valid, a later
+    /// expiry).
+    fn adoptable(&self, entry: Option<&StoredEntry>, now: &Now) -> Option<Cached> {
+        let entry = entry?;
+        let token = entry.token.as_ref()?;
+        match self.owner(entry) {
+            Owner::Ours => {}
+            Owner::Legacy => {
+                tracing::debug!(key = %self.key, "the stored token carries no credential fingerprint (an older kunci saved it); fetching a new one");
+                return None;
+            }
+            Owner::Foreign => {
+                tracing::info!(key = %self.key, "the stored token was made with another credential; it is replaced");
+                return None;
+            }
+        }
+        if self.is_rejected(token) {
+            return None;
+        }
+        let current = self.current.load();
+        if !current.placeholder && current.token.same_secret(token) {
+            return None;
+        }
+        let deadlines = self.place(token, now.wall, now.mono);
+        if now.freshness(&deadlines) == Freshness::Expired {
+            return None;
+        }
+        if current.id != 0
+            && now.freshness(&current.deadlines) != Freshness::Expired
+            && !expires_later(token, &current.token)
+        {
+            return None;
+        }
+        Some(Cached {
+            token: token.clone(),
+            deadlines,
+            id: next_token_id(),
+            version: entry.version,
+            placeholder: false,
+        })
+    }
+
+    /// Outside the lock and without a request: during a back-off or cool-down, a valid token
+    /// another process stored is still served.
+    async fn adopt_without_request(&self, now: &Now) -> Option<Cached> {
+        let entry = self.load().await.ok()?;
+        let cached = self.adoptable(entry.as_ref(), now)?;
+        self.counters.adopted.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(key = %self.key, "adopted the token another process stored (no request during the back-off)");
+        Some(cached)
+    }
+
+    /// Step 5: a cool-down recorded in the store stops the request. Not a failure: nothing was
+    /// sent. One longer than `max_cooldown` from now (written by an older kunci or another
+    /// tool) is cut to that, once: the cut is remembered and written back, so it ends.
+    async fn check_stored_cooldown(
+        &self,
+        entry: Option<&StoredEntry>,
+        now: &Now,
+    ) -> Result<(), Failed> {
+        let Some((entry, stored)) = entry.and_then(|e| e.cooldown_until.map(|until| (e, until)))
+        else {
+            return Ok(());
+        };
+        let cap = expiry::add(now.wall, self.policy.max_cooldown);
+        let mut until = stored;
+        if stored > cap {
+            until = {
+                let mut memo = self
+                    .capped_cooldown
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match *memo {
+                    Some((seen, capped)) if seen == stored => capped,
+                    _ => {
+                        *memo = Some((stored, cap));
+                        cap
+                    }
+                }
+            };
+            let mut capped = entry.clone();
+            capped.cooldown_until = Some(until);
+            if let Err(e) = self
+                .bounded("save", self.store.save(&self.key, &capped, entry.version))
+                .await
+            {
+                tracing::debug!(key = %self.key, error = %e, "could not write the capped cool-down back");
+            }
+        }
+        if until <= now.wall {
+            return Ok(());
+        }
+        Err(Failed::NotSent {
+            error: Error::rate_limited(
+                until,
+                format!(
+                    "{}: a recent failed attempt started a cool-down (recorded in the token store)",
+                    self.source.name()
+                ),
+            ),
+            not_before: now.mono.saturating_add(positive_duration(until - now.wall)),
+        })
+    }
+
+    /// The refresh material to send: the stored one, unless another credential made it.
+    fn held_refresh(&self, entry: Option<&StoredEntry>) -> Option<SecretString> {
+        let entry = entry?;
+        match self.owner(entry) {
+            Owner::Ours | Owner::Legacy => entry.refresh.clone(),
+            Owner::Foreign => None,
+        }
+    }
+
+    /// Step 6: one request to the source, in its own span, bounded by the refresh timeout.
     async fn fetch(&self, request: FetchRequest, sent_mono: MonoTime) -> Result<Fetched, Error> {
         let span = tracing::info_span!(
             "kunci.fetch",
@@ -768,8 +1259,81 @@ impl Inner {
         result
     }
 
-    fn cooldown_until(&self, error: &Error, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        let declared = self.source.cooldown_after_failure(error).map(|d| now + d);
+    /// Step 7: saves the fetched entry over the version loaded in step 2. Rotated material
+    /// whose save failed is kept pending (and the token not handed out); a token without
+    /// rotated material is served from memory when its save fails.
+    async fn save(
+        &self,
+        fetched: Fetched,
+        held: Option<SecretString>,
+        version: u64,
+        sent: &Now,
+    ) -> Result<Refreshed, Failed> {
+        let rotated = fetched.refresh.is_some();
+        let mut new_entry = StoredEntry::with_token(fetched.token.clone());
+        new_entry.refresh = fetched.refresh.or_else(|| held.clone());
+        new_entry.credential = self.fingerprint().cloned();
+        new_entry.version = version;
+        let deadlines = self.place(&fetched.token, sent.wall, sent.mono);
+        let saved = match self
+            .bounded("save", self.store.save(&self.key, &new_entry, version))
+            .await
+        {
+            Ok(saved) => saved,
+            Err(e) if rotated => {
+                tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
+                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
+                    entry: new_entry,
+                    based_on: version,
+                    used: held,
+                    token: fetched.token,
+                    deadlines,
+                });
+                return Err(Failed::attempt(e));
+            }
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
+                version
+            }
+        };
+        if self.now().freshness(&deadlines) == Freshness::Expired {
+            return Err(Failed::attempt(Error::protocol(format!(
+                "{} returned a token that is already expired (expiry {}); check the system clock",
+                self.source.name(),
+                fetched_expiry(&fetched.token)
+            ))));
+        }
+        Ok(Refreshed {
+            cached: Cached {
+                token: fetched.token,
+                deadlines,
+                id: next_token_id(),
+                version: saved,
+                placeholder: false,
+            },
+            adopted: false,
+        })
+    }
+
+    /// Places a token on both timelines from one reading of the clocks, with fresh jitter.
+    fn place(&self, token: &Token, wall: OffsetDateTime, mono: MonoTime) -> Deadlines {
+        self.policy.deadlines(
+            token.issued_at(),
+            token.expires_at(),
+            wall,
+            mono,
+            fastrand::f64(),
+        )
+    }
+
+    /// The cool-down a failed request imposes: the latest of the source's declared one, the
+    /// server's `Retry-After` and a 429's "until", each capped at `max_cooldown` from `now`.
+    fn cooldown_for(&self, error: &Error, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let cap = expiry::add(now, self.policy.max_cooldown);
+        let declared = self
+            .source
+            .cooldown_after_failure(error)
+            .map(|d| expiry::add(now, d));
         let rate_limited = match error.kind() {
             ErrorKind::RateLimited { until } => Some(until),
             _ => None,
@@ -777,6 +1341,7 @@ impl Inner {
         [declared, error.retry_after(), rate_limited]
             .into_iter()
             .flatten()
+            .map(|t| t.min(cap))
             .filter(|t| *t > now)
             .max()
     }
@@ -789,7 +1354,10 @@ impl Inner {
         version: u64,
         until: OffsetDateTime,
     ) {
-        let mut entry = entry.unwrap_or_default();
+        let mut entry = entry.unwrap_or_else(|| StoredEntry {
+            credential: self.fingerprint().cloned(),
+            ..StoredEntry::default()
+        });
         entry.cooldown_until = Some(until);
         if let Err(e) = self
             .bounded("save", self.store.save(&self.key, &entry, version))
@@ -799,41 +1367,79 @@ impl Inner {
         }
     }
 
-    fn record_failure(&self, error: &Error) {
+    /// A cool-down found in the store holds requests back; the failure count is unchanged.
+    fn hold_off(&self, error: Error, not_before: MonoTime) {
+        let consecutive = self.failure.load().as_ref().map_or(0, |f| f.consecutive);
+        self.failure.store(Some(Arc::new(Failure {
+            error,
+            not_before,
+            cooling: true,
+            consecutive,
+        })));
+        self.ahead_not_before
+            .store(not_before.as_nanos(), Ordering::Release);
+    }
+
+    /// Records a failed attempt: back-off (shorter while the cached token is still valid, so
+    /// several retries fit before it expires), or the cool-down when that is longer.
+    fn record_failure(&self, error: &Error, cooldown: Option<OffsetDateTime>) -> Arc<Failure> {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        let now_mono = self.clock.monotonic();
-        let now_wall = self.clock.now();
+        let now = self.now();
         let consecutive = self
             .failure
             .load()
             .as_ref()
             .map_or(1, |f| f.consecutive.saturating_add(1));
-        let mut backoff = self
-            .policy
-            .backoff(consecutive)
-            .mul_f64(0.5 + fastrand::f64() / 2.0);
-        // While the cached token is still valid, retry several times before it expires.
+        let mut backoff = scale(
+            self.policy.backoff(consecutive),
+            0.5 + fastrand::f64() / 2.0,
+        );
         let cached = self.current.load();
-        if cached.deadlines.freshness(now_mono) != Freshness::Expired {
-            let left = cached
-                .deadlines
-                .expires_at
-                .saturating_duration_since(now_mono);
+        if let Some(left) = cached
+            .deadlines
+            .time_to_expiry(now.mono, now.wall_time())
+            .filter(|left| !left.is_zero())
+        {
             backoff = backoff.min((left / 4).max(Duration::from_millis(10)));
         }
-        let cooldown_until = self.cooldown_until(error, now_wall);
-        let cooldown =
-            cooldown_until.map_or(Duration::ZERO, |until| positive_duration(until - now_wall));
-        let failure = Failure {
+        let cooldown_left =
+            cooldown.map_or(Duration::ZERO, |until| positive_duration(until - now.wall));
+        let failure = Arc::new(Failure {
             error: error.clone(),
-            not_before: now_mono.saturating_add(backoff.max(cooldown)),
-            cooldown_until,
+            not_before: now.mono.saturating_add(backoff.max(cooldown_left)),
+            cooling: cooldown.is_some(),
             consecutive,
-        };
-        self.failure.store(Some(Arc::new(failure)));
+        });
+        self.failure.store(Some(Arc::clone(&failure)));
+        self.ahead_not_before
+            .store(failure.not_before.as_nanos(), Ordering::Release);
+        failure
     }
 }
 
+/// Whether two pieces of refresh material are the same (both absent counts as the same).
+fn same_material(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        }
+        _ => false,
+    }
+}
+
+/// Whether `a` stays valid longer than `b` (a permanent token longest).
+fn expires_later(a: &Token, b: &Token) -> bool {
+    match (a.expires_at(), b.expires_at()) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        (_, None) => false,
+    }
+}
+
+#[cfg(test)]
+mod regressions;
 #[cfg(test)]
 mod tests;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::clock::{MonoTime, positive_duration};
+use crate::clock::{MonoTime, WallTime, positive_duration};
 
 /// Where a token stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +48,15 @@ pub struct RefreshPolicy {
     /// (default 60 seconds). A store lock lives 15 s longer than this, so a holder that dies
     /// frees it; waiting for the lock outlasts that.
     pub refresh_timeout: Duration,
+    /// The longest cool-down anyone can impose: a server's `Retry-After` or 429, a source's
+    /// declared cool-down, a cool-down found in the store (default 1 hour,
+    /// [`crate::expiry::MAX_RETRY_AFTER`]). A longer one is cut to this.
+    pub max_cooldown: Duration,
+    /// While the cached token is still valid, at most one fetch starts per this interval
+    /// (default 10 seconds). It matters for a provider that answers a token already inside
+    /// its refresh window (its own cached, nearly expired token): without it every call would
+    /// start another fetch.
+    pub min_refresh_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -61,17 +70,26 @@ impl Default for RefreshPolicy {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(5 * 60),
             refresh_timeout: Duration::from_secs(60),
+            max_cooldown: crate::expiry::MAX_RETRY_AFTER,
+            min_refresh_interval: Duration::from_secs(10),
         }
     }
 }
 
-/// The two deadlines of a cached token on the monotonic timeline.
+/// The deadlines of a cached token, on the monotonic timeline (laid from the moment its request
+/// was sent) and on the wall clock (from the expiry the provider stated). Whichever passes
+/// first counts: the monotonic ones hold when the wall clock is set back, the wall-clock ones
+/// when the monotonic clock stood still while the machine slept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadlines {
     /// From here on the token is [`Freshness::Expiring`].
     pub refresh_at: MonoTime,
     /// From here on the token is [`Freshness::Expired`].
     pub expires_at: MonoTime,
+    /// From here on the token is [`Freshness::Expiring`], by the wall clock.
+    pub wall_refresh_at: WallTime,
+    /// From here on the token is [`Freshness::Expired`], by the wall clock.
+    pub wall_expires_at: WallTime,
 }
 
 impl Deadlines {
@@ -79,14 +97,32 @@ impl Deadlines {
     pub const NEVER: Self = Self {
         refresh_at: MonoTime::NEVER,
         expires_at: MonoTime::NEVER,
+        wall_refresh_at: WallTime::NEVER,
+        wall_expires_at: WallTime::NEVER,
     };
     /// Deadlines that have passed: the entry is expired from the start.
     pub const EXPIRED: Self = Self {
         refresh_at: MonoTime::ZERO,
         expires_at: MonoTime::ZERO,
+        wall_refresh_at: WallTime::MIN,
+        wall_expires_at: WallTime::MIN,
     };
 
-    /// Classifies `now`.
+    /// Classifies a moment read on both clocks: the token is as far along as the later of the
+    /// two says. This is the check of the token manager's warm path: four integer comparisons.
+    #[inline]
+    pub fn freshness_at(&self, mono: MonoTime, wall: WallTime) -> Freshness {
+        if mono < self.refresh_at && wall < self.wall_refresh_at {
+            Freshness::Fresh
+        } else if mono < self.expires_at && wall < self.wall_expires_at {
+            Freshness::Expiring
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// Classifies a moment on the monotonic timeline alone (for a token just placed, when both
+    /// clocks were read together: see [`Deadlines::freshness_at`] for later checks).
     #[inline]
     pub fn freshness(&self, now: MonoTime) -> Freshness {
         if now < self.refresh_at {
@@ -97,6 +133,43 @@ impl Deadlines {
             Freshness::Expired
         }
     }
+
+    /// How long the token stays usable from `(mono, wall)`: the nearer of its two expiries;
+    /// `None` for a permanent token.
+    pub fn time_to_expiry(&self, mono: MonoTime, wall: WallTime) -> Option<Duration> {
+        if self.expires_at == MonoTime::NEVER && self.wall_expires_at == WallTime::NEVER {
+            return None;
+        }
+        Some(
+            self.expires_at
+                .saturating_duration_since(mono)
+                .min(self.wall_expires_at.saturating_duration_since(wall)),
+        )
+    }
+
+    /// How long until the token enters its refresh window from `(mono, wall)` (zero once it
+    /// has); `None` for a permanent token.
+    pub fn time_to_refresh(&self, mono: MonoTime, wall: WallTime) -> Option<Duration> {
+        if self.refresh_at == MonoTime::NEVER && self.wall_refresh_at == WallTime::NEVER {
+            return None;
+        }
+        Some(
+            self.refresh_at
+                .saturating_duration_since(mono)
+                .min(self.wall_refresh_at.saturating_duration_since(wall)),
+        )
+    }
+}
+
+/// `d × factor` for a factor in `0..=1`, never panicking (`Duration::mul_f64` panics when
+/// rounding takes the product past `Duration::MAX`).
+pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
+    let factor = if factor.is_nan() {
+        0.0
+    } else {
+        factor.clamp(0.0, 1.0)
+    };
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).map_or(d, |scaled| scaled.min(d))
 }
 
 impl RefreshPolicy {
@@ -128,28 +201,35 @@ impl RefreshPolicy {
                 "refresh policy: refresh_timeout must be positive",
             ));
         }
+        if self.max_cooldown.is_zero() {
+            return Err(crate::Error::configuration(
+                "refresh policy: max_cooldown must be positive",
+            ));
+        }
         Ok(())
     }
 
     /// The skew allowance for a token of this lifetime.
     pub fn skew_for(&self, lifetime: Duration) -> Duration {
-        self.clock_skew.min(lifetime.mul_f64(self.clock_skew_ratio))
+        self.clock_skew.min(scale(lifetime, self.clock_skew_ratio))
     }
 
     /// The refresh-ahead window (before jitter) for a token of this lifetime.
     pub fn window_for(&self, lifetime: Duration) -> Duration {
         self.refresh_ahead
-            .min(lifetime.mul_f64(self.refresh_ahead_ratio))
+            .min(scale(lifetime, self.refresh_ahead_ratio))
     }
 
-    /// Places a token on the monotonic timeline.
+    /// Places a token on the monotonic timeline and on the wall clock.
     ///
     /// `observed_wall` / `observed_mono` are one reading of both clocks: for a token just
     /// fetched, the moment its request was sent (so time spent on the network counts against
     /// the token); for a token loaded from a store, the moment it was loaded. The token's
     /// remaining life is its stated wall-clock expiry minus `observed_wall`, laid onto the
-    /// monotonic clock from `observed_mono`; `jitter` in `0..1` picks how much earlier than
-    /// the window the refresh starts.
+    /// monotonic clock from `observed_mono`; the wall-clock deadlines are the stated expiry
+    /// minus the same allowances. `jitter` in `0..1` picks how much earlier than the window
+    /// the refresh starts. Any times are accepted (years -9999 to 9999, in any order): nothing
+    /// here can overflow.
     pub fn deadlines(
         &self,
         issued_at: OffsetDateTime,
@@ -161,15 +241,20 @@ impl RefreshPolicy {
         let Some(expires_at) = expires_at else {
             return Deadlines::NEVER;
         };
+        // The difference of two representable times fits a `time::Duration` (±20,000 years).
         let lifetime = positive_duration(expires_at - issued_at);
         let remaining = positive_duration(expires_at - observed_wall);
         let skew = self.skew_for(lifetime);
         let window = self.window_for(lifetime);
-        let early = window.mul_f64(self.jitter * jitter.clamp(0.0, 1.0));
+        let early = scale(window, self.jitter * jitter.clamp(0.0, 1.0));
+        let ahead = window.saturating_add(early);
         let hard = observed_mono.saturating_add(remaining).saturating_sub(skew);
+        let wall_hard = WallTime::from_datetime(expires_at).saturating_sub(skew);
         Deadlines {
-            refresh_at: hard.saturating_sub(window + early),
+            refresh_at: hard.saturating_sub(ahead),
             expires_at: hard,
+            wall_refresh_at: wall_hard.saturating_sub(ahead),
+            wall_expires_at: wall_hard,
         }
     }
 
@@ -262,6 +347,35 @@ mod tests {
     }
 
     #[test]
+    fn the_wall_clock_deadlines_follow_the_stated_expiry() {
+        let p = RefreshPolicy::default();
+        let expires = T0 + time::Duration::hours(24);
+        let d = p.deadlines(T0, Some(expires), T0, M0, 0.0);
+        let wall = |t: OffsetDateTime| WallTime::from_datetime(t);
+        assert_eq!(
+            d.wall_expires_at,
+            wall(expires - time::Duration::seconds(30))
+        );
+        assert_eq!(
+            d.wall_refresh_at,
+            wall(expires - time::Duration::seconds(330))
+        );
+        // the monotonic clock says fresh, the wall clock is past the expiry: expired
+        assert_eq!(d.freshness_at(M0, wall(expires)), Freshness::Expired);
+        // the wall clock says fresh, the monotonic one has run out: expired
+        let late = M0.saturating_add(Duration::from_secs(24 * 3600));
+        assert_eq!(d.freshness_at(late, wall(T0)), Freshness::Expired);
+        // either inside the window: expiring
+        let window = wall(expires - time::Duration::seconds(100));
+        assert_eq!(d.freshness_at(M0, window), Freshness::Expiring);
+        assert_eq!(d.freshness_at(M0, wall(T0)), Freshness::Fresh);
+        assert_eq!(
+            d.time_to_expiry(M0, wall(expires - time::Duration::hours(1))),
+            Some(Duration::from_secs(3600 - 30))
+        );
+    }
+
+    #[test]
     fn permanent_token_never_expires() {
         let p = RefreshPolicy::default();
         let d = p.deadlines(T0, None, T0, M0, 0.5);
@@ -269,6 +383,14 @@ mod tests {
             d.freshness(MonoTime::from_nanos(u64::MAX - 1)),
             Freshness::Fresh
         );
+        assert_eq!(
+            d.freshness_at(
+                MonoTime::from_nanos(u64::MAX - 1),
+                WallTime::from_unix_nanos(i64::MAX - 1)
+            ),
+            Freshness::Fresh
+        );
+        assert_eq!(d.time_to_expiry(M0, WallTime::MIN), None);
     }
 
     #[test]
@@ -278,6 +400,31 @@ mod tests {
         assert_eq!(p.backoff(2), Duration::from_secs(2));
         assert_eq!(p.backoff(5), Duration::from_secs(16));
         assert_eq!(p.backoff(40), Duration::from_secs(300));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_times_are_placed_without_panic(
+            issued in -377_705_116_800i64..=253_402_300_799,
+            expires in -377_705_116_800i64..=253_402_300_799,
+            observed in -377_705_116_800i64..=253_402_300_799,
+            mono in proptest::prelude::any::<u64>(),
+            jitter in proptest::prelude::any::<f64>(),
+        ) {
+            let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap();
+            let p = RefreshPolicy::default();
+            let d = p.deadlines(at(issued), Some(at(expires)), at(observed), MonoTime::from_nanos(mono), jitter);
+            proptest::prop_assert!(d.refresh_at <= d.expires_at);
+            proptest::prop_assert!(d.wall_refresh_at <= d.wall_expires_at);
+        }
+    }
+
+    #[test]
+    fn scaling_a_duration_never_panics() {
+        assert_eq!(scale(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(scale(Duration::from_secs(10), 0.5), Duration::from_secs(5));
+        assert_eq!(scale(Duration::from_secs(10), f64::NAN), Duration::ZERO);
+        assert_eq!(scale(Duration::from_secs(10), 7.0), Duration::from_secs(10));
     }
 
     #[test]

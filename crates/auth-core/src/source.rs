@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::{error::Error, token::Token};
+use crate::{credential::Credential, error::Error, token::Token};
 
 /// What the manager hands a source when it asks for a new token.
 #[derive(Debug, Clone)]
@@ -84,6 +84,25 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     /// permanent or unknown. Surfaced in [`Stats::credential_expires_at`](crate::Stats) so an
     /// operator can alert before it happens. Called outside the warm path; must not block.
     fn credential_expires_at(&self) -> Option<OffsetDateTime> {
+        None
+    }
+
+    /// The credential this source was configured with (the secret parts that make its tokens,
+    /// and any public parts that pick the account), so that stored entries are tied to it: the
+    /// manager stores a one-way [`Fingerprint`](crate::Fingerprint) of it with every entry, and
+    /// an entry made with another credential (the operator replaced a leaked one, or moved to
+    /// another device) is not adopted and is replaced by the next save. See
+    /// [`Credential`] for how the fingerprint is made.
+    ///
+    /// The default, `None`, ties nothing: every entry under the store key is adopted. Provider
+    /// crates override it with one line:
+    ///
+    /// ```text
+    /// fn credential(&self) -> Option<Credential> {
+    ///     Some(Credential::new(NAME).secret("client_secret", &self.config.client_secret))
+    /// }
+    /// ```
+    fn credential(&self) -> Option<Credential> {
         None
     }
 }
@@ -180,5 +199,14 @@ impl TokenSource for StaticSource {
 
     fn name(&self) -> &str {
         self.name
+    }
+
+    /// The static token is the credential.
+    fn credential(&self) -> Option<Credential> {
+        Some(
+            Credential::new("static")
+                .public("scheme", self.token.scheme().as_str())
+                .secret("token", self.token.secret()),
+        )
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::{error::Error, token::Token};
+use crate::{credential::Fingerprint, error::Error, token::Token};
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
@@ -71,6 +71,10 @@ pub struct StoredEntry {
     pub refresh: Option<SecretString>,
     /// No request may be sent before this moment (a cool-down after a failure).
     pub cooldown_until: Option<OffsetDateTime>,
+    /// The fingerprint of the credential whose source made the token and refresh material
+    /// (see [`Credential`](crate::Credential)); `None` in entries written before kunci stored
+    /// one, or by a source that declares no credential.
+    pub credential: Option<Fingerprint>,
     /// The version this entry was read at; stores bump it on every save.
     pub version: u64,
 }

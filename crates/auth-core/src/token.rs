@@ -73,6 +73,11 @@ pub struct Token {
 impl Token {
     /// Builds a token. `expires_at` is `None` for a permanent token.
     ///
+    /// Both times are kept in UTC and clamped into the years kunci represents
+    /// ([`expiry::EARLIEST`](crate::expiry::EARLIEST) to
+    /// [`expiry::LATEST`](crate::expiry::LATEST)), so any token can be stored, compared and
+    /// shown in any UTC offset without overflow, whatever a server stated.
+    ///
     /// Fails with a protocol error when the secret cannot be sent in an HTTP header (empty, or
     /// containing control characters or non-ASCII bytes): a provider that hands out such a
     /// value answered something unexpected.
@@ -98,8 +103,8 @@ impl Token {
         Ok(Self {
             secret,
             scheme,
-            issued_at,
-            expires_at,
+            issued_at: crate::expiry::clamp(issued_at),
+            expires_at: expires_at.map(crate::expiry::clamp),
             header,
         })
     }
@@ -240,6 +245,26 @@ mod tests {
         );
         assert!(AuthScheme::parse("a b").is_err());
         assert!(AuthScheme::parse("").is_err());
+    }
+
+    #[test]
+    fn times_are_kept_in_utc_and_clamped_to_what_kunci_represents() {
+        let far = Token::bearer(
+            SecretString::from("x"),
+            datetime!(-9999-01-01 00:00 UTC),
+            Some(datetime!(9999-12-31 23:59:59.999999999 -23:59)),
+        )
+        .unwrap();
+        assert_eq!(far.issued_at(), crate::expiry::EARLIEST);
+        assert_eq!(far.expires_at(), Some(crate::expiry::LATEST));
+        let wib = Token::bearer(
+            SecretString::from("x"),
+            datetime!(2026-11-22 15:00 +07:00),
+            None,
+        )
+        .unwrap();
+        assert_eq!(wib.issued_at(), datetime!(2026-11-22 08:00 UTC));
+        assert_eq!(wib.issued_at().offset(), time::UtcOffset::UTC);
     }
 
     #[test]

@@ -275,6 +275,10 @@ impl TokenSource for KalselSource {
     fn credential_expires_at(&self) -> Option<OffsetDateTime> {
         self.config.refresh_token_expires_at()
     }
+
+    fn credential(&self) -> Option<auth_core::Credential> {
+        Some(auth_core::Credential::new(NAME).secret("refresh_token", &self.config.refresh_token))
+    }
 }
 
 impl auth_core::http::EnvProvider for KalselSource {

@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use auth_core::{
-    Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
+    Credential, Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
     http::{HttpClient, HttpConfig, HttpResponse, Url, endpoint},
     jwt,
 };
@@ -446,6 +446,14 @@ impl TokenSource for KrmPesanSource {
 
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn credential(&self) -> Option<Credential> {
+        Some(
+            Credential::new(NAME)
+                .secret("refresh_token", &self.config.refresh_token)
+                .secret("device_key", &self.config.device_key),
+        )
     }
 }
 

@@ -165,6 +165,14 @@ impl TokenSource for SehatMuSource {
     fn name(&self) -> &str {
         NAME
     }
+
+    fn credential(&self) -> Option<auth_core::Credential> {
+        Some(
+            auth_core::Credential::new(NAME)
+                .public("client_id", &self.config.client_id)
+                .secret("client_secret", &self.config.client_secret),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -172,6 +172,17 @@ impl TokenSource for StampsSource {
     fn name(&self) -> &str {
         NAME
     }
+
+    fn credential(&self) -> Option<auth_core::Credential> {
+        Some(match &self.config.credentials {
+            Credentials::Jwt { token, merchant_id } => auth_core::Credential::new("stamps:jwt")
+                .secret("token", token)
+                .public("merchant_id", &merchant_id.to_string()),
+            Credentials::Static(token) => {
+                auth_core::Credential::new("stamps:static").secret("token", token)
+            }
+        })
+    }
 }
 
 #[cfg(test)]

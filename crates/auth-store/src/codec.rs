@@ -2,7 +2,11 @@
 //! optionally sealed by a [`Cipher`]. Secrets are exposed here and nowhere else in the crate.
 //!
 //! Plain:
-//! `{"format":1,"version":3,"token":{"secret":"…","scheme":"Bearer","issued_at":"…","expires_at":"…"},"refresh":"…","cooldown_until":null}`
+//! `{"format":1,"version":3,"token":{"secret":"…","scheme":"Bearer","issued_at":"…","expires_at":"…"},"refresh":"…","cooldown_until":null,"credential":"hmac-sha256:…"}`
+//!
+//! `credential` (the fingerprint of the credential that made the entry) was added within format
+//! 1: older entries lack it and still load (as entries of unknown origin), and older readers
+//! ignore it.
 //!
 //! Encrypted: `{"format":1,"cipher":"xchacha20poly1305","key_id":"1a2b3c4d","nonce":"<base64>","ciphertext":"<base64>"}`,
 //! where the ciphertext seals the plain document and the associated data is
@@ -10,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use auth_core::{AuthScheme, StoreKey, StoredEntry, Token};
+use auth_core::{AuthScheme, Fingerprint, StoreKey, StoredEntry, Token, expiry};
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -107,6 +111,8 @@ struct PlainOut<'a> {
     refresh: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339::option")]
     cooldown_until: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +147,8 @@ struct DocIn<'a> {
     refresh: Option<Cow<'a, str>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     cooldown_until: Option<OffsetDateTime>,
+    #[serde(default)]
+    credential: Option<String>,
     #[serde(default)]
     cipher: Option<String>,
     #[serde(default)]
@@ -186,7 +194,9 @@ pub(crate) fn encode(
             expires_at: t.expires_at(),
         }),
         refresh: entry.refresh.as_ref().map(|r| r.expose_secret()),
-        cooldown_until: entry.cooldown_until,
+        // Within the years RFC 3339 can write, whoever built the entry.
+        cooldown_until: entry.cooldown_until.map(expiry::clamp),
+        credential: entry.credential.as_ref().map(Fingerprint::as_str),
     };
     let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|_| EncodeError)?);
     let Some(cipher) = cipher else {
@@ -286,10 +296,18 @@ fn plain_entry(doc: DocIn<'_>) -> Result<StoredEntry, DecodeError> {
             )
         }
     };
+    let credential =
+        match doc.credential {
+            None => None,
+            Some(text) => Some(Fingerprint::from_stored(&text).ok_or_else(|| {
+                DecodeError::Malformed("invalid credential fingerprint".to_owned())
+            })?),
+        };
     let mut entry = StoredEntry::default();
     entry.token = token;
     entry.refresh = doc.refresh.map(into_secret);
-    entry.cooldown_until = doc.cooldown_until;
+    entry.cooldown_until = doc.cooldown_until.map(expiry::clamp);
+    entry.credential = credential;
     entry.version = version;
     Ok(entry)
 }
@@ -323,6 +341,11 @@ mod tests {
         let mut entry = StoredEntry::with_token(token);
         entry.refresh = Some(SecretString::from("r3fr3sh\"quoted\\"));
         entry.cooldown_until = Some(datetime!(2026-01-01 00:01 UTC));
+        entry.credential = Some(
+            auth_core::Credential::new("test")
+                .secret("s", &SecretString::from("c"))
+                .fingerprint(&key()),
+        );
         entry
     }
 
@@ -337,6 +360,7 @@ mod tests {
             b.refresh.as_ref().map(|r| r.expose_secret())
         );
         assert_eq!(a.cooldown_until, b.cooldown_until);
+        assert_eq!(a.credential, b.credential);
     }
 
     #[test]
@@ -347,6 +371,41 @@ mod tests {
         let back = decode(&key(), &bytes, None).unwrap();
         assert_eq!(back.version, 7);
         assert_same(&sample(), &back);
+    }
+
+    #[test]
+    fn an_entry_written_before_fingerprints_loads_without_one() {
+        // what kunci wrote before the `credential` field existed
+        let old = br#"{"format":1,"version":4,"token":{"secret":"s3cr3t","scheme":"Token","issued_at":"2026-01-01T00:00:00Z","expires_at":null},"refresh":null,"cooldown_until":null}"#;
+        let entry = decode(&key(), old, None).unwrap();
+        assert_eq!(entry.version, 4);
+        assert_eq!(entry.credential, None);
+        assert_eq!(entry.token.unwrap().secret().expose_secret(), "s3cr3t");
+        // and an entry without a fingerprint is written without the field
+        let text = encode(&key(), &StoredEntry::default(), 1, None).unwrap();
+        assert!(!std::str::from_utf8(&text).unwrap().contains("credential"));
+    }
+
+    #[test]
+    fn the_fingerprint_is_written_and_a_mangled_one_is_malformed() {
+        let bytes = encode(&key(), &sample(), 1, None).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.contains(r#""credential":"hmac-sha256:"#), "{text}");
+        let mangled = text.replace("hmac-sha256:", "hmac sha256:");
+        let err = decode(&key(), mangled.as_bytes(), None).unwrap_err();
+        assert!(err.is_malformed(), "{err}");
+    }
+
+    #[test]
+    fn times_outside_what_rfc3339_writes_are_clamped_not_refused() {
+        let mut entry = sample();
+        entry.cooldown_until = Some(datetime!(-9999-01-01 00:00 UTC));
+        let bytes = encode(&key(), &entry, 1, None).unwrap();
+        let back = decode(&key(), &bytes, None).unwrap();
+        assert_eq!(back.cooldown_until, Some(expiry::EARLIEST));
+        let far = br#"{"format":1,"version":1,"token":null,"refresh":null,"cooldown_until":"9999-12-31T23:59:59-23:59"}"#;
+        let back = decode(&key(), far, None).unwrap();
+        assert_eq!(back.cooldown_until, Some(expiry::LATEST));
     }
 
     #[test]

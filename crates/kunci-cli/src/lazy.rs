@@ -76,6 +76,13 @@ impl TokenSource for LazySource {
     fn credential_expires_at(&self) -> Option<time::OffsetDateTime> {
         self.source().ok()?.credential_expires_at()
     }
+
+    /// The provider's credential, so a stored entry made with another one (a replaced
+    /// `STAMPS_STATIC_TOKEN`, another KrmPesan device) is not served. The manager asks for it
+    /// before it serves a stored token, so this builds the source.
+    fn credential(&self) -> Option<kunci::core::Credential> {
+        self.source().ok()?.credential()
+    }
 }
 
 #[cfg(test)]

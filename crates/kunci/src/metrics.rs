@@ -290,6 +290,10 @@ impl TokenSource for Instrumented {
     fn credential_expires_at(&self) -> Option<OffsetDateTime> {
         self.source.credential_expires_at()
     }
+
+    fn credential(&self) -> Option<auth_core::Credential> {
+        self.source.credential()
+    }
 }
 
 /// Reads every watched manager's statistics at scrape time.

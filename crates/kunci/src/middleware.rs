@@ -177,13 +177,18 @@ impl Middleware for AuthMiddleware {
         if !self.is_api(req.url()) {
             return next.run(req, extensions).await;
         }
-        let token = self
-            .manager
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        req.headers_mut()
-            .insert(AUTHORIZATION, token.header_value().clone());
+        // Keep the token's identity, not its guard, across the request: a guard pins one of a
+        // few per-thread slots for as long as it lives.
+        let token = {
+            let guard = self
+                .manager
+                .token()
+                .await
+                .map_err(reqwest_middleware::Error::middleware)?;
+            req.headers_mut()
+                .insert(AUTHORIZATION, guard.header_value().clone());
+            guard.id()
+        };
         let retry = req.try_clone();
         let url = req.url().clone();
         let response = next.clone().run(req, extensions).await?;
@@ -193,14 +198,14 @@ impl Middleware for AuthMiddleware {
             return Ok(response);
         }
         if response.status() != StatusCode::UNAUTHORIZED {
-            self.rejections().on_success(token.generation());
+            self.rejections().on_success(token.get());
             return Ok(response);
         }
-        let decision = self.rejections().on_401(token.generation());
+        let decision = self.rejections().on_401(token.get());
         match decision {
             On401::Refuse => return Err(self.refused(&url)),
             On401::Invalidate => {
-                self.manager.invalidate(&token);
+                self.manager.invalidate(token);
             }
             On401::Retry => {}
         }
@@ -209,7 +214,7 @@ impl Middleware for AuthMiddleware {
             return Ok(response);
         };
         let fresh = match self.manager.token().await {
-            Ok(fresh) if fresh.generation() != token.generation() => fresh,
+            Ok(fresh) if fresh.id() != token => fresh,
             Ok(_) => return Ok(response),
             Err(e) => {
                 tracing::warn!(key = %self.manager.key(), error = %e, "401 and no new token; returning the 401");
@@ -223,15 +228,17 @@ impl Middleware for AuthMiddleware {
         retry
             .headers_mut()
             .insert(AUTHORIZATION, fresh.header_value().clone());
+        let fresh_generation = fresh.generation();
+        drop(fresh);
         let response = next.run(retry, extensions).await?;
         if !self.is_api(response.url()) {
             return Ok(response);
         }
         if response.status() != StatusCode::UNAUTHORIZED {
-            self.rejections().on_success(fresh.generation());
+            self.rejections().on_success(fresh_generation);
             return Ok(response);
         }
-        match self.rejections().on_401(fresh.generation()) {
+        match self.rejections().on_401(fresh_generation) {
             On401::Refuse => Err(self.refused(&url)),
             // Proven by another request meanwhile: a 401 of its own, returned as is.
             On401::Invalidate | On401::Retry => Ok(response),

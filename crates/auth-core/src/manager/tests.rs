@@ -13,7 +13,6 @@ use tokio::time::{Duration, advance, sleep};
 use super::*;
 use crate::{
     ErrorKind, Fetched, StoreError, TokioClock,
-    clock::MockClock,
     source::{MockTokenSource, from_fn},
     store::{MemoryStore, MockTokenStore, StoreLock, TokenStore},
 };
@@ -258,6 +257,7 @@ async fn cooldown_is_honoured_and_nothing_is_sent_before_it_ends() {
         .returning(|_| Some(Duration::from_secs(60)));
     source.expect_name().return_const("mock".to_owned());
     source.expect_credential_expires_at().return_const(None);
+    source.expect_credential().returning(|| None);
     let store = MemoryStore::new();
     let m = manager(SharedTokenSource::new(source), store.clone());
 
@@ -357,14 +357,15 @@ async fn hundred_concurrent_401s_make_one_refresh_and_late_ones_are_ignored() {
         issuing(Duration::from_secs(3600)),
     );
     let m = manager(source, MemoryStore::new());
-    let old = Arc::new(m.token().await.unwrap());
-    let invalidated: usize = (0..100).filter(|_| m.invalidate(&old)).count();
+    // the middleware keeps the token's identity, not the guard, across its request
+    let old = m.token().await.unwrap().id();
+    let invalidated: usize = (0..100).filter(|_| m.invalidate(old)).count();
     assert_eq!(invalidated, 1);
     let new = m.token().await.unwrap();
     assert_eq!(secret_of(&new), "tok-2");
     assert_eq!(calls.load(SeqCst), 2);
     // a late 401 for the old token leaves the new one alone
-    assert!(!m.invalidate(&old));
+    assert!(!m.invalidate(old));
     let again = m.token().await.unwrap();
     assert_eq!(again.generation(), new.generation());
     assert_eq!(calls.load(SeqCst), 2);
@@ -590,31 +591,43 @@ async fn dropping_the_manager_lets_a_running_refresh_save_and_starts_nothing_new
     assert_eq!(calls.load(SeqCst), 1);
 }
 
-#[tokio::test]
-async fn wall_clock_jumps_do_not_move_monotonic_deadlines() {
-    // A mocked clock: the wall clock jumps a day ahead after the fetch, the monotonic one does not.
-    let mut clock = MockClock::new();
-    let wall_reads = Arc::new(AtomicUsize::new(0));
-    let w = wall_reads.clone();
-    clock.expect_now().returning(move || {
-        if w.fetch_add(1, SeqCst) < 2 {
-            T0
-        } else {
-            T0 + Duration::from_secs(86_400)
-        }
-    });
-    clock
-        .expect_monotonic()
-        .returning(|| MonoTime::from_nanos(5_000_000_000));
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_set_back_does_not_make_a_token_live_longer() {
+    // the monotonic deadline holds: the wall clock is set back a day, an hour passes
+    let clock = crate::ManualClock::new(T0);
     let (source, calls) = scripted(Duration::ZERO, issuing(Duration::from_secs(3600)));
     let m = TokenManager::builder(source)
-        .clock(SharedClock::new(clock))
+        .clock(SharedClock::from(clock.clone()))
         .build()
         .unwrap();
     let a = m.token().await.unwrap();
-    let b = m.token().await.unwrap();
-    assert_eq!(a.generation(), b.generation());
-    assert_eq!(calls.load(SeqCst), 1);
+    clock.step_wall(-time::Duration::days(1));
+    assert_eq!(m.token().await.unwrap().generation(), a.generation());
+    clock.advance_monotonic(Duration::from_secs(3600));
+    assert_eq!(secret_of(&m.token().await.unwrap()), "tok-2");
+    assert_eq!(calls.load(SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_past_the_stated_expiry_counts_as_expired() {
+    // the earlier of the two deadlines wins: the wall clock jumps a day ahead (an NTP step,
+    // or a suspend the monotonic clock did not see) while no monotonic time passes
+    let clock = crate::ManualClock::new(T0);
+    let (source, calls) = scripted(Duration::ZERO, issuing(Duration::from_secs(3600)));
+    let m = TokenManager::builder(source)
+        .clock(SharedClock::from(clock.clone()))
+        .build()
+        .unwrap();
+    let a = m.token().await.unwrap();
+    clock.step_wall(time::Duration::minutes(10));
+    assert_eq!(
+        m.token().await.unwrap().generation(),
+        a.generation(),
+        "a wall step inside the token's life changes nothing"
+    );
+    clock.step_wall(time::Duration::days(1));
+    assert_eq!(secret_of(&m.token().await.unwrap()), "tok-2");
+    assert_eq!(calls.load(SeqCst), 2);
 }
 
 #[tokio::test(start_paused = true)]

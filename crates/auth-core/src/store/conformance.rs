@@ -247,6 +247,11 @@ pub fn sample_entries() -> Vec<StoredEntry> {
     ));
     full.refresh = Some(SecretString::from("r3fresh \"quoted\" \\ ünïcode ✓"));
     full.cooldown_until = Some(at(60, 1));
+    full.credential = Some(
+        crate::Credential::new("kit")
+            .secret("secret", &SecretString::from("kit-credential"))
+            .fingerprint(&StoreKey::new("kit:full").expect("a valid key")),
+    );
 
     let permanent = StoredEntry::with_token(token("perm4nent", AuthScheme::Token, None));
 
@@ -285,6 +290,7 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         token,
         refresh,
         cooldown_until,
+        credential,
         version,
     } = want;
     assert_eq!(*version, got.version, "{context}: version");
@@ -308,6 +314,10 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         "{context}: refresh material"
     );
     assert_eq!(*cooldown_until, got.cooldown_until, "{context}: cool-down");
+    assert_eq!(
+        *credential, got.credential,
+        "{context}: credential fingerprint"
+    );
 }
 
 fn secret_of(entry: &StoredEntry) -> String {

@@ -350,3 +350,34 @@ async fn source_name_key_and_debug() {
         "{printed}"
     );
 }
+
+/// A stored token is tied to the login that made it: after a new login (say the old refresh
+/// token leaked), a process configured with the new one does not serve the old login's access
+/// token, still valid in the store, but fetches with the new one — one request.
+#[tokio::test]
+async fn a_new_login_takes_effect_over_a_valid_stored_token_of_the_old_one() {
+    let s = setup().await;
+    let old = s.manager.token().await.unwrap().into_owned();
+    let fresh = s.sim.login();
+    let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
+        .unwrap()
+        .with_base_url(&s.sim.base_url())
+        .unwrap();
+    let second = manager(relogged, &s.store, &s.clock, Duration::from_secs(10));
+    let before = s.sim.request_count();
+    let token = second.token().await.unwrap().into_owned();
+    assert_eq!(
+        s.sim.request_count() - before,
+        1,
+        "the old login's token is not adopted"
+    );
+    assert_eq!(sent_refresh_tokens(&s.sim).last().unwrap(), &fresh);
+    assert!(!token.same_secret(&old));
+    let stored = s.store.load(second.key()).await.unwrap().unwrap();
+    assert!(
+        stored
+            .token
+            .as_ref()
+            .is_some_and(|t: &Token| t.same_secret(&token))
+    );
+}

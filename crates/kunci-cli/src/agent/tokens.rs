@@ -162,6 +162,10 @@ impl TokenSource for Notifying {
     fn credential_expires_at(&self) -> Option<OffsetDateTime> {
         self.source.credential_expires_at()
     }
+
+    fn credential(&self) -> Option<auth_core::Credential> {
+        self.source.credential()
+    }
 }
 
 /// How often the watcher looks for a token adopted from the store (another agent refreshed).

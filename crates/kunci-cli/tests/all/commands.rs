@@ -35,6 +35,23 @@ async fn header_uses_the_token_scheme() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_static_token_is_printed_at_once_not_the_stored_one() {
+    // after a leak the operator replaces STAMPS_STATIC_TOKEN; the store still holds the old one
+    let sim = StampsSim::start().await.unwrap();
+    let mut k = Kunci::new();
+    k.env("STAMPS_BASE_URL", sim.base_url())
+        .env("STAMPS_STATIC_TOKEN", "leaked-1");
+    k.run(&["header", "stamps"]).await.expect(0);
+    k.env("STAMPS_STATIC_TOKEN", "replaced-2");
+    let run = k.run(&["header", "stamps"]).await;
+    run.expect(0);
+    assert_eq!(run.line(), "Authorization: Token replaced-2");
+    // and the store now holds the new one: a third run prints it again
+    let run = k.run(&["header", "stamps"]).await;
+    assert_eq!(run.line(), "Authorization: Token replaced-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_options_before_or_after_the_subcommand() {
     let sim = StampsSim::start().await.unwrap();
     let mut k = Kunci::new();
