@@ -586,15 +586,21 @@ mod tests {
         let grant = parse_token_response(&answer, SENT, NOW).unwrap();
         assert_eq!(
             grant.token.expires_at(),
-            Some(time::PrimitiveDateTime::MAX.assume_utc()),
-            "the correction stops at the last representable moment"
+            Some(auth_core::expiry::LATEST),
+            "the correction stops at the latest moment kunci represents"
         );
-        // With the server's clock ahead, it is moved back as usual.
+        // With the server's clock ahead, it is moved back as usual (and a moment past the
+        // latest one kunci represents still stops there).
+        answer.date = Some(SENT + Duration::from_secs(3600));
+        let grant = parse_token_response(&answer, SENT, NOW).unwrap();
+        assert_eq!(grant.token.expires_at(), Some(auth_core::expiry::LATEST));
+        let body = r#"{"accessToken":"abc","accessTokenExpiresAt":"9999-12-29T23:59:59Z"}"#;
+        let mut answer = response(200, "application/json", body);
         answer.date = Some(SENT + Duration::from_secs(3600));
         let grant = parse_token_response(&answer, SENT, NOW).unwrap();
         assert_eq!(
             grant.token.expires_at(),
-            Some(datetime!(9999-12-31 22:59:59 UTC))
+            Some(datetime!(9999-12-29 22:59:59 UTC))
         );
     }
 

@@ -367,21 +367,24 @@ pub(crate) async fn status(
     out_line(table.trim_end())
 }
 
-/// Saves the login of `profile` and drops the token entry of the account it names.
+/// Saves the login of `profile` and drops the token entry of the account it names. Returns
+/// that account's store key and the fingerprint of the credential just saved, for a token the
+/// login itself brought (an entry must carry it to be served).
 pub(crate) async fn save_login(
     ctx: &Context,
     profile: &Profile,
     store: &SharedTokenStore,
     secrets: HashMap<String, String>,
-) -> Result<StoreKey, Failure> {
+) -> Result<(StoreKey, Option<auth_core::Fingerprint>), Failure> {
     let vars = profile.variables(&secrets, &|name| std::env::var(name).ok())?;
     // For a bare provider name the environment wins over a saved login; here the values just
     // typed must be the ones checked, so they are laid over the environment's.
     let vars: HashMap<String, String> = vars.into_iter().chain(secrets.clone()).collect();
-    let (_, key) = profile
+    let (source, key) = profile
         .kind
         .source_from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
         .map_err(|e| Failure::from(e).hint("nothing was saved"))?;
+    let credential = source.credential().map(|c| c.fingerprint(&key));
     let login_key = profile.login_key()?;
     let json = serde_json::to_string(&secrets)
         .map_err(|e| Failure::new(code::OTHER, format!("cannot encode the login: {e}")))?;
@@ -397,7 +400,7 @@ pub(crate) async fn save_login(
             Ok(_) => {
                 // A token or rotated refresh token of the old login must not outlive it.
                 store.delete(&key).await.map_err(kunci::Error::from)?;
-                return Ok(key);
+                return Ok((key, credential));
             }
             Err(auth_core::StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(kunci::Error::from(e).into()),

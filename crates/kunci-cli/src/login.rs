@@ -89,7 +89,7 @@ pub(crate) async fn run(
             "nothing was entered; nothing was saved",
         ));
     }
-    let key = save_login(ctx, &profile, &store, secrets.clone()).await?;
+    let (key, _) = save_login(ctx, &profile, &store, secrets.clone()).await?;
     let mut names: Vec<&str> = secrets.keys().map(String::as_str).collect();
     names.sort_unstable();
     err_line(&format!(
@@ -148,12 +148,12 @@ async fn with_password(
         kalsel::ENV_REFRESH_TOKEN.to_owned(),
         login.refresh_token.expose_secret().to_owned(),
     )]);
-    let key = save_login(ctx, profile, &store, secrets).await?;
-    // Best effort: without it the next command refreshes once.
-    if let Err(e) = store
-        .save(&key, &StoredEntry::with_token(login.access_token), 0)
-        .await
-    {
+    let (key, credential) = save_login(ctx, profile, &store, secrets).await?;
+    // Best effort: without it the next command refreshes once. It carries the login's
+    // credential fingerprint, as a manager's own save would, or it would not be served.
+    let mut entry = StoredEntry::with_token(login.access_token);
+    entry.credential = credential;
+    if let Err(e) = store.save(&key, &entry, 0).await {
         tracing::info!(key = %key, error = %e, "the login's access token was not stored");
     }
     let until = login

@@ -358,6 +358,8 @@ async fn source_name_key_and_debug() {
 async fn a_new_login_takes_effect_over_a_valid_stored_token_of_the_old_one() {
     let s = setup().await;
     let old = s.manager.token().await.unwrap().into_owned();
+    // a minute later (a login in the same second would make the same JWT)
+    s.clock.advance(Duration::from_secs(60));
     let fresh = s.sim.login();
     let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
         .unwrap()
