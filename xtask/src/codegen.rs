@@ -234,10 +234,12 @@ fn env_cargo() -> String {
 fn features(providers: &[Provider]) -> String {
     let mut s = format!("# {PREAMBLE}\n");
     let ids: Vec<String> = providers.iter().map(|p| format!("\"{}\"", p.id)).collect();
-    let _ = writeln!(s, "default = [{}]", ids.join(", "));
+    let _ = writeln!(s, "default = [\"ring\", {}]", ids.join(", "));
     for p in providers {
         let _ = writeln!(s, "{} = [\"dep:{}\"]", p.id, p.package);
     }
+    // Provider crates are depended on without their default features (their `ring`), so that
+    // the facade's own `ring` / `aws-lc-rs` choice is the only one compiled in.
     s
 }
 
@@ -251,7 +253,7 @@ fn dependencies(providers: &[Provider]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{} = {{ path = \"../{rel}\", version = \"0.1.0\", optional = true }}",
+            "{} = {{ path = \"../{rel}\", version = \"0.1.0\", optional = true, default-features = false }}",
             p.package
         );
     }

@@ -88,6 +88,12 @@ license.workspace = true
 repository.workspace = true
 publish.workspace = true
 
+[features]
+default = ["ring"]
+## The TLS crypto of the HTTP exchange: *ring* (default) or AWS-LC; see auth-core's features.
+ring = ["auth-core/ring"]
+aws-lc-rs = ["auth-core/aws-lc-rs"]
+
 [dependencies]
 async-trait.workspace = true
 auth-core = { workspace = true, features = ["http"] }

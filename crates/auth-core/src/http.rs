@@ -292,7 +292,32 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// Makes sure rustls has a process-wide crypto provider before reqwest builds a client (it
+/// reads the default and would panic without one): a provider the program installed wins;
+/// otherwise the one this build compiled in (feature `aws-lc-rs`, else `ring`) is installed.
+fn ensure_crypto_provider() -> Result<(), Error> {
+    if rustls::crypto::CryptoProvider::get_default().is_some() {
+        return Ok(());
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = Some(rustls::crypto::aws_lc_rs::default_provider());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = Some(rustls::crypto::ring::default_provider());
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    let provider: Option<rustls::crypto::CryptoProvider> = None;
+    let Some(provider) = provider else {
+        return Err(Error::configuration(
+            "no TLS crypto provider: enable the `ring` or `aws-lc-rs` feature of kunci (or of \
+             the provider crate), or install a rustls CryptoProvider before building a client",
+        ));
+    };
+    // Another thread may have installed one meanwhile; either is fine.
+    let _ = provider.install_default();
+    Ok(())
+}
+
 fn build_client(config: &HttpConfig, proxies: bool) -> Result<reqwest::Client, Error> {
+    ensure_crypto_provider()?;
     let mut builder = reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .timeout(config.timeout)
