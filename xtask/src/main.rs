@@ -148,6 +148,35 @@ fn features() -> Result<()> {
             ],
         )?;
     }
+    one_tls_stack()
+}
+
+/// Exactly one TLS crypto stack is compiled in: *ring* by default, AWS-LC alone when chosen.
+fn one_tls_stack() -> Result<()> {
+    for (features, absent) in [("", "aws-lc-rs"), ("aws-lc-rs,stamps", "ring")] {
+        let mut args = vec!["tree", "-p", "kunci", "-e", "normal", "-i", absent];
+        if !features.is_empty() {
+            args.extend(["--no-default-features", "--features", features]);
+        }
+        let output = Command::new("cargo")
+            .args(&args)
+            .output()
+            .context("running cargo tree")?;
+        let found = String::from_utf8_lossy(&output.stdout);
+        let errors = String::from_utf8_lossy(&output.stderr);
+        if found.lines().any(|l| l.starts_with(absent)) {
+            bail!(
+                "kunci with features [{features}] compiles {absent} beside the chosen TLS stack:\n{found}"
+            );
+        }
+        // Absent means cargo said so; any other failure (a renamed feature) is not a pass.
+        if !(errors.contains("did not match any packages") || errors.contains("nothing to print")) {
+            bail!(
+                "cargo {} did not run as expected:\n{errors}",
+                args.join(" ")
+            );
+        }
+    }
     Ok(())
 }
 
