@@ -1441,6 +1441,8 @@ fn expires_later(a: &Token, b: &Token) -> bool {
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 fn fetched_expiry(token: &Token) -> String {

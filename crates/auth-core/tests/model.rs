@@ -440,17 +440,7 @@ fn cases() -> u32 {
 
 #[test]
 fn managers_sharing_a_store_keep_every_invariant_through_random_operations() {
-    // The scripted panics are expected; keep them out of the test output.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let scripted = info
-            .payload()
-            .downcast_ref::<String>()
-            .is_some_and(|m| m.starts_with("scripted panic"));
-        if !scripted {
-            default_hook(info);
-        }
-    }));
+    auth_core::testing::silence_scripted_panics();
     let mut runner = TestRunner::new(Config {
         cases: cases(),
         failure_persistence: None,

@@ -40,17 +40,7 @@ fn policy() -> RefreshPolicy {
 
 #[test]
 fn callers_invalidations_and_background_refreshes_on_every_worker_keep_the_invariants() {
-    // The scripted panics are expected; keep them out of the test output.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let scripted = info
-            .payload()
-            .downcast_ref::<String>()
-            .is_some_and(|m| m.starts_with("scripted panic"));
-        if !scripted {
-            default_hook(info);
-        }
-    }));
+    auth_core::testing::silence_scripted_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

@@ -8,86 +8,15 @@ use std::sync::{
 
 use futures_util::FutureExt as _;
 use secrecy::{ExposeSecret, SecretString};
-use time::{OffsetDateTime, UtcOffset, macros::datetime};
-use tokio::time::{Duration, advance, sleep};
+use time::{UtcOffset, macros::datetime};
+use tokio::time::{Duration, advance};
 
-use super::*;
+use super::{test_support::*, *};
 use crate::{
-    ErrorKind, Fetched, ManualClock, StaticSource, TokenSource, TokioClock,
-    source::from_fn,
+    ErrorKind, Fetched, ManualClock, StaticSource, TokenSource,
     store::{MemoryStore, TokenStore},
     testing::{Fault, FaultyStore, StoreOp},
 };
-
-const T0: OffsetDateTime = datetime!(2026-11-22 08:00 UTC);
-
-fn token(secret: &str, issued: OffsetDateTime, lifetime: Duration) -> Token {
-    Token::bearer(
-        SecretString::from(secret.to_owned()),
-        issued,
-        Some(issued + lifetime),
-    )
-    .unwrap()
-}
-
-fn secret_of(token: &Token) -> String {
-    token.secret().expose_secret().to_owned()
-}
-
-type Script = Arc<dyn Fn(usize, &FetchRequest) -> Result<Fetched, Error> + Send + Sync>;
-
-/// A source that counts its calls, waits `latency` (tokio time) and follows `script`; the
-/// script may panic.
-fn scripted(latency: Duration, script: Script) -> (SharedTokenSource, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let source = from_fn("test", move |req: FetchRequest| {
-        let n = counter.fetch_add(1, SeqCst) + 1;
-        let script = script.clone();
-        async move {
-            sleep(latency).await;
-            script(n, &req)
-        }
-    });
-    (SharedTokenSource::new(source), calls)
-}
-
-fn issuing(lifetime: Duration) -> Script {
-    Arc::new(move |n, req| {
-        Ok(Fetched::new(token(
-            &format!("tok-{n}"),
-            req.sent_at,
-            lifetime,
-        )))
-    })
-}
-
-fn key() -> StoreKey {
-    StoreKey::new("test:default").unwrap()
-}
-
-fn manager_with(
-    source: SharedTokenSource,
-    store: impl Into<SharedTokenStore>,
-    clock: SharedClock,
-) -> TokenManager {
-    TokenManager::builder(source)
-        .store(store)
-        .clock(clock)
-        .key(key())
-        .build()
-        .unwrap()
-}
-
-fn manager(source: SharedTokenSource, store: impl Into<SharedTokenStore>) -> TokenManager {
-    manager_with(source, store, SharedClock::from(TokioClock::new(T0)))
-}
-
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
 
 // ---- 1. A panicking or cancelled refresh disables the manager forever ----
 

@@ -7,75 +7,14 @@ use std::sync::{
 
 use mockall::predicate::always;
 use secrecy::{ExposeSecret, SecretString};
-use time::{OffsetDateTime, macros::datetime};
-use tokio::time::{Duration, advance, sleep};
+use tokio::time::{Duration, advance};
 
-use super::*;
+use super::{test_support::*, *};
 use crate::{
     ErrorKind, Fetched, StoreError, TokioClock,
-    source::{MockTokenSource, from_fn},
+    source::MockTokenSource,
     store::{MemoryStore, MockTokenStore, StoreLock, TokenStore},
 };
-
-const T0: OffsetDateTime = datetime!(2026-11-22 08:00 UTC);
-
-fn token(secret: &str, issued: OffsetDateTime, lifetime: Duration) -> Token {
-    Token::bearer(
-        SecretString::from(secret.to_owned()),
-        issued,
-        Some(issued + lifetime),
-    )
-    .unwrap()
-}
-
-fn secret_of(guard: &TokenGuard) -> String {
-    guard.secret().expose_secret().to_owned()
-}
-
-/// What a scripted source should do on its n-th call (1-based).
-type Script = Arc<dyn Fn(usize, &FetchRequest) -> Result<Fetched, Error> + Send + Sync>;
-
-/// A source that counts its calls, waits `latency` (tokio time) and follows `script`.
-fn scripted(latency: Duration, script: Script) -> (SharedTokenSource, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let source = from_fn("test", move |req: FetchRequest| {
-        let n = counter.fetch_add(1, SeqCst) + 1;
-        let answer = script(n, &req);
-        async move {
-            sleep(latency).await;
-            answer
-        }
-    });
-    (SharedTokenSource::new(source), calls)
-}
-
-/// Tokens `tok-1`, `tok-2`, … living `lifetime` from the moment their request was sent.
-fn issuing(lifetime: Duration) -> Script {
-    Arc::new(move |n, req| {
-        Ok(Fetched::new(token(
-            &format!("tok-{n}"),
-            req.sent_at,
-            lifetime,
-        )))
-    })
-}
-
-fn manager(source: SharedTokenSource, store: impl Into<SharedTokenStore>) -> TokenManager {
-    TokenManager::builder(source)
-        .store(store)
-        .clock(SharedClock::from(TokioClock::new(T0)))
-        .key(StoreKey::new("test:default").unwrap())
-        .build()
-        .unwrap()
-}
-
-/// Lets spawned tasks run without moving paused time.
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn thousand_cold_callers_cause_one_fetch() {

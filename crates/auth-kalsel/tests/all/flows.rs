@@ -10,7 +10,7 @@ use auth_testkit::{Fault, kalsel::KalselSim, logs::LogCapture};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use crate::support::{REFRESH_POINT, client, clock, config, manager, setup, sim_builder};
+use crate::support::{REFRESH_POINT, Setup, client, clock, config, manager, setup, sim_builder};
 
 fn sent_refresh_tokens(sim: &KalselSim) -> Vec<String> {
     sim.requests()
@@ -311,6 +311,29 @@ async fn a_warning_is_logged_on_refreshes_within_a_day_of_the_refresh_tokens_exp
     assert!(!logs.contains(s.sim.initial_refresh_token()));
 }
 
+/// A person logs in again and a new process is configured with the new refresh token: it
+/// sends that token, in one request, and stores what it got. Returns that token.
+async fn log_in_again_and_fetch(s: &Setup) -> auth_core::OwnedToken {
+    let fresh = s.sim.login();
+    let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
+        .unwrap()
+        .with_base_url(&s.sim.base_url())
+        .unwrap();
+    let second = manager(relogged, &s.store, &s.clock, Duration::from_secs(10));
+    let before = s.sim.request_count();
+    let token = second.token().await.unwrap().into_owned();
+    assert_eq!(s.sim.request_count() - before, 1, "one request");
+    assert_eq!(sent_refresh_tokens(&s.sim).last().unwrap(), &fresh);
+    let stored = s.store.load(second.key()).await.unwrap().unwrap();
+    assert!(
+        stored
+            .token
+            .as_ref()
+            .is_some_and(|t: &Token| t.same_secret(&token))
+    );
+    token
+}
+
 /// After a refusal a person logs in again and configures the new refresh token: the next
 /// process sends it, one request.
 #[tokio::test]
@@ -319,22 +342,22 @@ async fn a_new_login_takes_effect_with_one_request() {
     s.manager.token().await.unwrap();
     s.clock.advance(Duration::from_secs(8 * 86_400));
     assert!(s.manager.token().await.is_err());
-    let fresh = s.sim.login();
-    let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
-        .unwrap()
-        .with_base_url(&s.sim.base_url())
-        .unwrap();
-    let second = manager(relogged, &s.store, &s.clock, Duration::from_secs(10));
-    let before = s.sim.request_count();
-    let token: auth_core::TokenGuard = second.token().await.unwrap();
-    assert_eq!(s.sim.request_count() - before, 1);
-    assert_eq!(sent_refresh_tokens(&s.sim).last().unwrap(), &fresh);
-    let stored = s.store.load(second.key()).await.unwrap().unwrap();
+    log_in_again_and_fetch(&s).await;
+}
+
+/// A stored token is tied to the login that made it: after a new login (say the old refresh
+/// token leaked), a process configured with the new one does not serve the old login's access
+/// token, still valid in the store, but fetches with the new one — one request.
+#[tokio::test]
+async fn a_new_login_takes_effect_over_a_valid_stored_token_of_the_old_one() {
+    let s = setup().await;
+    let old = s.manager.token().await.unwrap().into_owned();
+    // a minute later (a login in the same second would make the same JWT)
+    s.clock.advance(Duration::from_secs(60));
+    let token = log_in_again_and_fetch(&s).await;
     assert!(
-        stored
-            .token
-            .as_ref()
-            .is_some_and(|t: &Token| t.same_secret(&token))
+        !token.same_secret(&old),
+        "the old login's token is not adopted"
     );
 }
 
@@ -348,38 +371,5 @@ async fn source_name_key_and_debug() {
     assert!(
         !printed.contains(s.sim.initial_refresh_token()),
         "{printed}"
-    );
-}
-
-/// A stored token is tied to the login that made it: after a new login (say the old refresh
-/// token leaked), a process configured with the new one does not serve the old login's access
-/// token, still valid in the store, but fetches with the new one — one request.
-#[tokio::test]
-async fn a_new_login_takes_effect_over_a_valid_stored_token_of_the_old_one() {
-    let s = setup().await;
-    let old = s.manager.token().await.unwrap().into_owned();
-    // a minute later (a login in the same second would make the same JWT)
-    s.clock.advance(Duration::from_secs(60));
-    let fresh = s.sim.login();
-    let relogged = KalselConfig::new(SecretString::from(fresh.clone()))
-        .unwrap()
-        .with_base_url(&s.sim.base_url())
-        .unwrap();
-    let second = manager(relogged, &s.store, &s.clock, Duration::from_secs(10));
-    let before = s.sim.request_count();
-    let token = second.token().await.unwrap().into_owned();
-    assert_eq!(
-        s.sim.request_count() - before,
-        1,
-        "the old login's token is not adopted"
-    );
-    assert_eq!(sent_refresh_tokens(&s.sim).last().unwrap(), &fresh);
-    assert!(!token.same_secret(&old));
-    let stored = s.store.load(second.key()).await.unwrap().unwrap();
-    assert!(
-        stored
-            .token
-            .as_ref()
-            .is_some_and(|t: &Token| t.same_secret(&token))
     );
 }
