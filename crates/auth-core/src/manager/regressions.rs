@@ -544,17 +544,7 @@ async fn after_a_suspend_into_its_window_a_token_is_refreshed_ahead() {
 async fn a_background_refresh_never_readopts_the_managers_own_token() {
     for seed in 0..16 {
         fastrand::seed(seed);
-        let script: Script = Arc::new(|n, req| {
-            if n == 1 {
-                Ok(Fetched::new(token(
-                    "tok-1",
-                    req.sent_at,
-                    Duration::from_secs(100),
-                )))
-            } else {
-                Err(Error::transient("down"))
-            }
-        });
+        let script = one_token_then(Error::transient("down"));
         let (source, _) = scripted(Duration::ZERO, script);
         let m = manager(source, MemoryStore::new());
         let first = m.token().await.unwrap();

@@ -87,3 +87,18 @@ pub(super) async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// `tok-1` living 100 s on the first call, then `error` on every later one.
+pub(super) fn one_token_then(error: Error) -> Script {
+    Arc::new(move |n, req| {
+        if n == 1 {
+            Ok(Fetched::new(token(
+                "tok-1",
+                req.sent_at,
+                Duration::from_secs(100),
+            )))
+        } else {
+            Err(error.clone())
+        }
+    })
+}

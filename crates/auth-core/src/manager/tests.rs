@@ -152,17 +152,7 @@ async fn failed_background_refresh_keeps_serving_and_backs_off() {
 
 #[tokio::test(start_paused = true)]
 async fn after_expiry_callers_get_the_typed_error() {
-    let script: Script = Arc::new(|n, req| {
-        if n == 1 {
-            Ok(Fetched::new(token(
-                "tok-1",
-                req.sent_at,
-                Duration::from_secs(100),
-            )))
-        } else {
-            Err(Error::reauthentication_required("refresh token rejected"))
-        }
-    });
+    let script = one_token_then(Error::reauthentication_required("refresh token rejected"));
     let (source, _calls) = scripted(Duration::ZERO, script);
     let m = manager(source, MemoryStore::new());
     m.token().await.unwrap();
