@@ -472,7 +472,8 @@ struct Inner {
     invalidation_epoch: AtomicU64,
     /// A fetched entry whose save failed; it may hold the only valid refresh material, so the
     /// next refresh settles it before anything else.
-    pending: Mutex<Option<Pending>>,
+    /// Boxed: it is rare, and inline it would be a third of an idle manager's memory.
+    pending: Mutex<Option<Box<Pending>>>,
     /// A stored cool-down found beyond `max_cooldown`, and the moment it was cut to.
     capped_cooldown: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
     counters: Counters,
@@ -1398,13 +1399,13 @@ impl Inner {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
-                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
+                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Pending {
                     entry: new_entry,
                     based_on: version,
                     used: held,
                     token: fetched.token,
                     deadlines,
-                });
+                }));
                 return Err(Failed::attempt(e));
             }
             Err(e) => {
