@@ -28,8 +28,8 @@ use std::{
 
 use arc_swap::ArcSwap;
 use auth_core::{
-    AccountSpec, Budget, Fetched, MemoryStore, MonoTime, RefreshPolicy, SharedClock,
-    StoreKey, StoredEntry, Token, TokenManager, TokenPool, TokenStore as _, TokioClock,
+    AccountSpec, Budget, Fetched, MemoryStore, MonoTime, RefreshPolicy, SharedClock, StoreKey,
+    StoredEntry, Token, TokenManager, TokenPool, TokenStore as _, TokioClock,
     source::from_fn,
     time::{OffsetDateTime, macros::datetime},
 };
@@ -59,7 +59,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

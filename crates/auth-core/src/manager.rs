@@ -369,8 +369,12 @@ const STRIPES: usize = 16;
 /// account (a pool holds thousands of managers, and 16 stripes of 128 bytes each would be most
 /// of an idle account's memory).
 struct StripedCounter {
+    /// The one counter of a compact manager, beside the manager's other fields (no separate
+    /// allocation, so a pool's warm path reads no extra cache line).
+    local: AtomicU64,
+    /// Empty for a compact manager.
     stripes: Box<[Padded]>,
-    /// `stripes.len() - 1` (a power of two's mask).
+    /// `stripes.len() - 1` (a power of two's mask); 0 when there are none.
     mask: usize,
 }
 
@@ -399,10 +403,18 @@ fn stripe_index() -> usize {
 }
 
 impl StripedCounter {
-    /// `stripes` rounded up to a power of two.
+    /// `stripes` rounded up to a power of two; 0 or 1: the one inline counter.
     fn with_stripes(stripes: usize) -> Self {
-        let stripes = stripes.clamp(1, STRIPES).next_power_of_two();
+        if stripes <= 1 {
+            return Self {
+                local: AtomicU64::new(0),
+                stripes: Box::new([]),
+                mask: 0,
+            };
+        }
+        let stripes = stripes.min(STRIPES).next_power_of_two();
         Self {
+            local: AtomicU64::new(0),
             stripes: (0..stripes).map(|_| Padded::default()).collect(),
             mask: stripes - 1,
         }
@@ -415,9 +427,10 @@ impl StripedCounter {
     /// call.
     #[inline]
     fn increment(&self) {
-        let Some(Padded(cell)) = self.stripes.get(stripe_index() & self.mask) else {
-            return;
-        };
+        let cell = self
+            .stripes
+            .get(stripe_index() & self.mask)
+            .map_or(&self.local, |stripe| &stripe.0);
         cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
@@ -428,7 +441,7 @@ impl StripedCounter {
         self.stripes
             .iter()
             .map(|p| p.0.load(Ordering::Relaxed))
-            .sum()
+            .fold(self.local.load(Ordering::Relaxed), u64::wrapping_add)
     }
 }
 
@@ -819,6 +832,11 @@ impl TokenManager {
             drop(flight.await);
         }
         self.next_refresh_in()
+    }
+
+    /// Whether both are clones of one manager.
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Whether dropping this manager now would lose more than a cache: a refresh in flight,
@@ -1399,13 +1417,14 @@ impl Inner {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
-                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Pending {
-                    entry: new_entry,
-                    based_on: version,
-                    used: held,
-                    token: fetched.token,
-                    deadlines,
-                }));
+                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Box::new(Pending {
+                        entry: new_entry,
+                        based_on: version,
+                        used: held,
+                        token: fetched.token,
+                        deadlines,
+                    }));
                 return Err(Failed::attempt(e));
             }
             Err(e) => {
