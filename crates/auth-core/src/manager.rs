@@ -365,25 +365,6 @@ struct Padded(AtomicU64);
 
 const STRIPES: usize = 16;
 
-/// The stripes of a hit counter: [`STRIPES`] for a manager of its own, one for a pooled
-/// account (a pool holds thousands of managers, and 16 stripes of 128 bytes each would be most
-/// of an idle account's memory).
-struct StripedCounter {
-    /// The one counter of a compact manager, beside the manager's other fields (no separate
-    /// allocation, so a pool's warm path reads no extra cache line).
-    local: AtomicU64,
-    /// Empty for a compact manager.
-    stripes: Box<[Padded]>,
-    /// `stripes.len() - 1` (a power of two's mask); 0 when there are none.
-    mask: usize,
-}
-
-impl Default for StripedCounter {
-    fn default() -> Self {
-        Self::with_stripes(STRIPES)
-    }
-}
-
 #[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -402,21 +383,33 @@ fn stripe_index() -> usize {
     })
 }
 
+/// The stripes of a hit counter: [`STRIPES`] for a manager of its own; none for a pooled
+/// account, whose hits the pool counts once for all its accounts (a write to each account's
+/// memory on every call would cost the pool's warm path a cache line, and 16 stripes of 128
+/// bytes each would be most of an idle account's memory).
+pub(crate) struct StripedCounter {
+    /// Empty: nothing is counted.
+    stripes: Box<[Padded]>,
+    /// `stripes.len() - 1` (a power of two's mask).
+    mask: usize,
+}
+
+impl Default for StripedCounter {
+    fn default() -> Self {
+        Self::with_stripes(STRIPES)
+    }
+}
+
 impl StripedCounter {
-    /// `stripes` rounded up to a power of two; 0 or 1: the one inline counter.
-    fn with_stripes(stripes: usize) -> Self {
-        if stripes <= 1 {
-            return Self {
-                local: AtomicU64::new(0),
-                stripes: Box::new([]),
-                mask: 0,
-            };
-        }
-        let stripes = stripes.min(STRIPES).next_power_of_two();
+    /// `stripes` (at most [`STRIPES`]) rounded up to a power of two; 0: counts nothing.
+    pub(crate) fn with_stripes(stripes: usize) -> Self {
+        let stripes = match stripes {
+            0 => 0,
+            n => n.min(STRIPES).next_power_of_two(),
+        };
         Self {
-            local: AtomicU64::new(0),
             stripes: (0..stripes).map(|_| Padded::default()).collect(),
-            mask: stripes - 1,
+            mask: stripes.saturating_sub(1),
         }
     }
 
@@ -426,22 +419,20 @@ impl StripedCounter {
     /// occasionally lose an increment. A statistic is not worth a locked instruction on every
     /// call.
     #[inline]
-    fn increment(&self) {
-        let cell = self
-            .stripes
-            .get(stripe_index() & self.mask)
-            .map_or(&self.local, |stripe| &stripe.0);
-        cell.store(
-            cell.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+    pub(crate) fn increment(&self) {
+        if let Some(Padded(cell)) = self.stripes.get(stripe_index() & self.mask) {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
     }
 
-    fn sum(&self) -> u64 {
+    pub(crate) fn sum(&self) -> u64 {
         self.stripes
             .iter()
             .map(|p| p.0.load(Ordering::Relaxed))
-            .fold(self.local.load(Ordering::Relaxed), u64::wrapping_add)
+            .sum()
     }
 }
 
@@ -521,14 +512,14 @@ pub struct TokenManagerBuilder {
     clock: Option<SharedClock>,
     policy: RefreshPolicy,
     key: Option<StoreKey>,
-    /// One hit-counter stripe instead of [`STRIPES`] (the token pool's accounts).
+    /// No hit counter (the token pool's accounts).
     compact: bool,
 }
 
 impl TokenManagerBuilder {
-    /// One hit-counter stripe instead of sixteen: ~2 KiB less per manager, at the price of an
-    /// approximate `cache_hits` when several threads hit the same manager at once. For the
-    /// token pool, which holds thousands of managers.
+    /// No hit counter (`Stats::cache_hits` stays 0): ~2 KiB less per manager and no write on
+    /// the warm path. For the token pool, which holds thousands of managers and counts their
+    /// hits itself.
     #[must_use]
     pub(crate) fn compact(mut self) -> Self {
         self.compact = true;
@@ -591,7 +582,7 @@ impl TokenManagerBuilder {
                 pending: Mutex::new(None),
                 capped_cooldown: Mutex::new(None),
                 counters: Counters {
-                    hits: StripedCounter::with_stripes(if self.compact { 1 } else { STRIPES }),
+                    hits: StripedCounter::with_stripes(if self.compact { 0 } else { STRIPES }),
                     ..Counters::default()
                 },
             }),

@@ -49,7 +49,7 @@ use crate::{
     clock::{MonoTime, SharedClock},
     credential::Credential,
     error::Error,
-    manager::{Stats, TokenGuard, TokenId, TokenManager},
+    manager::{Stats, StripedCounter, TokenGuard, TokenId, TokenManager},
     policy::RefreshPolicy,
     source::{FetchRequest, Fetched, SharedTokenSource, TokenSource},
     store::{MemoryStore, SharedTokenStore, StoreKey},
@@ -137,9 +137,11 @@ pub struct PoolStats {
     /// Requests the gate refused: the concurrency slots or the budget stayed taken longer than
     /// `max_queue_wait`.
     pub refused: u64,
-    /// The counters of every account, live and evicted, summed (`cache_hits`, `fetches`,
-    /// `adopted`, `failures`, `rejected`, `invalidations`; `pending_save` when any live
-    /// account has one). Per-token fields (`time_to_expiry`, ...) are `None`.
+    /// The counters of every account, live and evicted, summed (`fetches`, `adopted`,
+    /// `failures`, `rejected`, `invalidations`; `pending_save` when any live account has one),
+    /// and `cache_hits`, which the pool counts for all accounts at once (approximate when more
+    /// than 16 threads call at the same moment). Per-token fields (`time_to_expiry`, ...) are
+    /// `None`.
     pub totals: Stats,
 }
 
@@ -342,6 +344,8 @@ struct PoolInner<K> {
     evicted: AtomicU64,
     /// The counters of evicted accounts, so totals survive eviction.
     retired: Mutex<Stats>,
+    /// Calls answered from the cache, for all accounts (per-thread stripes).
+    hits: StripedCounter,
 }
 
 impl<K> Drop for PoolInner<K> {
@@ -554,6 +558,7 @@ impl<K> TokenPoolBuilder<K> {
                 created: AtomicU64::new(0),
                 evicted: AtomicU64::new(0),
                 retired: Mutex::new(Stats::default()),
+                hits: StripedCounter::default(),
             }),
         })
     }
@@ -609,7 +614,9 @@ where
         let accounts = inner.accounts.pin();
         let account = accounts.get(key)?;
         account.touch(mono);
-        account.manager.warm_at(mono, wall)
+        let token = account.manager.warm_at(mono, wall)?;
+        inner.hits.increment();
+        Some(token)
     }
 
     #[cold]
@@ -635,7 +642,9 @@ where
         })
     }
 
-    /// The stats of `key`'s account while it is live (`None`: not in memory).
+    /// The stats of `key`'s account while it is live (`None`: not in memory). Its
+    /// `cache_hits` is 0: the pool counts hits once for all accounts ([`PoolStats::totals`]),
+    /// so a warm call writes nothing to the account's memory.
     pub fn stats(&self, key: &K) -> Option<Stats> {
         self.inner
             .accounts
@@ -665,6 +674,7 @@ where
             add_counters(&mut totals, &stats);
             totals.pending_save |= stats.pending_save;
         }
+        totals.cache_hits = inner.hits.sum();
         PoolStats {
             live_accounts: accounts.len(),
             created: inner.created.load(Ordering::Relaxed),
