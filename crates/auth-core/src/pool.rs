@@ -918,7 +918,8 @@ where
         Some(at.saturating_duration_since(self.clock.monotonic()))
     }
 
-    /// Starts the one scheduler task on the caller's runtime, once.
+    /// Starts the one scheduler task on the caller's runtime, once (again if the runtime it ran
+    /// on shut down).
     fn start_scheduler(self: &Arc<Self>) {
         if !self.scheduler_enabled {
             return;
@@ -927,7 +928,8 @@ where
             .scheduler
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if task.is_some() {
+        // a scheduler whose runtime shut down is started again on the caller's
+        if task.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -361,6 +361,34 @@ fn max_in_window(times: &[Duration], len: Duration) -> usize {
     max
 }
 
+#[test]
+fn the_scheduler_starts_again_on_a_new_runtime_when_its_runtime_shut_down() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let first = paused();
+    let (pool, upstream) = first.block_on(async {
+        let clock = SharedClock::from(TokioClock::new(T0));
+        let upstream = Upstream::new(2, clock.clone(), Duration::from_secs(3600), Duration::ZERO);
+        let pool = pool_of(&upstream, MemoryStore::new(), clock)
+            .build()
+            .unwrap();
+        pool.token(&0).await.unwrap();
+        (pool, upstream)
+    });
+    drop(first);
+    paused().block_on(async {
+        pool.token(&1).await.unwrap();
+        // no caller: only a running scheduler refreshes key 1 before its token expires
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(upstream.calls(1), 2);
+    });
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_invalidated_key_refreshes_once_and_other_keys_are_untouched() {
     let clock = SharedClock::from(TokioClock::new(T0));
