@@ -36,6 +36,14 @@ const SUITES: &[Suite] = &[
         derive: derive_core,
     },
     Suite {
+        name: "pool",
+        package: "auth-core",
+        bench: "pool",
+        features: "",
+        groups: &["pool_warm"],
+        derive: derive_pool,
+    },
+    Suite {
         name: "store",
         package: "auth-store",
         bench: "store",
@@ -600,6 +608,32 @@ fn derive_core(est: &BTreeMap<String, Estimate>) -> Vec<String> {
     }
     if let Some(ns) = get("stampede/cold_10000_callers_50ms_upstream") {
         out.push(format!("stampede: the last of 10,000 cold callers had its token after {} = **{:.2}x** the 50 ms upstream latency (target < 1.5x)", human(ns), ns / 50e6));
+    }
+    out
+}
+
+fn derive_pool(est: &BTreeMap<String, Estimate>) -> Vec<String> {
+    let mut out = Vec::new();
+    let get = |id: String| est.get(&id).map(|e| e.mean_ns);
+    for threads in [1, 2] {
+        let Some(manager) = get(format!("pool_warm/manager_token/{threads}")) else {
+            continue;
+        };
+        for keys in ["10", "10000", "100000"] {
+            if let (Some(pool), Some(map)) = (
+                get(format!("pool_warm/pool_token/{keys}_keys/{threads}")),
+                get(format!("pool_warm/map_get/{keys}_keys/{threads}")),
+            ) {
+                out.push(format!(
+                    "{keys} keys, {threads} thread(s): warm `pool.token(&key)` {} = **{:.2}x** the map lookup plus a lone manager's warm path ({} + {}; target within 2x), {:.2}x the map lookup alone",
+                    human(pool),
+                    pool / (map + manager),
+                    human(map),
+                    human(manager),
+                    pool / map
+                ));
+            }
+        }
     }
     out
 }

@@ -1,5 +1,6 @@
 //! The provider-agnostic heart of kunci: tokens, expiry logic, the traits every provider and
-//! store implements, and the [`TokenManager`] that caches and refreshes tokens.
+//! store implements, the [`TokenManager`] that caches and refreshes tokens, and the
+//! [`TokenPool`] that holds many accounts' managers under one scheduler.
 //!
 //! ```
 //! use auth_core::{Fetched, Token, TokenManager, source};
@@ -34,6 +35,7 @@ pub mod http;
 pub mod jwt;
 pub mod manager;
 pub mod policy;
+pub mod pool;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
@@ -49,6 +51,7 @@ pub use manager::{
     KeepFresh, OwnedToken, Stats, TokenGuard, TokenId, TokenManager, TokenManagerBuilder,
 };
 pub use policy::{Deadlines, Freshness, RefreshPolicy};
+pub use pool::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
 pub use store::{
     MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,

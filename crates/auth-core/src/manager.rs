@@ -365,9 +365,6 @@ struct Padded(AtomicU64);
 
 const STRIPES: usize = 16;
 
-#[derive(Default)]
-struct StripedCounter([Padded; STRIPES]);
-
 #[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -386,23 +383,56 @@ fn stripe_index() -> usize {
     })
 }
 
+/// The stripes of a hit counter: [`STRIPES`] for a manager of its own; none for a pooled
+/// account, whose hits the pool counts once for all its accounts (a write to each account's
+/// memory on every call would cost the pool's warm path a cache line, and 16 stripes of 128
+/// bytes each would be most of an idle account's memory).
+pub(crate) struct StripedCounter {
+    /// Empty: nothing is counted.
+    stripes: Box<[Padded]>,
+    /// `stripes.len() - 1` (a power of two's mask).
+    mask: usize,
+}
+
+impl Default for StripedCounter {
+    fn default() -> Self {
+        Self::with_stripes(STRIPES)
+    }
+}
+
 impl StripedCounter {
+    /// `stripes` (at most [`STRIPES`]) rounded up to a power of two; 0: counts nothing.
+    pub(crate) fn with_stripes(stripes: usize) -> Self {
+        let stripes = match stripes {
+            0 => 0,
+            n => n.min(STRIPES).next_power_of_two(),
+        };
+        Self {
+            stripes: (0..stripes).map(|_| Padded::default()).collect(),
+            mask: stripes.saturating_sub(1),
+        }
+    }
+
     /// Counts one hit on this thread's stripe with a plain load and store, not a locked
     /// read-modify-write: a stripe belongs to one thread while at most [`STRIPES`] threads call
     /// concurrently, so the count is exact then; beyond that, two threads sharing a stripe can
     /// occasionally lose an increment. A statistic is not worth a locked instruction on every
     /// call.
     #[inline]
-    fn increment(&self) {
-        let cell = &self.0[stripe_index()].0;
-        cell.store(
-            cell.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+    pub(crate) fn increment(&self) {
+        if let Some(Padded(cell)) = self.stripes.get(stripe_index() & self.mask) {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
     }
 
-    fn sum(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|p| p.0.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -446,7 +476,8 @@ struct Inner {
     invalidation_epoch: AtomicU64,
     /// A fetched entry whose save failed; it may hold the only valid refresh material, so the
     /// next refresh settles it before anything else.
-    pending: Mutex<Option<Pending>>,
+    /// Boxed: it is rare, and inline it would be a third of an idle manager's memory.
+    pending: Mutex<Option<Box<Pending>>>,
     /// A stored cool-down found beyond `max_cooldown`, and the moment it was cut to.
     capped_cooldown: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
     counters: Counters,
@@ -481,9 +512,20 @@ pub struct TokenManagerBuilder {
     clock: Option<SharedClock>,
     policy: RefreshPolicy,
     key: Option<StoreKey>,
+    /// No hit counter (the token pool's accounts).
+    compact: bool,
 }
 
 impl TokenManagerBuilder {
+    /// No hit counter (`Stats::cache_hits` stays 0): ~2 KiB less per manager and no write on
+    /// the warm path. For the token pool, which holds thousands of managers and counts their
+    /// hits itself.
+    #[must_use]
+    pub(crate) fn compact(mut self) -> Self {
+        self.compact = true;
+        self
+    }
+
     /// The store (default: a fresh [`MemoryStore`]).
     #[must_use]
     pub fn store(mut self, store: impl Into<SharedTokenStore>) -> Self {
@@ -539,7 +581,10 @@ impl TokenManagerBuilder {
                 invalidation_epoch: AtomicU64::new(0),
                 pending: Mutex::new(None),
                 capped_cooldown: Mutex::new(None),
-                counters: Counters::default(),
+                counters: Counters {
+                    hits: StripedCounter::with_stripes(if self.compact { 0 } else { STRIPES }),
+                    ..Counters::default()
+                },
             }),
         })
     }
@@ -554,6 +599,7 @@ impl TokenManager {
             clock: None,
             policy: RefreshPolicy::default(),
             key: None,
+            compact: false,
         }
     }
 
@@ -721,6 +767,86 @@ impl TokenManager {
     /// (`None` when the source declares no credential).
     pub fn credential_fingerprint(&self) -> Option<&Fingerprint> {
         self.inner.fingerprint()
+    }
+}
+
+/// Hooks for the token pool (`crate::pool`): its warm path, its one scheduler and its eviction.
+impl TokenManager {
+    /// The warm half of [`TokenManager::token`] at a clock reading the caller took: the cached
+    /// token when it is fresh or expiring (then starting refresh-ahead, as `token()` does),
+    /// `None` when a caller would have to wait for a refresh.
+    #[inline]
+    pub(crate) fn warm_at(&self, mono: MonoTime, wall: WallTime) -> Option<TokenGuard> {
+        let inner = &self.inner;
+        let cached = inner.current.load();
+        match cached.deadlines.freshness_at(mono, wall) {
+            Freshness::Fresh => {
+                inner.counters.hits.increment();
+                Some(TokenGuard(cached))
+            }
+            Freshness::Expiring => {
+                inner.counters.hits.increment();
+                inner.refresh_ahead(mono);
+                Some(TokenGuard(cached))
+            }
+            Freshness::Expired => None,
+        }
+    }
+
+    /// How long until this manager wants a refresh without a caller: the cached token's
+    /// refresh point, pushed back by a back-off, a cool-down or the damping interval; zero when
+    /// one is due now. `None` when nothing was ever cached or the token is permanent.
+    pub(crate) fn next_refresh_in(&self) -> Option<Duration> {
+        let inner = &self.inner;
+        let (mono, wall) = (inner.clock.monotonic(), inner.clock.wall());
+        let cached = inner.current.load();
+        if cached.placeholder {
+            return None;
+        }
+        let due = cached.deadlines.time_to_refresh(mono, wall)?;
+        let held_back = MonoTime::from_nanos(inner.ahead_not_before.load(Ordering::Acquire))
+            .saturating_duration_since(mono);
+        let failing = inner.failure.load().as_ref().map_or(Duration::ZERO, |f| {
+            f.not_before.saturating_duration_since(mono)
+        });
+        Some(due.max(held_back).max(failing))
+    }
+
+    /// For the pool's scheduler: when a refresh is due, runs one (joining the one in flight)
+    /// and waits for it; then answers [`TokenManager::next_refresh_in`]. Outside a tokio
+    /// runtime nothing starts.
+    pub(crate) async fn refresh_when_due(&self) -> Option<Duration> {
+        if self.next_refresh_in()?.is_zero()
+            && let Ok(flight) = self.inner.start_flight()
+        {
+            // The outcome is recorded by the flight itself (failure, back-off, cool-down).
+            drop(flight.await);
+        }
+        self.next_refresh_in()
+    }
+
+    /// Whether both are clones of one manager.
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether dropping this manager now would lose more than a cache: a refresh in flight,
+    /// a fetched entry whose save failed (it may hold the only valid refresh material), or a
+    /// back-off or cool-down in force (a new manager would not know of a back-off).
+    pub(crate) fn is_busy(&self) -> bool {
+        let inner = &self.inner;
+        let mono = inner.clock.monotonic();
+        inner.refreshing.load(Ordering::Acquire)
+            || inner
+                .failure
+                .load()
+                .as_ref()
+                .is_some_and(|f| f.not_before > mono)
+            || inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
     }
 }
 
@@ -1282,13 +1408,14 @@ impl Inner {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
-                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
-                    entry: new_entry,
-                    based_on: version,
-                    used: held,
-                    token: fetched.token,
-                    deadlines,
-                });
+                *self.pending.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Box::new(Pending {
+                        entry: new_entry,
+                        based_on: version,
+                        used: held,
+                        token: fetched.token,
+                        deadlines,
+                    }));
                 return Err(Failed::attempt(e));
             }
             Err(e) => {

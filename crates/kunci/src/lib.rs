@@ -32,6 +32,8 @@ pub mod providers;
 pub mod store;
 
 pub use auth_core::http::{EnvProvider, HttpConfig};
+/// Many accounts of one provider in one process (see `docs/pool.md`).
+pub use auth_core::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
 pub use auth_core::{
     AuthScheme, Error, ErrorKind, Freshness, RefreshPolicy, SharedTokenSource, SharedTokenStore,
     Stats, StoreKey, Token, TokenGuard, TokenManager, TokenSource, TokenStore,
