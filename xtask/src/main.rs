@@ -131,9 +131,16 @@ fn features() -> Result<()> {
     let providers = codegen::read_providers(&workspace_root())?;
     let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
     sets.extend(
-        ["redis", "postgres", "middleware", "metrics", ""]
-            .into_iter()
-            .map(str::to_owned),
+        [
+            "redis",
+            "postgres",
+            "reqwest-middleware",
+            "tower",
+            "metrics",
+            "",
+        ]
+        .into_iter()
+        .map(str::to_owned),
     );
     for features in &sets {
         run(
