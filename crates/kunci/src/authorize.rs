@@ -23,6 +23,7 @@ enum Scope {
     Origins(Arc<[String]>),
     /// Every request: the client talks to one API only (a tonic channel, whose requests carry
     /// a path but no host).
+    #[cfg(feature = "tower")]
     Every,
 }
 
@@ -135,6 +136,7 @@ impl Policy {
     }
 
     /// A policy that authorizes every request (a client dedicated to one API).
+    #[cfg(feature = "tower")]
     pub(crate) fn every_request(manager: TokenManager) -> Self {
         Self::with_scope(manager, Scope::Every)
     }
@@ -150,6 +152,7 @@ impl Policy {
     /// Whether a request to `url` gets the token.
     pub(crate) fn covers_url(&self, url: &Url) -> bool {
         match &self.scope {
+            #[cfg(feature = "tower")]
             Scope::Every => true,
             Scope::Origins(origins) => origin_of(url).is_some_and(|o| origins.contains(&o)),
         }
@@ -157,6 +160,7 @@ impl Policy {
 
     /// Whether a request to `uri` gets the token: under [`Scope::Origins`], only an absolute
     /// URI whose origin is one of them (a relative one could go anywhere).
+    #[cfg(feature = "tower")]
     pub(crate) fn covers_uri(&self, uri: &http::Uri) -> bool {
         match &self.scope {
             Scope::Every => true,
@@ -261,6 +265,7 @@ pub(crate) fn origin_of(url: &Url) -> Option<String> {
 
 /// The origin of an absolute `uri` as a URL (parsed by the same rules as the configured
 /// origins, so `LOCALHOST:443` and `localhost` compare equal); `None` for a relative one.
+#[cfg(feature = "tower")]
 pub(crate) fn uri_origin(uri: &http::Uri) -> Option<Url> {
     let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
     Url::parse(&format!("{scheme}://{authority}/")).ok()
@@ -292,6 +297,7 @@ mod tests {
         assert_eq!(r.on_401(5), On401::Invalidate);
     }
 
+    #[cfg(feature = "tower")]
     #[test]
     fn a_uri_has_an_origin_only_when_it_is_absolute_and_compares_like_a_url() {
         let uri = |s: &str| s.parse::<http::Uri>().unwrap();
