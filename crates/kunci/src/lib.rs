@@ -80,10 +80,34 @@ pub mod core {
     pub use auth_core::*;
 }
 
+// The README shows every front-end: its snippets compile when they all exist (`--all-features`,
+// as `cargo xtask ci` runs the doctests).
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(
+    doctest,
+    feature = "stamps",
+    feature = "reqwest-middleware",
+    feature = "tower"
+))]
 struct ReadmeDoctests;
 
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 struct RootReadmeDoctests;
+
+// The provider pages of docs/ show setup through this facade; they compile as doctests.
+#[cfg(all(doctest, feature = "kalsel"))]
+#[doc = include_str!("../../../docs/providers/kalsel.md")]
+struct KalselPageDoctests;
+
+#[cfg(all(doctest, feature = "krmpesan"))]
+#[doc = include_str!("../../../docs/providers/krmpesan.md")]
+struct KrmPesanPageDoctests;
+
+#[cfg(all(doctest, feature = "sehatmu"))]
+#[doc = include_str!("../../../docs/providers/sehatmu.md")]
+struct SehatMuPageDoctests;
+
+#[cfg(all(doctest, feature = "stamps"))]
+#[doc = include_str!("../../../docs/providers/stamps.md")]
+struct StampsPageDoctests;
