@@ -6,6 +6,8 @@
 //!   in it), and rustdoc with warnings denied.
 //! * `test` — the whole test suite alone.
 //! * `examples` — builds and runs every example of the facade (also part of `ci`).
+//! * `package` — `cargo package` of every published crate, failing on any warning (missing
+//!   metadata) or an archive without README, CHANGELOG or licence texts (also part of `ci`).
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
 //! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
@@ -31,6 +33,7 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod codegen;
 mod conformance;
+mod package;
 mod scaffold;
 mod tidy;
 
@@ -42,6 +45,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("examples") => examples(),
+        Some("package") => package::run(),
         Some("tidy") => tidy::run(&root),
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
@@ -56,7 +60,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | examples | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
@@ -125,6 +129,7 @@ fn ci() -> Result<()> {
     if !status.success() {
         bail!("cargo doc reported warnings");
     }
+    package::run()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
