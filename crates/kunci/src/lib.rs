@@ -111,3 +111,8 @@ struct SehatMuPageDoctests;
 #[cfg(all(doctest, feature = "stamps"))]
 #[doc = include_str!("../../../docs/providers/stamps.md")]
 struct StampsPageDoctests;
+
+// The out-of-tree provider guide: its whole provider compiles and runs against a simulator.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/out-of-tree-provider.md")]
+struct OutOfTreeProviderGuideDoctests;
