@@ -319,3 +319,17 @@ fn futures_stream()
     }
     Once(false)
 }
+
+/// kunci's reqwest is built without a default rustls provider, and reqwest panics when a
+/// client is built with none installed: the middleware installs the build's own.
+#[tokio::test]
+async fn a_reqwest_client_built_after_the_middleware_has_a_crypto_provider() {
+    let h = api::start().await;
+    let auth = AuthMiddleware::new(h.manager.clone(), [h.server.base_url()]).unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(auth)
+        .build();
+    let resp = client.get(h.server.url("/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    kunci::ensure_crypto_provider().unwrap();
+}
