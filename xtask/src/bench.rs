@@ -61,7 +61,7 @@ const SUITES: &[Suite] = &[
         name: "middleware",
         package: "kunci",
         bench: "middleware",
-        features: "middleware",
+        features: "reqwest-middleware",
         groups: &["middleware"],
         derive: derive_middleware,
     },

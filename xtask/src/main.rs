@@ -5,6 +5,9 @@
 //!   suite with the real upstreams of `conformance/` running (so the conformance scenarios run
 //!   in it), and rustdoc with warnings denied.
 //! * `test` — the whole test suite alone.
+//! * `examples` — builds and runs every example of the facade (also part of `ci`).
+//! * `package` — `cargo package` of every published crate, failing on any warning (missing
+//!   metadata) or an archive without README, CHANGELOG or licence texts (also part of `ci`).
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
 //! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
@@ -30,6 +33,7 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod codegen;
 mod conformance;
+mod package;
 mod scaffold;
 mod tidy;
 
@@ -40,6 +44,8 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("test") => test(),
+        Some("examples") => examples(),
+        Some("package") => package::run(),
         Some("tidy") => tidy::run(&root),
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
@@ -54,7 +60,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
@@ -115,6 +121,7 @@ fn ci() -> Result<()> {
     // The whole suite runs with the real upstreams up, so the conformance scenarios run in it
     // (and fail there if an upstream is missing).
     conformance::with_upstreams(&workspace_root(), |env| test_with(env))?;
+    examples()?;
     let status = Command::new("cargo")
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings")
@@ -122,6 +129,7 @@ fn ci() -> Result<()> {
     if !status.success() {
         bail!("cargo doc reported warnings");
     }
+    package::run()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -131,9 +139,16 @@ fn features() -> Result<()> {
     let providers = codegen::read_providers(&workspace_root())?;
     let mut sets: Vec<String> = providers.iter().map(|p| p.id.clone()).collect();
     sets.extend(
-        ["redis", "postgres", "middleware", "metrics", ""]
-            .into_iter()
-            .map(str::to_owned),
+        [
+            "redis",
+            "postgres",
+            "reqwest-middleware",
+            "tower",
+            "metrics",
+            "",
+        ]
+        .into_iter()
+        .map(str::to_owned),
     );
     for features in &sets {
         run(
@@ -176,6 +191,71 @@ fn one_tls_stack() -> Result<()> {
                 args.join(" ")
             );
         }
+    }
+    Ok(())
+}
+
+/// The features the facade's examples are built with: the defaults (every provider, *ring*)
+/// plus the front-ends and Redis. Not `--all-features`, which would compile AWS-LC too.
+const EXAMPLE_FEATURES: &str = "reqwest-middleware,tower,redis";
+
+/// Runs every example of the facade (`crates/kunci/examples/*.rs`) and fails on a non-zero
+/// exit. They run against loopback simulators; `redis_fleet` needs `KUNCI_TEST_REDIS_URL`
+/// (skipped with a note without it, like the Redis tests).
+fn examples() -> Result<()> {
+    let dir = workspace_root().join("crates/kunci/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!("no examples found in crates/kunci/examples");
+    }
+    run(
+        "cargo",
+        &[
+            "build",
+            "-q",
+            "-p",
+            "kunci",
+            "--examples",
+            "--features",
+            EXAMPLE_FEATURES,
+        ],
+    )?;
+    let redis = env::var("KUNCI_TEST_REDIS_URL").ok();
+    for name in &names {
+        let mut env = Vec::new();
+        if name == "redis_fleet" {
+            match &redis {
+                Some(url) => env.push(("KUNCI_STORE", url.clone())),
+                None => {
+                    eprintln!(
+                        "note: KUNCI_TEST_REDIS_URL is not set; not running the redis_fleet example"
+                    );
+                    continue;
+                }
+            }
+        }
+        run_with_env(
+            "cargo",
+            &[
+                "run",
+                "-q",
+                "-p",
+                "kunci",
+                "--features",
+                EXAMPLE_FEATURES,
+                "--example",
+                name,
+            ],
+            &env,
+        )
+        .with_context(|| format!("the example `{name}` failed"))?;
     }
     Ok(())
 }

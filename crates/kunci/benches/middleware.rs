@@ -29,6 +29,8 @@ fn middleware(c: &mut Criterion) {
         .unwrap();
     let url = server.url("/resource");
 
+    // kunci's reqwest has no default crypto provider: install the build's before any client.
+    kunci::ensure_crypto_provider().unwrap();
     let plain = reqwest::Client::new();
     let source = from_fn("bench", |req: FetchRequest| async move {
         let token = Token::bearer(

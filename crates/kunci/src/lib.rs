@@ -2,10 +2,17 @@
 //! persisted and shared — behind one facade.
 //!
 //! One cargo feature per provider (all on by default; see [`providers::ProviderKind`]), plus
-//! `redis` and `postgres` (stores shared by a fleet), `middleware` ([`AuthMiddleware`] for
-//! `reqwest-middleware`) and `metrics` (Prometheus series of managers, `kunci::metrics`). With
+//! `redis` and `postgres` (stores shared by a fleet), `reqwest-middleware` (`AuthMiddleware`
+//! for reqwest-middleware 0.5 over reqwest 0.13, both re-exported), `tower`
+//! (`tower::AuthLayer` for the `http::Request`s of hyper, tonic and axum clients) and
+//! `metrics` (Prometheus series of managers, `kunci::metrics`). With
 //! `default-features = false, features = ["stamps"]` only Stamps is compiled, without Redis or
-//! PostgreSQL.
+//! PostgreSQL. The TLS crypto of the token exchange is *ring* (feature `ring`, default) or
+//! AWS-LC (feature `aws-lc-rs`).
+//!
+//! A source of your own implements [`TokenSource`] with the re-exported
+//! [`async_trait`](macro@async_trait) attribute — no dependency to add — and gets the same
+//! manager, stores and front-ends through [`ManagerBuilder::new`].
 //!
 //! ```no_run
 //! use kunci::{ManagerBuilder, providers::sehatmu::SehatMuSource};
@@ -22,14 +29,25 @@
 //! # let _ = manager; Ok(()) }
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
+mod authorize;
 mod builder;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-#[cfg(feature = "middleware")]
+#[cfg(feature = "reqwest-middleware")]
 mod middleware;
 pub mod providers;
 pub mod store;
+#[cfg(feature = "reqwest-middleware")]
+mod tls;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+/// The attribute a [`TokenSource`] (or [`TokenStore`]) implementation goes under:
+/// `#[kunci::async_trait]`, re-exported so a custom source needs no `async-trait` dependency.
+pub use async_trait::async_trait;
 
 pub use auth_core::http::{EnvProvider, HttpConfig};
 /// Many accounts of one provider in one process (see `docs/pool.md`).
@@ -44,20 +62,59 @@ pub use auth_store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "redis")]
 pub use auth_store::{RedisOptions, RedisStore};
 pub use builder::{ENV_STORE, ENV_STORE_CA, ENV_STORE_KEY, ManagerBuilder, from_env, from_lookup};
-#[cfg(feature = "middleware")]
+#[cfg(feature = "reqwest-middleware")]
 pub use middleware::AuthMiddleware;
 pub use providers::ProviderKind;
+/// reqwest 0.13, the version [`AuthMiddleware`] is built on (feature `reqwest-middleware`):
+/// build your client from this path and the versions always match.
+#[cfg(feature = "reqwest-middleware")]
+pub use reqwest;
+/// reqwest-middleware 0.5, the version [`AuthMiddleware`] implements `Middleware` of
+/// (feature `reqwest-middleware`).
+#[cfg(feature = "reqwest-middleware")]
+pub use reqwest_middleware;
 pub use store::StoreSpec;
+#[cfg(feature = "reqwest-middleware")]
+pub use tls::ensure_crypto_provider;
 
 /// The crates kunci is built from, for what the facade does not re-export.
 pub mod core {
     pub use auth_core::*;
 }
 
+// The README shows every front-end: its snippets compile when they all exist (`--all-features`,
+// as `cargo xtask ci` runs the doctests).
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(
+    doctest,
+    feature = "stamps",
+    feature = "reqwest-middleware",
+    feature = "tower"
+))]
 struct ReadmeDoctests;
 
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 struct RootReadmeDoctests;
+
+// The provider pages of docs/ show setup through this facade; they compile as doctests.
+#[cfg(all(doctest, feature = "kalsel"))]
+#[doc = include_str!("../../../docs/providers/kalsel.md")]
+struct KalselPageDoctests;
+
+#[cfg(all(doctest, feature = "krmpesan"))]
+#[doc = include_str!("../../../docs/providers/krmpesan.md")]
+struct KrmPesanPageDoctests;
+
+#[cfg(all(doctest, feature = "sehatmu"))]
+#[doc = include_str!("../../../docs/providers/sehatmu.md")]
+struct SehatMuPageDoctests;
+
+#[cfg(all(doctest, feature = "stamps"))]
+#[doc = include_str!("../../../docs/providers/stamps.md")]
+struct StampsPageDoctests;
+
+// The out-of-tree provider guide: its whole provider compiles and runs against a simulator.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/out-of-tree-provider.md")]
+struct OutOfTreeProviderGuideDoctests;

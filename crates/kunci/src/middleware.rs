@@ -1,12 +1,12 @@
 //! [`AuthMiddleware`]: puts the manager's token on the requests of a `reqwest-middleware`
-//! client that go to the API's origins (feature `middleware`).
+//! client that go to the API's origins (feature `reqwest-middleware`).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
-use auth_core::{Error, TokenManager, http::parse_base_url};
-use http::{Extensions, StatusCode, header::AUTHORIZATION};
-use reqwest::{Request, Response, Url};
+use auth_core::{Error, TokenManager};
+use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
+use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
+
+use crate::authorize::{Policy, Transport, origin_of};
 
 /// Sets `Authorization` from a [`TokenManager`] on the requests to the API origins it was
 /// given — and on no other request.
@@ -28,65 +28,12 @@ use reqwest_middleware::{Middleware, Next};
 ///   [`reqwest_middleware::Error::Middleware`]) instead of fetching again. A token that
 ///   replaces it later (by expiry, or [`TokenManager::invalidate`]) gets one chance at a time.
 ///
-/// The header value is marked sensitive and is never logged here.
+/// The header value is marked sensitive and is never logged here. The same policy, for
+/// `http::Request`s of hyper, tonic and axum clients, is
+/// [`tower::AuthLayer`](crate::tower::AuthLayer) (feature `tower`).
 #[derive(Clone, Debug)]
 pub struct AuthMiddleware {
-    manager: TokenManager,
-    /// The configured origins, as `Url::origin().ascii_serialization()`.
-    origins: Arc<[String]>,
-    rejections: Arc<Mutex<Rejections>>,
-}
-
-/// What the middleware learned from 401s, by token generation (0: none).
-#[derive(Debug, Default)]
-struct Rejections {
-    /// The newest generation this middleware invalidated after a 401.
-    invalidated: u64,
-    /// The newest generation that got an answer other than 401.
-    proven: u64,
-    /// A generation rejected right after it replaced an invalidated one.
-    rejected: u64,
-}
-
-/// What to do about a 401 for a token of some generation.
-#[derive(Debug, PartialEq, Eq)]
-enum On401 {
-    /// Invalidate it (the first 401 for this generation) and try a new token.
-    Invalidate,
-    /// Already invalidated (a late 401 for an old token): try the manager's current token.
-    Retry,
-    /// It replaced a rejected token and was rejected before proving itself: stop.
-    Refuse,
-}
-
-impl Rejections {
-    fn on_success(&mut self, generation: u64) {
-        self.proven = self.proven.max(generation);
-    }
-
-    fn on_401(&mut self, generation: u64) -> On401 {
-        if generation == self.rejected && generation != 0 {
-            return On401::Refuse;
-        }
-        // A token newer than the last one invalidated replaced it; if nothing since that
-        // invalidation has worked, the API refuses what the token endpoint issues.
-        if self.invalidated != 0 && generation > self.invalidated && self.proven <= self.invalidated
-        {
-            self.rejected = generation;
-            return On401::Refuse;
-        }
-        if generation > self.invalidated {
-            self.invalidated = generation;
-            On401::Invalidate
-        } else {
-            On401::Retry
-        }
-    }
-
-    /// Whether `generation` is known to be refused.
-    fn is_rejected(&self, generation: u64) -> bool {
-        generation != 0 && generation == self.rejected
-    }
+    policy: Policy,
 }
 
 impl AuthMiddleware {
@@ -95,12 +42,14 @@ impl AuthMiddleware {
     /// on a loopback address, without credentials, query or fragment.
     ///
     /// ```
-    /// # use auth_core::{FetchRequest, Fetched, Token, TokenManager, source};
-    /// # use secrecy::SecretString;
+    /// # use kunci::core::{FetchRequest, Fetched, Token, TokenManager, source};
+    /// # use kunci::core::secrecy::SecretString;
     /// # let source = source::from_fn("api", |r: FetchRequest| async move {
     /// #     Ok(Fetched::new(Token::bearer(SecretString::from("t"), r.sent_at, None)?))
     /// # });
     /// # let manager = TokenManager::builder(source).build()?;
+    /// use kunci::{reqwest, reqwest_middleware};
+    ///
     /// let auth = kunci::AuthMiddleware::new(manager, ["https://api.kalsel.dev"])?;
     /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
     ///     .with(auth)
@@ -108,167 +57,75 @@ impl AuthMiddleware {
     /// # Ok::<(), kunci::Error>(())
     /// ```
     ///
+    /// Build the middleware before the `reqwest::Client`: it installs the build's rustls
+    /// crypto provider ([`ensure_crypto_provider`](crate::ensure_crypto_provider)), without
+    /// which reqwest cannot build a client.
+    ///
     /// # Errors
-    /// A configuration error for an origin that is not acceptable, or when none is given.
+    /// A configuration error for an origin that is not acceptable, or when none is given; or
+    /// when no crypto provider is available.
     pub fn new<I, S>(manager: TokenManager, origins: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut parsed = Vec::new();
-        for origin in origins {
-            let url = parse_base_url(origin.as_ref()).map_err(|e| {
-                Error::configuration(format!("an API origin of AuthMiddleware: {}", e.message()))
-            })?;
-            let origin = origin_of(&url).ok_or_else(|| {
-                Error::configuration("an API origin of AuthMiddleware has no host")
-            })?;
-            if !parsed.contains(&origin) {
-                parsed.push(origin);
-            }
-        }
-        if parsed.is_empty() {
-            return Err(Error::configuration(
-                "AuthMiddleware needs the API's origin (for example https://api.example): the token is sent there and nowhere else",
-            ));
-        }
+        crate::ensure_crypto_provider()?;
         Ok(Self {
-            manager,
-            origins: parsed.into(),
-            rejections: Arc::default(),
+            policy: Policy::new(manager, origins, "AuthMiddleware")?,
         })
-    }
-
-    fn is_api(&self, url: &Url) -> bool {
-        origin_of(url).is_some_and(|o| self.origins.contains(&o))
-    }
-
-    fn rejections(&self) -> std::sync::MutexGuard<'_, Rejections> {
-        self.rejections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn refused(&self, url: &Url) -> reqwest_middleware::Error {
-        let origin = origin_of(url).unwrap_or_default();
-        tracing::error!(key = %self.manager.key(), %origin, "the API rejected a token just issued; not fetching another");
-        reqwest_middleware::Error::middleware(Error::configuration(format!(
-            "the API at {origin} rejected (401) a token for `{}` that had just replaced a rejected one: the credential is accepted by the token endpoint but not by this API (another account, environment or scope?); fix the configuration, kunci fetches no more tokens for this",
-            self.manager.key()
-        )))
     }
 }
 
-/// `scheme://host[:port]` of `url`, the port shown only when it is not the scheme's default;
-/// `None` for URLs without a host.
-fn origin_of(url: &Url) -> Option<String> {
-    let origin = url.origin();
-    origin.is_tuple().then(|| origin.ascii_serialization())
+/// One request through the rest of the middleware chain.
+struct Chain<'a> {
+    next: Next<'a>,
+    extensions: &'a mut Extensions,
+}
+
+impl Transport for Chain<'_> {
+    type Request = Request;
+    type Response = Response;
+    type Error = reqwest_middleware::Error;
+
+    fn authorize(request: &mut Request, value: HeaderValue) {
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+
+    fn try_clone(request: &Request) -> Option<Request> {
+        request.try_clone()
+    }
+
+    fn send(
+        &mut self,
+        request: Request,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send {
+        self.next.clone().run(request, self.extensions)
+    }
+
+    /// Redirects are followed by reqwest below the middleware: an answer from another origin
+    /// says nothing about the token (it was not sent there).
+    fn api_status(&self, policy: &Policy, response: &Response) -> Option<StatusCode> {
+        policy.covers_url(response.url()).then(|| response.status())
+    }
+
+    fn error(error: Error) -> reqwest_middleware::Error {
+        reqwest_middleware::Error::middleware(error)
+    }
 }
 
 #[async_trait::async_trait]
 impl Middleware for AuthMiddleware {
     async fn handle(
         &self,
-        mut req: Request,
+        req: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if !self.is_api(req.url()) {
+        if !self.policy.covers_url(req.url()) {
             return next.run(req, extensions).await;
         }
-        // Keep the token's identity, not its guard, across the request: a guard pins one of a
-        // few per-thread slots for as long as it lives.
-        let token = {
-            let guard = self
-                .manager
-                .token()
-                .await
-                .map_err(reqwest_middleware::Error::middleware)?;
-            req.headers_mut()
-                .insert(AUTHORIZATION, guard.header_value().clone());
-            guard.id()
-        };
-        let retry = req.try_clone();
-        let url = req.url().clone();
-        let response = next.clone().run(req, extensions).await?;
-        // An answer from elsewhere (after a redirect, which carried no token) says nothing
-        // about the token.
-        if !self.is_api(response.url()) {
-            return Ok(response);
-        }
-        if response.status() != StatusCode::UNAUTHORIZED {
-            self.rejections().on_success(token.get());
-            return Ok(response);
-        }
-        let decision = self.rejections().on_401(token.get());
-        match decision {
-            On401::Refuse => return Err(self.refused(&url)),
-            On401::Invalidate => {
-                self.manager.invalidate(token);
-            }
-            On401::Retry => {}
-        }
-        let Some(mut retry) = retry else {
-            tracing::debug!(key = %self.manager.key(), "401 for a request that cannot be retried (streaming body)");
-            return Ok(response);
-        };
-        let fresh = match self.manager.token().await {
-            Ok(fresh) if fresh.id() != token => fresh,
-            Ok(_) => return Ok(response),
-            Err(e) => {
-                tracing::warn!(key = %self.manager.key(), error = %e, "401 and no new token; returning the 401");
-                return Ok(response);
-            }
-        };
-        if self.rejections().is_rejected(fresh.generation()) {
-            return Err(self.refused(&url));
-        }
-        tracing::debug!(key = %self.manager.key(), "401: retrying once with a new token");
-        retry
-            .headers_mut()
-            .insert(AUTHORIZATION, fresh.header_value().clone());
-        let fresh_generation = fresh.generation();
-        drop(fresh);
-        let response = next.run(retry, extensions).await?;
-        if !self.is_api(response.url()) {
-            return Ok(response);
-        }
-        if response.status() != StatusCode::UNAUTHORIZED {
-            self.rejections().on_success(fresh_generation);
-            return Ok(response);
-        }
-        match self.rejections().on_401(fresh_generation) {
-            On401::Refuse => Err(self.refused(&url)),
-            // Proven by another request meanwhile: a 401 of its own, returned as is.
-            On401::Invalidate | On401::Retry => Ok(response),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_generation_is_invalidated_once_and_a_replacement_rejected_at_once_is_refused() {
-        let mut r = Rejections::default();
-        // Generation 1 is rejected: invalidated once; late 401s for it only retry.
-        assert_eq!(r.on_401(1), On401::Invalidate);
-        assert_eq!(r.on_401(1), On401::Retry);
-        // Its replacement is rejected before any success: refused, now and later.
-        assert_eq!(r.on_401(2), On401::Refuse);
-        assert_eq!(r.on_401(2), On401::Refuse);
-        assert!(r.is_rejected(2));
-
-        // A replacement that worked once is not "rejected at once" later.
-        let mut r = Rejections::default();
-        assert_eq!(r.on_401(1), On401::Invalidate);
-        r.on_success(2);
-        assert_eq!(r.on_401(2), On401::Invalidate);
-        assert_eq!(r.on_401(3), On401::Refuse);
-        // A token from a later refresh gets its own chance only if something worked since.
-        r.on_success(4);
-        assert_eq!(r.on_401(5), On401::Invalidate);
+        let origin = origin_of(req.url()).unwrap_or_default();
+        let mut chain = Chain { next, extensions };
+        self.policy.send(&mut chain, req, &origin).await
     }
 }

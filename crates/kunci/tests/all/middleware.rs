@@ -1,9 +1,8 @@
 //! `AuthMiddleware` against an API that demands a token it knows.
 
 use std::{
-    collections::HashSet,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering::SeqCst},
     },
     time::Duration,
@@ -16,12 +15,7 @@ use auth_testkit::{SimResponse, SimServer};
 use kunci::AuthMiddleware;
 use secrecy::SecretString;
 
-/// Tokens the API accepts; the source adds each token it issues unless told not to.
-#[derive(Clone, Default)]
-struct Api {
-    accepted: Arc<Mutex<HashSet<String>>>,
-    accept_new: Arc<std::sync::atomic::AtomicBool>,
-}
+use crate::api::{self, Api};
 
 struct Harness {
     server: SimServer,
@@ -32,45 +26,16 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let api = Api::default();
-    api.accept_new.store(true, SeqCst);
-    let accepted = api.accepted.clone();
-    let server = SimServer::start(
-        move |req: &auth_testkit::SimRequest, _ctx: &auth_testkit::SimContext| match req
-            .authorization("Bearer")
-        {
-            Some(token) if accepted.lock().unwrap().contains(token) => {
-                SimResponse::text(200, "hello")
-            }
-            _ => SimResponse::text(401, "unauthorized"),
-        },
-    )
-    .await
-    .unwrap();
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let (counter, issued_to) = (fetches.clone(), api.clone());
-    let source = from_fn("api", move |req: FetchRequest| {
-        let n = counter.fetch_add(1, SeqCst) + 1;
-        let secret = format!("tok-{n}");
-        if issued_to.accept_new.load(SeqCst) {
-            issued_to.accepted.lock().unwrap().insert(secret.clone());
-        }
-        async move {
-            let token = Token::bearer(
-                SecretString::from(secret),
-                req.sent_at,
-                Some(req.sent_at + Duration::from_secs(3600)),
-            )?;
-            Ok(Fetched::new(token))
-        }
-    });
-    let manager = TokenManager::builder(source)
-        .store(MemoryStore::new())
-        .key(StoreKey::new("api:test").unwrap())
-        .build()
-        .unwrap();
+    let api::Harness {
+        server,
+        api,
+        fetches,
+        manager,
+    } = api::start().await;
+    // The middleware first: it installs the TLS crypto provider reqwest needs.
+    let auth = AuthMiddleware::new(manager.clone(), [server.base_url()]).unwrap();
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AuthMiddleware::new(manager.clone(), [server.base_url()]).unwrap())
+        .with(auth)
         .build();
     Harness {
         server,
@@ -274,8 +239,9 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
         .key(StoreKey::new("api:redirect").unwrap())
         .build()
         .unwrap();
+    let auth = AuthMiddleware::new(manager.clone(), [api.base_url()]).unwrap();
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AuthMiddleware::new(manager.clone(), [api.base_url()]).unwrap())
+        .with(auth)
         .build();
     let resp = client.get(api.url("/start")).send().await.unwrap();
     // The API got the token; the redirect target did not, and its 401 is not taken as a
@@ -352,4 +318,18 @@ fn futures_stream()
         }
     }
     Once(false)
+}
+
+/// kunci's reqwest is built without a default rustls provider, and reqwest panics when a
+/// client is built with none installed: the middleware installs the build's own.
+#[tokio::test]
+async fn a_reqwest_client_built_after_the_middleware_has_a_crypto_provider() {
+    let h = api::start().await;
+    let auth = AuthMiddleware::new(h.manager.clone(), [h.server.base_url()]).unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(auth)
+        .build();
+    let resp = client.get(h.server.url("/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    kunci::ensure_crypto_provider().unwrap();
 }
