@@ -295,7 +295,13 @@ impl fmt::Debug for HttpClient {
 /// Makes sure rustls has a process-wide crypto provider before reqwest builds a client (it
 /// reads the default and would panic without one): a provider the program installed wins;
 /// otherwise the one this build compiled in (feature `aws-lc-rs`, else `ring`) is installed.
-fn ensure_crypto_provider() -> Result<(), Error> {
+/// Every client kunci builds calls it; call it before building a reqwest client of your own
+/// in a program whose reqwest has no default provider (kunci's is built that way).
+///
+/// # Errors
+/// A configuration error when the build has neither `ring` nor `aws-lc-rs` and the program
+/// installed no provider.
+pub fn ensure_crypto_provider() -> Result<(), Error> {
     if rustls::crypto::CryptoProvider::get_default().is_some() {
         return Ok(());
     }

@@ -71,6 +71,15 @@ use crate::{
 type FlightResult = Result<Arc<Cached>, FlightError>;
 type FlightFuture = Shared<Pin<Box<dyn std::future::Future<Output = FlightResult> + Send>>>;
 
+/// Why a flight is joined or started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// A caller without a valid token: served the cached one if it became valid meanwhile.
+    ValidToken,
+    /// A refresh ahead of expiry, after an invalidation, or by the pool's scheduler.
+    Refresh,
+}
+
 /// Token identities are unique in the process, so one manager's id never matches another's.
 static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -913,7 +922,7 @@ impl Inner {
 
     #[cold]
     async fn token_slow(self: &Arc<Self>) -> Result<TokenGuard, Error> {
-        let flight = self.start_flight()?;
+        let flight = self.join_or_start_flight(Need::ValidToken)?;
         match flight.await {
             Ok(cached) => Ok(TokenGuard(Guard::from_inner(cached))),
             Err(failed) => {
@@ -927,9 +936,26 @@ impl Inner {
 
     /// Joins the refresh in flight, or starts one on the caller's tokio runtime.
     fn start_flight(self: &Arc<Self>) -> Result<FlightFuture, Error> {
+        self.join_or_start_flight(Need::Refresh)
+    }
+
+    /// Joins the refresh in flight; when there is none, a caller that needs a valid token
+    /// (`Need::ValidToken`) is first served the cached one if it is valid now — it may have
+    /// found the cache empty just before a refresh published, and reached the slot just after
+    /// that refresh cleared it. Checked under the slot's lock: a refresh publishes before it
+    /// clears the slot, so an empty slot means its token is already visible.
+    fn join_or_start_flight(self: &Arc<Self>, need: Need) -> Result<FlightFuture, Error> {
         let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = &*slot {
             return Ok(flight.future.clone());
+        }
+        if need == Need::ValidToken {
+            let cached = self.current.load_full();
+            let now = self.now();
+            if cached.id != 0 && now.freshness(&cached.deadlines) != Freshness::Expired {
+                let ready: FlightFuture = futures_util::future::ready(Ok(cached)).boxed().shared();
+                return Ok(ready);
+            }
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::configuration(

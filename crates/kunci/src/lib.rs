@@ -40,8 +40,6 @@ pub mod metrics;
 mod middleware;
 pub mod providers;
 pub mod store;
-#[cfg(feature = "reqwest-middleware")]
-mod tls;
 #[cfg(feature = "tower")]
 pub mod tower;
 
@@ -49,6 +47,9 @@ pub mod tower;
 /// `#[kunci::async_trait]`, re-exported so a custom source needs no `async-trait` dependency.
 pub use async_trait::async_trait;
 
+/// Installs this build's rustls crypto provider unless the program installed one: call it
+/// before building a reqwest client of your own (kunci's reqwest has no default provider).
+pub use auth_core::http::ensure_crypto_provider;
 pub use auth_core::http::{EnvProvider, HttpConfig};
 /// Many accounts of one provider in one process (see `docs/pool.md`).
 pub use auth_core::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
@@ -74,8 +75,6 @@ pub use reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest_middleware;
 pub use store::StoreSpec;
-#[cfg(feature = "reqwest-middleware")]
-pub use tls::ensure_crypto_provider;
 
 /// The crates kunci is built from, for what the facade does not re-export.
 pub mod core {

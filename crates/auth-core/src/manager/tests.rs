@@ -42,6 +42,21 @@ async fn thousand_cold_callers_cause_one_fetch() {
     assert_eq!(m.stats().fetches, 1);
 }
 
+/// A caller that found the cache empty just before a refresh published its token, and reaches
+/// the flight slot just after that refresh cleared it, is served the published token: nothing
+/// is sent. (Found by the pool's stampede test under load: two requests for one key.)
+#[tokio::test(start_paused = true)]
+async fn a_caller_arriving_just_after_a_refresh_finished_is_served_its_token_without_a_request() {
+    let (source, calls) = scripted(Duration::ZERO, issuing(Duration::from_secs(3600)));
+    let m = manager(source, MemoryStore::new());
+    let first = m.token().await.unwrap().into_owned();
+    // the slow path, as a caller takes it that saw the empty cache before the refresh published
+    let late = m.inner.token_slow().await.unwrap();
+    assert_eq!(calls.load(SeqCst), 1, "no second request");
+    assert!(late.same_secret(&first));
+    assert_eq!(m.stats().fetches, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn thousand_cold_callers_share_one_error() {
     let script: Script = Arc::new(|_, _| Err(Error::transient("provider down")));
