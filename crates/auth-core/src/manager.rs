@@ -64,7 +64,10 @@ use crate::{
     expiry,
     policy::{Deadlines, Freshness, RefreshPolicy, scale},
     source::{FetchRequest, Fetched, SharedTokenSource},
-    store::{MemoryStore, SharedTokenStore, StoreKey, StoreLock, StoredEntry},
+    store::{
+        FailureKind, Fence, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore, StoreError,
+        StoreKey, StoreLock, StoredEntry,
+    },
     token::Token,
 };
 
@@ -165,6 +168,48 @@ enum Failed {
     },
     /// Nothing was sent: a cool-down recorded in the store is in force. Not a failure.
     NotSent { error: Error, not_before: MonoTime },
+    /// Nothing was sent: another process's refresh failed a moment ago and recorded its
+    /// outcome in the store; its answer is taken until `not_before`. Not a failure here.
+    Shared { error: Error, not_before: MonoTime },
+    /// Nothing was sent: the lease was lost before the request (the watchdog could not renew
+    /// it). The refresh takes the lock again.
+    LeaseLost,
+}
+
+/// One refresh under the store's lock: the lock, whether its lease was lost, the deadline.
+struct Under<'a> {
+    lock: &'a dyn StoreLock,
+    lost: AtomicBool,
+    deadline: MonoTime,
+}
+
+impl<'a> Under<'a> {
+    fn new(lock: &'a dyn StoreLock, deadline: MonoTime) -> Self {
+        Self {
+            lock,
+            lost: AtomicBool::new(false),
+            deadline,
+        }
+    }
+
+    /// What is left of the deadline (at least a millisecond, so a late step fails cleanly).
+    fn remaining(&self, inner: &Inner) -> Duration {
+        self.deadline
+            .saturating_duration_since(inner.clock.monotonic())
+            .max(Duration::from_millis(1))
+    }
+
+    /// The time a save of what a sent request brought back gets: what is left of the
+    /// deadline, never less than a quarter of it.
+    fn for_save(&self, inner: &Inner) -> Duration {
+        self.remaining(inner)
+            .max(inner.policy.refresh_timeout / 4)
+    }
+
+    /// The fence of a save under this lock.
+    fn fence(&self) -> Fence {
+        Fence::lease(self.lock.lease())
+    }
 }
 
 impl Failed {
@@ -888,7 +933,17 @@ impl Inner {
                 Ok(published)
             }
             Err(Failed::NotSent { error, not_before }) => {
-                self.hold_off(error.clone(), not_before);
+                self.hold_off(error.clone(), not_before, true);
+                Err(FlightError { error, sent: false })
+            }
+            Err(Failed::Shared { error, not_before }) => {
+                self.hold_off(error.clone(), not_before, false);
+                Err(FlightError { error, sent: false })
+            }
+            Err(Failed::LeaseLost) => {
+                // `refresh` turns it into an attempt; kept total for the compiler.
+                let error = Error::store("the refresh lease was lost");
+                self.record_failure(&error, None);
                 Err(FlightError { error, sent: false })
             }
             Err(Failed::Attempt { error, cooldown }) => {
@@ -939,12 +994,10 @@ impl Inner {
             .is_some_and(|rejected| rejected.same_secret(token))
     }
 
-    /// How long a store lock lives: the provider request and the store writes after it are each
-    /// bounded by the refresh timeout, so a holder that dies frees it this long after taking it.
+    /// How long the store's refresh lease lives between renewals (the policy's
+    /// [`lease_life`](RefreshPolicy::lease_life): twice the refresh deadline by default).
     fn lock_ttl(&self) -> Duration {
-        self.policy
-            .refresh_timeout
-            .saturating_add(Duration::from_secs(15))
+        self.policy.lease_life()
     }
 
     /// Bounds one store call by the refresh timeout.
@@ -953,7 +1006,17 @@ impl Inner {
         what: &str,
         call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
     ) -> Result<T, crate::StoreError> {
-        let timeout = self.policy.refresh_timeout;
+        self.bounded_for(what, self.policy.refresh_timeout, call)
+            .await
+    }
+
+    /// Bounds one store call by `timeout`.
+    async fn bounded_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
+    ) -> Result<T, crate::StoreError> {
         tokio::time::timeout(timeout, call)
             .await
             .unwrap_or_else(|_| {
@@ -967,19 +1030,81 @@ impl Inner {
             })
     }
 
-    /// One refresh: the steps of the module documentation, under the store's lock.
+    /// One refresh: the steps of the module documentation, under the store's lock. A lease
+    /// lost before the request was sent is taken again (the new holder may have refreshed:
+    /// step 4 then adopts its token), at most three times.
     async fn refresh(&self) -> Result<Refreshed, Failed> {
-        let lock = self.lock().await?;
-        let result = self.refresh_locked().await;
-        if let Err(e) = lock.release().await {
-            tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
+        for _ in 0..3 {
+            let lock = self.lock().await?;
+            let under = Under::new(
+                &*lock,
+                self.now()
+                    .mono
+                    .saturating_add(self.policy.refresh_timeout),
+            );
+            let result = {
+                let work = std::pin::pin!(self.refresh_locked(&under));
+                let watchdog = std::pin::pin!(self.watchdog(&under));
+                match futures_util::future::select(work, watchdog).await {
+                    futures_util::future::Either::Left((result, _)) => result,
+                    futures_util::future::Either::Right((never, _)) => match never {},
+                }
+            };
+            match self
+                .bounded_for(
+                    "lock release",
+                    self.policy.refresh_timeout.min(Duration::from_secs(5)),
+                    lock.release(),
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
+                }
+            }
+            match result {
+                Err(Failed::LeaseLost) => {
+                    tracing::warn!(key = %self.key, "the refresh lease was lost before the request was sent; nothing was sent, taking it again");
+                }
+                other => return other,
+            }
         }
-        result
+        Err(Failed::attempt(Error::store(format!(
+            "the refresh lease of `{}` was lost three times before the request could be sent",
+            self.key
+        ))))
     }
 
-    async fn refresh_locked(&self) -> Result<Refreshed, Failed> {
-        let mut entry = self.load().await?;
-        if let Some(saved) = self.settle_pending(&mut entry).await? {
+    /// Renews the lease every third of its life while the work under it runs. A renewal that
+    /// fails (the lease was lost, or the store did not answer) marks the lease lost: the work
+    /// then sends nothing it has not sent already. Never ends by itself.
+    async fn watchdog(&self, under: &Under<'_>) -> std::convert::Infallible {
+        let life = self.lock_ttl();
+        let period = (life / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(period).await;
+            match tokio::time::timeout(period, under.lock.renew(life)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(key = %self.key, "the refresh lease had expired when the watchdog renewed it");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(key = %self.key, error = %e, "could not renew the refresh lease");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+                Err(_) => {
+                    tracing::warn!(key = %self.key, "the store did not answer the lease renewal in time");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    async fn refresh_locked(&self, under: &Under<'_>) -> Result<Refreshed, Failed> {
+        let mut entry = self.load_within(under.remaining(self)).await?;
+        if let Some(saved) = self.settle_pending(&mut entry, under).await? {
             return Ok(saved);
         }
         let now = self.now();
@@ -992,29 +1117,39 @@ impl Inner {
             });
         }
         self.check_stored_cooldown(entry.as_ref(), &now).await?;
+        self.check_shared_failure(entry.as_ref(), &now)?;
         let held = self.held_refresh(entry.as_ref());
         let version = entry.as_ref().map_or(0, |e| e.version);
+        if under.lost.load(Ordering::SeqCst) {
+            return Err(Failed::LeaseLost);
+        }
         let sent = self.now();
         let fetched = match self
-            .fetch(FetchRequest::new(held.clone(), sent.wall), sent.mono)
+            .fetch(
+                FetchRequest::new(held.clone(), sent.wall),
+                sent.mono,
+                under.remaining(self),
+            )
             .await
         {
             Ok(fetched) => fetched,
             Err(error) => {
                 let cooldown = self.cooldown_for(&error, self.clock.now());
-                if let Some(until) = cooldown {
-                    self.persist_cooldown(entry, version, until).await;
-                }
+                self.persist_outcome(entry, version, cooldown, &error, under)
+                    .await;
                 return Err(Failed::Attempt { error, cooldown });
             }
         };
-        self.save(fetched, held, version, &sent).await
+        self.save(fetched, held, version, &sent, under).await
     }
 
-    /// Step 1: the store's refresh lock, waited for longer than it lives, so a holder that
-    /// died is outlived, not reported.
+    /// Step 1: the store's refresh lock, waited for longer than a live holder can keep it (its
+    /// deadline, and the save after it), so a holder that died is outlived, not reported.
     async fn lock(&self) -> Result<Box<dyn StoreLock>, Failed> {
-        let wait = self.lock_ttl().saturating_add(Duration::from_secs(5));
+        let wait = self
+            .lock_ttl()
+            .max(self.policy.refresh_timeout.saturating_mul(2))
+            .saturating_add(Duration::from_secs(5));
         match tokio::time::timeout(wait, self.store.lock(&self.key, self.lock_ttl())).await {
             Ok(Ok(lock)) => Ok(lock),
             Ok(Err(e)) => Err(Failed::attempt(e)),
@@ -1023,6 +1158,13 @@ impl Inner {
                 self.key
             )))),
         }
+    }
+
+    /// The entry as stored now, within `timeout`.
+    async fn load_within(&self, timeout: Duration) -> Result<Option<StoredEntry>, Failed> {
+        self.bounded_for("load", timeout, self.store.load(&self.key))
+            .await
+            .map_err(Failed::attempt)
     }
 
     /// Step 2: the entry as stored now.
@@ -1045,6 +1187,7 @@ impl Inner {
     async fn settle_pending(
         &self,
         entry: &mut Option<StoredEntry>,
+        under: &Under<'_>,
     ) -> Result<Option<Refreshed>, Failed> {
         let Some(pending) = self
             .pending
@@ -1067,8 +1210,16 @@ impl Inner {
             tracing::warn!(key = %self.key, "dropping a rotation whose save had failed: the store moved on since (another process rotated, or the entry was removed)");
             return Ok(None);
         }
+        let fence = under
+            .fence()
+            .rotating(RefreshDigest::of(&self.key, pending.used.as_ref()));
         match self
-            .bounded("save", self.store.save(&self.key, &pending.entry, version))
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &pending.entry, version, &fence),
+            )
             .await
         {
             Ok(saved) => {
@@ -1221,8 +1372,14 @@ impl Inner {
         }
     }
 
-    /// Step 6: one request to the source, in its own span, bounded by the refresh timeout.
-    async fn fetch(&self, request: FetchRequest, sent_mono: MonoTime) -> Result<Fetched, Error> {
+    /// Step 6: one request to the source, in its own span, bounded by what is left of the
+    /// refresh deadline.
+    async fn fetch(
+        &self,
+        request: FetchRequest,
+        sent_mono: MonoTime,
+        timeout: Duration,
+    ) -> Result<Fetched, Error> {
         let span = tracing::info_span!(
             "kunci.fetch",
             provider = self.source.name(),
@@ -1231,7 +1388,6 @@ impl Inner {
             latency_ms = field::Empty,
         );
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let timeout = self.policy.refresh_timeout;
         let result = match tokio::time::timeout(
             timeout,
             self.source.fetch(request).instrument(span.clone()),
@@ -1259,15 +1415,19 @@ impl Inner {
         result
     }
 
-    /// Step 7: saves the fetched entry over the version loaded in step 2. Rotated material
-    /// whose save failed is kept pending (and the token not handed out); a token without
-    /// rotated material is served from memory when its save fails.
+    /// Step 7: saves the fetched entry over the version loaded in step 2, fenced: a plain token
+    /// lands only while this holder's lease is alive; newly rotated material whenever the
+    /// stored material is still the one the fetch was based on (a version moved on by a
+    /// cool-down or a failure record is followed). Rotated material whose save failed is kept
+    /// pending (and the token not handed out); a token without rotated material that could not
+    /// be saved gives way to a token another holder stored meanwhile, or is served from memory.
     async fn save(
         &self,
         fetched: Fetched,
         held: Option<SecretString>,
         version: u64,
         sent: &Now,
+        under: &Under<'_>,
     ) -> Result<Refreshed, Failed> {
         let rotated = fetched.refresh.is_some();
         let mut new_entry = StoredEntry::with_token(fetched.token.clone());
@@ -1275,10 +1435,40 @@ impl Inner {
         new_entry.credential = self.fingerprint().cloned();
         new_entry.version = version;
         let deadlines = self.place(&fetched.token, sent.wall, sent.mono);
-        let saved = match self
-            .bounded("save", self.store.save(&self.key, &new_entry, version))
-            .await
-        {
+        let mut fence = under.fence();
+        if rotated {
+            fence = fence.rotating(RefreshDigest::of(&self.key, held.as_ref()));
+        }
+        let mut expected = version;
+        let mut outcome = Err(StoreError::corrupt("no save was attempted"));
+        // A version moved on without a rotation (a cool-down or failure record written by
+        // another process) is followed: the save is retried over it, a few times at most.
+        for _ in 0..3 {
+            outcome = self
+                .bounded_for(
+                    "save",
+                    under.for_save(self),
+                    self.store
+                        .save_fenced(&self.key, &new_entry, expected, &fence),
+                )
+                .await;
+            let Err(StoreError::Conflict { .. }) = &outcome else {
+                break;
+            };
+            if !rotated {
+                break;
+            }
+            match self
+                .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+                .await
+            {
+                Ok(Some(stored)) if same_material(stored.refresh.as_ref(), held.as_ref()) => {
+                    expected = stored.version;
+                }
+                _ => break,
+            }
+        }
+        let saved = match outcome {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
@@ -1289,7 +1479,27 @@ impl Inner {
                     token: fetched.token,
                     deadlines,
                 });
+                if matches!(e, StoreError::LeaseLost { .. }) {
+                    // Another holder rotated meanwhile: its token is the fleet's now.
+                    if let Some(cached) = self.adopt_after_lost_save(under).await {
+                        return Ok(Refreshed {
+                            cached,
+                            adopted: true,
+                        });
+                    }
+                }
                 return Err(Failed::attempt(e));
+            }
+            Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
+                if let Some(cached) = self.adopt_after_lost_save(under).await {
+                    tracing::info!(key = %self.key, error = %e, "another holder saved a token while this one fetched; its token is adopted");
+                    return Ok(Refreshed {
+                        cached,
+                        adopted: true,
+                    });
+                }
+                tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
+                version
             }
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
@@ -1313,6 +1523,18 @@ impl Inner {
             },
             adopted: false,
         })
+    }
+
+    /// After a save refused because another holder moved the entry on: re-reads it and adopts
+    /// the token found there, if it may be served.
+    async fn adopt_after_lost_save(&self, under: &Under<'_>) -> Option<Cached> {
+        let entry = self
+            .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+            .await
+            .ok()?;
+        let cached = self.adoptable(entry.as_ref(), &self.now())?;
+        self.counters.adopted.fetch_add(1, Ordering::Relaxed);
+        Some(cached)
     }
 
     /// Places a token on both timelines from one reading of the clocks, with fresh jitter.
@@ -1346,34 +1568,95 @@ impl Inner {
             .max()
     }
 
-    /// Records a cool-down in the store so other processes honour it too. Best effort: the
-    /// local cool-down holds either way.
-    async fn persist_cooldown(
+    /// Records a failed request in the store so the other processes take its answer instead
+    /// of repeating it: a short shared back-off with the error's kind and message, and the
+    /// cool-down the failure imposes, if any. Best effort: the local back-off holds either way.
+    async fn persist_outcome(
         &self,
         entry: Option<StoredEntry>,
         version: u64,
-        until: OffsetDateTime,
+        cooldown: Option<OffsetDateTime>,
+        error: &Error,
+        under: &Under<'_>,
     ) {
+        let now = self.clock.now();
         let mut entry = entry.unwrap_or_else(|| StoredEntry {
             credential: self.fingerprint().cloned(),
             ..StoredEntry::default()
         });
-        entry.cooldown_until = Some(until);
+        if cooldown.is_some() {
+            entry.cooldown_until = cooldown;
+        }
+        let kind = match error.kind() {
+            ErrorKind::Configuration => FailureKind::Configuration,
+            ErrorKind::ReauthenticationRequired => FailureKind::ReauthenticationRequired,
+            ErrorKind::Protocol => FailureKind::Protocol,
+            ErrorKind::Store => FailureKind::Store,
+            _ => FailureKind::Transient,
+        };
+        entry.failure = Some(SharedFailure::new(
+            expiry::add(now, self.shared_backoff()),
+            kind,
+            error.message(),
+        ));
         if let Err(e) = self
-            .bounded("save", self.store.save(&self.key, &entry, version))
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &entry, version, &under.fence()),
+            )
             .await
         {
-            tracing::warn!(key = %self.key, error = %e, "could not record the cool-down in the store");
+            tracing::warn!(key = %self.key, error = %e, "could not record the failed refresh in the store");
         }
     }
 
-    /// A cool-down found in the store holds requests back; the failure count is unchanged.
-    fn hold_off(&self, error: Error, not_before: MonoTime) {
+    /// How long a failure recorded in the store is the fleet's answer: the first back-off.
+    fn shared_backoff(&self) -> Duration {
+        self.policy.backoff(1).min(self.policy.max_cooldown)
+    }
+
+    /// Step 5b: another process's refresh failed a moment ago and recorded its outcome: take
+    /// its answer instead of repeating the request. A record reaching further than the shared
+    /// back-off from now (another tool wrote it) is held to that.
+    fn check_shared_failure(&self, entry: Option<&StoredEntry>, now: &Now) -> Result<(), Failed> {
+        let Some(failure) = entry.and_then(|e| e.failure.as_ref()) else {
+            return Ok(());
+        };
+        let until = failure
+            .until
+            .min(expiry::add(now.wall, self.shared_backoff()));
+        if until <= now.wall {
+            return Ok(());
+        }
+        let message = format!(
+            "{}: another process's refresh failed a moment ago: {}",
+            self.source.name(),
+            failure.message
+        );
+        let error = match failure.kind {
+            FailureKind::Configuration => Error::configuration(message),
+            FailureKind::ReauthenticationRequired => Error::reauthentication_required(message),
+            FailureKind::Protocol => Error::protocol(message),
+            FailureKind::Store => Error::store(message),
+            _ => Error::transient(message),
+        };
+        tracing::debug!(key = %self.key, "took the outcome of another process's failed refresh from the store");
+        Err(Failed::Shared {
+            error,
+            not_before: now.mono.saturating_add(positive_duration(until - now.wall)),
+        })
+    }
+
+    /// A cool-down or a shared failure found in the store holds requests back; the failure
+    /// count is unchanged.
+    fn hold_off(&self, error: Error, not_before: MonoTime, cooling: bool) {
         let consecutive = self.failure.load().as_ref().map_or(0, |f| f.consecutive);
         self.failure.store(Some(Arc::new(Failure {
             error,
             not_before,
-            cooling: true,
+            cooling,
             consecutive,
         })));
         self.ahead_not_before

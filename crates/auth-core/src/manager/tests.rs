@@ -412,10 +412,10 @@ async fn rotated_refresh_material_is_saved_before_the_token_is_handed_out() {
         }))
     });
     store
-        .expect_save()
-        .with(always(), always(), mockall::predicate::eq(7))
+        .expect_save_fenced()
+        .with(always(), always(), mockall::predicate::eq(7), always())
         .times(1)
-        .returning(move |_, entry, _| {
+        .returning(move |_, entry, _, _| {
             log.lock()
                 .unwrap()
                 .push(entry.refresh.as_ref().unwrap().expose_secret().to_owned());
@@ -452,7 +452,7 @@ async fn rotation_whose_save_fails_is_kept_and_saved_first_next_time() {
     let mut store = MockTokenStore::new();
     store.expect_lock().returning(|_, _| Ok(Box::new(NoLock)));
     store.expect_load().returning(|_| Ok(None));
-    store.expect_save().times(2).returning(move |_, entry, _| {
+    store.expect_save_fenced().times(2).returning(move |_, entry, _, _| {
         if s.fetch_add(1, SeqCst) == 0 {
             Err(StoreError::Unavailable {
                 message: "disk on fire".into(),

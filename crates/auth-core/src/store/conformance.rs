@@ -262,8 +262,18 @@ pub fn sample_entries() -> Vec<StoredEntry> {
     ));
     other_scheme.refresh = Some(SecretString::from("r"));
 
+    full.failure = Some(crate::SharedFailure::new(
+        at(2, 250_000_000),
+        crate::FailureKind::ReauthenticationRequired,
+        "kit: the refresh token was revoked \"quoted\" ✓",
+    ));
     let cooldown_only = StoredEntry {
         cooldown_until: Some(at(3600, 500_000_000)),
+        failure: Some(crate::SharedFailure::new(
+            at(1, 0),
+            crate::FailureKind::Transient,
+            "kit: the provider did not answer",
+        )),
         ..StoredEntry::default()
     };
     let refresh_only = StoredEntry {
@@ -291,6 +301,7 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         refresh,
         cooldown_until,
         credential,
+        failure,
         version,
     } = want;
     assert_eq!(*version, got.version, "{context}: version");
@@ -318,6 +329,7 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         *credential, got.credential,
         "{context}: credential fingerprint"
     );
+    assert_eq!(*failure, got.failure, "{context}: shared failure record");
 }
 
 fn secret_of(entry: &StoredEntry) -> String {
