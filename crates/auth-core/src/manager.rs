@@ -1722,6 +1722,8 @@ fn expires_later(a: &Token, b: &Token) -> bool {
 }
 
 #[cfg(test)]
+mod fleet;
+#[cfg(test)]
 mod regressions;
 #[cfg(test)]
 mod tests;
