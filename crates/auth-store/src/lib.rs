@@ -41,6 +41,8 @@ mod file;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod redact;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod waiters;
 #[cfg(feature = "redis")]
 mod redis_store;
 
