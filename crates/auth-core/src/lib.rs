@@ -51,8 +51,8 @@ pub use manager::{
 pub use policy::{Deadlines, Freshness, RefreshPolicy};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
 pub use store::{
-    Fence, FailureKind, Lease, RefreshDigest, SharedFailure,
-    MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
+    FailureKind, Fence, Lease, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore,
+    StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
 };
 pub use token::{AuthScheme, Token};
 

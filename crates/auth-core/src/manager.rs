@@ -65,8 +65,8 @@ use crate::{
     policy::{Deadlines, Freshness, RefreshPolicy, scale},
     source::{FetchRequest, Fetched, SharedTokenSource},
     store::{
-        FailureKind, Fence, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore, StoreError,
-        StoreKey, StoreLock, StoredEntry,
+        FailureKind, Fence, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore,
+        StoreError, StoreKey, StoreLock, StoredEntry,
     },
     token::Token,
 };
@@ -202,8 +202,7 @@ impl<'a> Under<'a> {
     /// The time a save of what a sent request brought back gets: what is left of the
     /// deadline, never less than a quarter of it.
     fn for_save(&self, inner: &Inner) -> Duration {
-        self.remaining(inner)
-            .max(inner.policy.refresh_timeout / 4)
+        self.remaining(inner).max(inner.policy.refresh_timeout / 4)
     }
 
     /// The fence of a save under this lock.
@@ -1038,9 +1037,7 @@ impl Inner {
             let lock = self.lock().await?;
             let under = Under::new(
                 &*lock,
-                self.now()
-                    .mono
-                    .saturating_add(self.policy.refresh_timeout),
+                self.now().mono.saturating_add(self.policy.refresh_timeout),
             );
             let result = {
                 let work = std::pin::pin!(self.refresh_locked(&under));

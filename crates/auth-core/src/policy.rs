@@ -202,7 +202,10 @@ impl RefreshPolicy {
                 "refresh policy: backoff_initial must be positive and at most backoff_max",
             ));
         }
-        if self.lease_life.is_some_and(|life| life < Duration::from_millis(30)) {
+        if self
+            .lease_life
+            .is_some_and(|life| life < Duration::from_millis(30))
+        {
             return Err(crate::Error::configuration(
                 "refresh policy: lease_life must be at least 30 ms",
             ));

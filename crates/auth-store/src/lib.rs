@@ -41,10 +41,10 @@ mod file;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod redact;
-#[cfg(any(feature = "redis", feature = "postgres"))]
-mod waiters;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod waiters;
 
 pub use cipher::{Cipher, KEY_LEN, KeyError};
 pub use file::{FileLock, FileStore};

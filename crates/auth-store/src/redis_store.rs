@@ -550,7 +550,10 @@ async fn free(
         .arg(store.channel())
         .arg(format!("r:{key}"));
     let freed: i64 = store
-        .run("the lock release script", invocation.invoke_async(&mut conn))
+        .run(
+            "the lock release script",
+            invocation.invoke_async(&mut conn),
+        )
         .await?;
     Ok(freed == 1)
 }
@@ -579,7 +582,10 @@ impl StoreLock for RedisLock {
         invocation.arg(&self.owner).arg(ttl_ms(ttl));
         let renewed: i64 = self
             .store
-            .run("the lock renewal script", invocation.invoke_async(&mut conn))
+            .run(
+                "the lock renewal script",
+                invocation.invoke_async(&mut conn),
+            )
             .await?;
         Ok(renewed == 1)
     }
@@ -837,23 +843,25 @@ impl TokenStore for RedisStore {
                 .arg("PX")
                 .arg(ttl_ms(ttl))
                 .to_owned();
-            let acquired: Option<String> =
-                match self.run("SET NX", set.query_async(&mut conn)).await {
-                    Ok(acquired) => acquired,
-                    Err(e) => {
-                        // The command may have run and its reply been lost: free what it took.
-                        match free(self, conn.clone(), &lock_key, key, &owner).await {
-                            Ok(true) => {
-                                tracing::warn!(lock = %lock_key, "freed a refresh lock whose acquisition reply was lost");
-                            }
-                            Ok(false) => {}
-                            Err(_) => {
-                                tracing::warn!(lock = %lock_key, "could not check a refresh lock whose acquisition reply was lost; its TTL frees it");
-                            }
+            let acquired: Option<String> = match self
+                .run("SET NX", set.query_async(&mut conn))
+                .await
+            {
+                Ok(acquired) => acquired,
+                Err(e) => {
+                    // The command may have run and its reply been lost: free what it took.
+                    match free(self, conn.clone(), &lock_key, key, &owner).await {
+                        Ok(true) => {
+                            tracing::warn!(lock = %lock_key, "freed a refresh lock whose acquisition reply was lost");
                         }
-                        return Err(e);
+                        Ok(false) => {}
+                        Err(_) => {
+                            tracing::warn!(lock = %lock_key, "could not check a refresh lock whose acquisition reply was lost; its TTL frees it");
+                        }
                     }
-                };
+                    return Err(e);
+                }
+            };
             if acquired.is_some() {
                 return Ok(Box::new(RedisLock {
                     store: self.clone(),

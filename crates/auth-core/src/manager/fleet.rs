@@ -74,7 +74,9 @@ async fn twenty_waiters_on_a_failing_refresh_take_its_recorded_outcome_instead_o
         assert_eq!(err.kind(), ErrorKind::ReauthenticationRequired, "{err}");
     }
     let stored = store.load(&key()).await.unwrap().unwrap();
-    let failure = stored.failure.expect("the outcome is recorded with the entry");
+    let failure = stored
+        .failure
+        .expect("the outcome is recorded with the entry");
     assert_eq!(failure.kind, FailureKind::ReauthenticationRequired);
     assert!(failure.message.contains("revoked"), "{}", failure.message);
 
@@ -140,14 +142,20 @@ async fn once_sent_the_answer_is_saved_although_the_lease_was_lost_during_the_fe
     let lease = Duration::from_millis(300);
     let source = ScriptedSource::new("rot")
         .checking_rotation()
-        .otherwise(Step::after(lease * 2, Step::rotate(Duration::from_secs(3600))));
+        .otherwise(Step::after(
+            lease * 2,
+            Step::rotate(Duration::from_secs(3600)),
+        ));
     let m = process(&source, store.clone(), policy(lease));
     store.always(StoreOp::Renew, Fault::LoseLock);
     let token = m.token().await.unwrap();
     assert_eq!(secret(&token), "tok-1");
     let stored = store.load(&key()).await.unwrap().unwrap();
     assert_eq!(
-        stored.refresh.as_ref().map(|r| r.expose_secret().to_owned()),
+        stored
+            .refresh
+            .as_ref()
+            .map(|r| r.expose_secret().to_owned()),
         source.valid_refresh(),
         "the rotated material reached the store"
     );
@@ -227,7 +235,11 @@ async fn a_holder_whose_fenced_save_is_refused_adopts_the_token_the_new_holder_s
     let source = ScriptedSource::new("p").otherwise(Step::issue(Duration::from_secs(3600)));
     let m = process(&source, store.clone(), policy(Duration::from_secs(20)));
     let token = m.token().await.unwrap();
-    assert_eq!(secret(&token), "second-holders", "one token for the whole fleet");
+    assert_eq!(
+        secret(&token),
+        "second-holders",
+        "one token for the whole fleet"
+    );
     assert_eq!(m.stats().adopted, 1);
     assert_eq!(source.calls(), 1);
 }

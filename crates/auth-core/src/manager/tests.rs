@@ -452,17 +452,20 @@ async fn rotation_whose_save_fails_is_kept_and_saved_first_next_time() {
     let mut store = MockTokenStore::new();
     store.expect_lock().returning(|_, _| Ok(Box::new(NoLock)));
     store.expect_load().returning(|_| Ok(None));
-    store.expect_save_fenced().times(2).returning(move |_, entry, _, _| {
-        if s.fetch_add(1, SeqCst) == 0 {
-            Err(StoreError::Unavailable {
-                message: "disk on fire".into(),
-                source: None,
-            })
-        } else {
-            assert_eq!(entry.refresh.as_ref().unwrap().expose_secret(), "refresh-1");
-            Ok(1)
-        }
-    });
+    store
+        .expect_save_fenced()
+        .times(2)
+        .returning(move |_, entry, _, _| {
+            if s.fetch_add(1, SeqCst) == 0 {
+                Err(StoreError::Unavailable {
+                    message: "disk on fire".into(),
+                    source: None,
+                })
+            } else {
+                assert_eq!(entry.refresh.as_ref().unwrap().expose_secret(), "refresh-1");
+                Ok(1)
+            }
+        });
     store.expect_describe().return_const("mock".to_owned());
     let script: Script = Arc::new(|n, req| {
         Ok(Fetched::rotated(
