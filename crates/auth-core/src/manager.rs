@@ -174,6 +174,10 @@ enum Failed {
     /// Nothing was sent: the lease was lost before the request (the watchdog could not renew
     /// it). The refresh takes the lock again.
     LeaseLost,
+    /// Nothing was sent: another process sent a request with the stored refresh material and
+    /// its answer is awaited until `until` (its lease was lost meanwhile: it was stopped or
+    /// cut off). The refresh looks again shortly, and adopts what that process saves.
+    InFlight { until: MonoTime },
 }
 
 /// One refresh under the store's lock: the lock, whether its lease was lost, the deadline.
@@ -181,14 +185,18 @@ struct Under<'a> {
     lock: &'a dyn StoreLock,
     lost: AtomicBool,
     deadline: MonoTime,
+    /// Whether another process's unanswered request holds this one back (not once this
+    /// process has waited for it as long as any refresh may last).
+    honour_in_flight: bool,
 }
 
 impl<'a> Under<'a> {
-    fn new(lock: &'a dyn StoreLock, deadline: MonoTime) -> Self {
+    fn new(lock: &'a dyn StoreLock, deadline: MonoTime, honour_in_flight: bool) -> Self {
         Self {
             lock,
             lost: AtomicBool::new(false),
             deadline,
+            honour_in_flight,
         }
     }
 
@@ -939,8 +947,8 @@ impl Inner {
                 self.hold_off(error.clone(), not_before, false);
                 Err(FlightError { error, sent: false })
             }
-            Err(Failed::LeaseLost) => {
-                // `refresh` turns it into an attempt; kept total for the compiler.
+            Err(Failed::LeaseLost | Failed::InFlight { .. }) => {
+                // `refresh` turns these into other outcomes; kept total for the compiler.
                 let error = Error::store("the refresh lease was lost");
                 self.record_failure(&error, None);
                 Err(FlightError { error, sent: false })
@@ -1033,11 +1041,16 @@ impl Inner {
     /// lost before the request was sent is taken again (the new holder may have refreshed:
     /// step 4 then adopts its token), at most three times.
     async fn refresh(&self) -> Result<Refreshed, Failed> {
-        for _ in 0..3 {
+        let mut lost = 0;
+        // How long this refresh may wait for another process's unanswered request, counted in
+        // the time actually slept (whatever the injected clock says).
+        let mut patience = self.policy.refresh_timeout.saturating_mul(2);
+        loop {
             let lock = self.lock().await?;
             let under = Under::new(
                 &*lock,
                 self.now().mono.saturating_add(self.policy.refresh_timeout),
+                !patience.is_zero(),
             );
             let result = {
                 let work = std::pin::pin!(self.refresh_locked(&under));
@@ -1062,15 +1075,28 @@ impl Inner {
             }
             match result {
                 Err(Failed::LeaseLost) => {
+                    lost += 1;
+                    if lost >= 3 {
+                        return Err(Failed::attempt(Error::store(format!(
+                            "the refresh lease of `{}` was lost three times before the request could be sent",
+                            self.key
+                        ))));
+                    }
                     tracing::warn!(key = %self.key, "the refresh lease was lost before the request was sent; nothing was sent, taking it again");
+                }
+                Err(Failed::InFlight { until }) => {
+                    // Bounded: the marker is honoured only until `until`, capped when read.
+                    let wait = until
+                        .saturating_duration_since(self.clock.monotonic())
+                        .min(Duration::from_millis(200))
+                        .max(Duration::from_millis(10))
+                        .min(patience);
+                    patience = patience.saturating_sub(wait);
+                    tokio::time::sleep(wait).await;
                 }
                 other => return other,
             }
         }
-        Err(Failed::attempt(Error::store(format!(
-            "the refresh lease of `{}` was lost three times before the request could be sent",
-            self.key
-        ))))
     }
 
     /// Renews the lease every third of its life while the work under it runs. A renewal that
@@ -1116,9 +1142,49 @@ impl Inner {
         self.check_stored_cooldown(entry.as_ref(), &now).await?;
         self.check_shared_failure(entry.as_ref(), &now)?;
         let held = self.held_refresh(entry.as_ref());
-        let version = entry.as_ref().map_or(0, |e| e.version);
+        if held.is_some()
+            && under.honour_in_flight
+            && let Some(until) = self.request_in_flight(entry.as_ref(), &now)
+        {
+            tracing::info!(key = %self.key, "another process's request with the stored refresh material is unanswered; waiting for what it saves instead of sending the same material");
+            return Err(Failed::InFlight { until });
+        }
+        let mut version = entry.as_ref().map_or(0, |e| e.version);
         if under.lost.load(Ordering::SeqCst) {
             return Err(Failed::LeaseLost);
+        }
+        if held.is_some()
+            && let Some(stored) = &mut entry
+        {
+            // Refresh material may rotate: mark the request in flight, so a process that takes
+            // the lease if this one loses it waits for this answer instead of sending the same
+            // material (which the provider would have revoked).
+            let mut marked = stored.clone();
+            marked.fetching_until = Some(expiry::add(now.wall, under.remaining(self)));
+            match self
+                .bounded_for(
+                    "save",
+                    under.remaining(self),
+                    self.store
+                        .save_fenced(&self.key, &marked, version, &under.fence()),
+                )
+                .await
+            {
+                Ok(saved) => {
+                    marked.version = saved;
+                    version = saved;
+                    *stored = marked;
+                }
+                Err(StoreError::LeaseLost { .. } | StoreError::Conflict { .. }) => {
+                    return Err(Failed::LeaseLost);
+                }
+                Err(e) => {
+                    // The mark may have landed although its reply was lost: take it back, so
+                    // the fleet does not wait for a request that was never sent.
+                    self.clear_mark(&marked, under).await;
+                    return Err(Failed::attempt(e));
+                }
+            }
         }
         let sent = self.now();
         let fetched = match self
@@ -1433,7 +1499,10 @@ impl Inner {
         new_entry.version = version;
         let deadlines = self.place(&fetched.token, sent.wall, sent.mono);
         let mut fence = under.fence();
-        if rotated {
+        if rotated || held.is_some() {
+            // What a request sent with stored material brought back lands while that material
+            // is still the stored one (the in-flight mark kept others from sending it), lease
+            // or not; the version still has to match.
             fence = fence.rotating(RefreshDigest::of(&self.key, held.as_ref()));
         }
         let mut expected = version;
@@ -1584,6 +1653,7 @@ impl Inner {
         if cooldown.is_some() {
             entry.cooldown_until = cooldown;
         }
+        entry.fetching_until = None;
         let kind = match error.kind() {
             ErrorKind::Configuration => FailureKind::Configuration,
             ErrorKind::ReauthenticationRequired => FailureKind::ReauthenticationRequired,
@@ -1607,6 +1677,44 @@ impl Inner {
         {
             tracing::warn!(key = %self.key, error = %e, "could not record the failed refresh in the store");
         }
+    }
+
+    /// Removes this process's in-flight mark if the store holds it (best effort; otherwise it
+    /// expires by itself).
+    async fn clear_mark(&self, marked: &StoredEntry, under: &Under<'_>) {
+        let Ok(Some(stored)) = self
+            .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+            .await
+        else {
+            return;
+        };
+        if stored.fetching_until.is_none() || stored.fetching_until != marked.fetching_until {
+            return;
+        }
+        let mut cleared = stored.clone();
+        cleared.fetching_until = None;
+        if let Err(e) = self
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &cleared, stored.version, &under.fence()),
+            )
+            .await
+        {
+            tracing::debug!(key = %self.key, error = %e, "could not take back the in-flight mark; it expires by itself");
+        }
+    }
+
+    /// Step 5c: a request with the stored refresh material is awaited (its sender marked it and
+    /// has not saved since): until when, on the monotonic clock. A mark reaching further than
+    /// twice the refresh deadline from now is held to that.
+    fn request_in_flight(&self, entry: Option<&StoredEntry>, now: &Now) -> Option<MonoTime> {
+        let until = entry?.fetching_until?.min(expiry::add(
+            now.wall,
+            self.policy.refresh_timeout.saturating_mul(2),
+        ));
+        (until > now.wall).then(|| now.mono.saturating_add(positive_duration(until - now.wall)))
     }
 
     /// How long a failure recorded in the store is the fleet's answer: the first back-off.

@@ -79,6 +79,11 @@ pub struct StoredEntry {
     /// `until`, a process that finds it answers its callers with it instead of repeating the
     /// failing request. A successful save clears it.
     pub failure: Option<SharedFailure>,
+    /// A request based on this entry's refresh material was sent and its answer is awaited
+    /// until then: another process sends nothing with the same material meanwhile (a provider
+    /// that rotates would revoke it), and adopts what the sender saves. Written under the lease
+    /// just before such a request; the sender's save clears it.
+    pub fetching_until: Option<OffsetDateTime>,
     /// The version this entry was read at; stores bump it on every save.
     pub version: u64,
 }

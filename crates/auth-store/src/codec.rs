@@ -117,6 +117,11 @@ struct PlainOut<'a> {
     credential: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<FailureDoc<'a>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    fetching_until: Option<OffsetDateTime>,
 }
 
 /// A shared failure record (added within format 1: older readers ignore it).
@@ -166,6 +171,8 @@ struct DocIn<'a> {
     credential: Option<String>,
     #[serde(default, borrow)]
     failure: Option<FailureDoc<'a>>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    fetching_until: Option<OffsetDateTime>,
     #[serde(default)]
     cipher: Option<String>,
     #[serde(default)]
@@ -219,6 +226,7 @@ pub(crate) fn encode(
             kind: Cow::Borrowed(f.kind.as_str()),
             message: Cow::Borrowed(&f.message),
         }),
+        fetching_until: entry.fetching_until.map(expiry::clamp),
     };
     let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|_| EncodeError)?);
     let Some(cipher) = cipher else {
@@ -337,6 +345,7 @@ fn plain_entry(doc: DocIn<'_>) -> Result<StoredEntry, DecodeError> {
             f.message.into_owned(),
         )
     });
+    entry.fetching_until = doc.fetching_until.map(expiry::clamp);
     entry.version = version;
     Ok(entry)
 }

@@ -47,6 +47,22 @@ fn process(
         .unwrap()
 }
 
+/// One "process" on a clock shared with the others.
+fn process_on(
+    source: &ScriptedSource,
+    store: impl Into<SharedTokenStore>,
+    policy: RefreshPolicy,
+    clock: &SharedClock,
+) -> TokenManager {
+    TokenManager::builder(source.clone())
+        .store(store)
+        .clock(clock.clone())
+        .policy(policy)
+        .key(key())
+        .build()
+        .unwrap()
+}
+
 fn secret(token: &Token) -> String {
     token.secret().expose_secret().to_owned()
 }
@@ -271,6 +287,58 @@ async fn a_rotation_lands_over_a_version_moved_on_by_a_failure_record() {
     assert_eq!(secret(&token), "tok-1");
     let stored = store.load(&key()).await.unwrap().unwrap();
     assert_eq!(stored.refresh.unwrap().expose_secret(), "refresh-1");
-    assert_eq!(stored.version, 3);
+    assert_eq!(
+        stored.version, 4,
+        "the in-flight mark, the failure record, the rotation"
+    );
+    assert!(stored.fetching_until.is_none(), "the save clears the mark");
     assert!(!m.stats().pending_save);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_process_that_takes_a_lost_lease_waits_for_the_unanswered_request_instead_of_resending() {
+    // The holder is stopped mid-request past its lease; another process takes the lease. It
+    // must not send the same refresh material (the provider revokes it once used): it waits
+    // for the holder's answer and adopts it.
+    let memory = MemoryStore::new();
+    let source = ScriptedSource::new("rot")
+        .checking_rotation()
+        .then(Step::rotate(Duration::from_secs(60)))
+        .otherwise(Step::after(
+            Duration::from_secs(3),
+            Step::rotate(Duration::from_secs(3600)),
+        ));
+    let clock = SharedClock::from(TokioClock::new(T0));
+    let holder = process_on(
+        &source,
+        memory.clone(),
+        policy(Duration::from_secs(1)),
+        &clock,
+    );
+    assert_eq!(secret(&holder.token().await.unwrap()), "tok-1");
+    tokio::time::advance(Duration::from_secs(120)).await; // tok-1 expired
+    let stolen = FaultyStore::new(memory.clone());
+    stolen.fail_next(StoreOp::Lock, Fault::LoseLock);
+    let second = process_on(
+        &source,
+        stolen.clone(),
+        policy(Duration::from_secs(1)),
+        &clock,
+    );
+    let first = tokio::spawn(async move { holder.token().await.map(|t| secret(&t)) });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = second.token().await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), "tok-2");
+    assert_eq!(
+        secret(&late),
+        "tok-2",
+        "the waiting process adopted the holder's token"
+    );
+    assert_eq!(source.calls(), 2, "the same material was not sent twice");
+    assert_eq!(second.stats().adopted, 1);
+    let stored = memory.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.refresh.map(|r| r.expose_secret().to_owned()),
+        source.valid_refresh()
+    );
 }

@@ -415,11 +415,22 @@ async fn rotated_refresh_material_is_saved_before_the_token_is_handed_out() {
         .expect_save_fenced()
         .with(always(), always(), mockall::predicate::eq(7), always())
         .times(1)
+        .returning(|_, entry, _, _| {
+            assert!(
+                entry.fetching_until.is_some(),
+                "the in-flight mark comes first"
+            );
+            Ok(8)
+        });
+    store
+        .expect_save_fenced()
+        .with(always(), always(), mockall::predicate::eq(8), always())
+        .times(1)
         .returning(move |_, entry, _, _| {
             log.lock()
                 .unwrap()
                 .push(entry.refresh.as_ref().unwrap().expose_secret().to_owned());
-            Ok(8)
+            Ok(9)
         });
     store.expect_describe().return_const("mock".to_owned());
 

@@ -285,6 +285,7 @@ pub fn sample_entries() -> Vec<StoredEntry> {
     };
     let refresh_only = StoredEntry {
         refresh: Some(SecretString::from("only-refresh-material")),
+        fetching_until: Some(at(10, 999_999_999)),
         ..StoredEntry::default()
     };
 
@@ -309,6 +310,7 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         cooldown_until,
         credential,
         failure,
+        fetching_until,
         version,
     } = want;
     assert_eq!(*version, got.version, "{context}: version");
@@ -337,6 +339,10 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         "{context}: credential fingerprint"
     );
     assert_eq!(*failure, got.failure, "{context}: shared failure record");
+    assert_eq!(
+        *fetching_until, got.fetching_until,
+        "{context}: request in flight until"
+    );
 }
 
 fn secret_of(entry: &StoredEntry) -> String {
