@@ -153,6 +153,13 @@ impl RedisOptions {
         self
     }
 
+    /// Sets the fallback sleep of a lock waiter when notifications are on.
+    #[must_use]
+    pub fn lock_poll_fallback(mut self, wait: Duration) -> Self {
+        self.lock_poll_fallback = wait;
+        self
+    }
+
     /// Sets the polling schedule of lock waiters without notifications.
     #[must_use]
     pub fn lock_poll(mut self, min: Duration, max: Duration) -> Self {
