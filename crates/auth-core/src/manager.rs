@@ -24,18 +24,29 @@
 //!
 //! The refresh itself (`Inner::refresh`) is these steps, each a method:
 //!
-//! 1. **lock** — take the store's refresh lock: one process of many refreshes;
-//! 2. **load** — read the entry;
+//! 1. **lock** — take the store's refresh lease (its life: [`RefreshPolicy::lease_life`]): one
+//!    process of many refreshes. While steps 2–7 run, a watchdog renews the lease every third
+//!    of its life, and one deadline ([`RefreshPolicy::refresh_timeout`]) bounds them together;
+//! 2. **load** — read the entry, inside the lease (another host may have refreshed a moment
+//!    ago);
 //! 3. **settle the pending save** — a fetched entry whose save failed earlier is saved now, but
 //!    only over the version it was fetched from (or a version that still holds the refresh
 //!    material it used); it is dropped when the store already holds it or moved past it;
 //! 4. **adopt** — a valid stored token, made with this source's credential, newer than ours
 //!    and not rejected by a 401, is served and nothing is sent (another process refreshed);
 //! 5. **stored cool-down** — a cool-down recorded in the store stops the request (not the
-//!    serving of a valid token: step 4 came first);
-//! 6. **fetch** — one request to the source; a failure's cool-down is written to the store;
-//! 7. **save** — compare-and-swap the new entry over the version loaded in step 2; rotated
-//!    material whose save failed is kept pending for step 3 of the next refresh;
+//!    serving of a valid token: step 4 came first); so does a failure another process recorded
+//!    a moment ago (its answer is taken), and another process's request with the stored
+//!    refresh material that is still unanswered (its in-flight mark: this refresh looks again
+//!    shortly instead of resending material the provider may have revoked);
+//! 6. **fetch** — unless the lease was lost (then nothing is sent and the lease is taken
+//!    again), mark the request in flight when it carries stored refresh material, then one
+//!    request to the source; a failure's outcome and cool-down are written to the store;
+//! 7. **save** — a fenced compare-and-swap of the new entry over the version loaded (and
+//!    marked): it lands while this process holds the lease, or while the stored refresh
+//!    material is the one the request was based on; refused, the token another holder saved is
+//!    adopted; rotated material whose save failed is kept pending for step 3 of the next
+//!    refresh;
 //!
 //! then the lock is released and the token **published** — unless a 401 rejected it while the
 //! refresh ran.
