@@ -135,12 +135,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let doc_path = root.join("docs/benchmarks.md");
     let mut doc = fs::read_to_string(&doc_path).context("docs/benchmarks.md is missing")?;
-    for suite in SUITES
-        .iter()
-        .filter(|s| {
-            only.is_empty() || only.iter().any(|o| *o == s.name || Some(o.as_str()) == s.with)
-        })
-    {
+    for suite in SUITES.iter().filter(|s| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|o| *o == s.name || Some(o.as_str()) == s.with)
+    }) {
         let mut cmd: Vec<String> = vec![
             "bench".into(),
             "-p".into(),

@@ -16,7 +16,9 @@
 
 use std::time::Duration;
 
-use auth_core::{Fence, MemoryStore, SharedTokenStore, StoreKey, StoredEntry, Token, TokenStore as _};
+use auth_core::{
+    Fence, MemoryStore, SharedTokenStore, StoreKey, StoredEntry, Token, TokenStore as _,
+};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
@@ -190,7 +192,9 @@ fn redis(c: &mut Criterion) {
         });
     });
     {
-        let lock = rt.block_on(store.lock(&key, Duration::from_secs(600))).unwrap();
+        let lock = rt
+            .block_on(store.lock(&key, Duration::from_secs(600)))
+            .unwrap();
         let fence = Fence::lease(lock.lease());
         group.bench_function("save fenced by the lease (CAS + owner check)", |b| {
             b.iter(|| {
@@ -284,7 +288,9 @@ fn postgres(c: &mut Criterion) {
         });
     });
     {
-        let lock = rt.block_on(store.lock(&key, Duration::from_secs(600))).unwrap();
+        let lock = rt
+            .block_on(store.lock(&key, Duration::from_secs(600)))
+            .unwrap();
         let fence = Fence::lease(lock.lease());
         group.bench_function("save fenced by the lease (CAS + lease row check)", |b| {
             b.iter(|| {

@@ -356,11 +356,15 @@ impl RedisStore {
             },
             None => None,
         };
-        let Some(end) = [token_end, entry.cooldown_until]
-            .into_iter()
-            .flatten()
-            .max()
-        else {
+        let Some(end) = [
+            token_end,
+            entry.cooldown_until,
+            entry.failure.as_ref().map(|f| f.until),
+            entry.fetching_until,
+        ]
+        .into_iter()
+        .flatten()
+        .max() else {
             return 0;
         };
         let margin =
@@ -546,6 +550,26 @@ impl RedisLock {
 /// Compare-and-delete of `owner`'s lock, bounded by the store's timeout; whether it freed it.
 async fn free(
     store: &RedisStore,
+    conn: ConnectionManager,
+    lock_key: &str,
+    key: &StoreKey,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    free_within(
+        store.inner.options.timeout,
+        store,
+        conn,
+        lock_key,
+        key,
+        owner,
+    )
+    .await
+}
+
+/// [`free`] bounded by `timeout`.
+async fn free_within(
+    timeout: Duration,
+    store: &RedisStore,
     mut conn: ConnectionManager,
     lock_key: &str,
     key: &StoreKey,
@@ -556,12 +580,13 @@ async fn free(
         .arg(owner)
         .arg(store.channel())
         .arg(format!("r:{key}"));
-    let freed: i64 = store
-        .run(
-            "the lock release script",
-            invocation.invoke_async(&mut conn),
-        )
-        .await?;
+    let freed: i64 = bounded(
+        timeout,
+        &store.inner.described,
+        "the lock release script",
+        invocation.invoke_async(&mut conn),
+    )
+    .await?;
     Ok(freed == 1)
 }
 
@@ -857,7 +882,18 @@ impl TokenStore for RedisStore {
                 Ok(acquired) => acquired,
                 Err(e) => {
                     // The command may have run and its reply been lost: free what it took.
-                    match free(self, conn.clone(), &lock_key, key, &owner).await {
+                    // It may also still be queued behind a slow server, so the release (queued
+                    // after it) gets three times the usual bound.
+                    match free_within(
+                        options.timeout.saturating_mul(3),
+                        self,
+                        conn.clone(),
+                        &lock_key,
+                        key,
+                        &owner,
+                    )
+                    .await
+                    {
                         Ok(true) => {
                             tracing::warn!(lock = %lock_key, "freed a refresh lock whose acquisition reply was lost");
                         }

@@ -648,3 +648,41 @@ async fn waiters_are_woken_by_pub_sub_when_the_holder_releases_and_saves_publish
     second.release().await.unwrap();
     cleanup(&url, &prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_acquisition_whose_reply_is_lost_is_checked_and_released() {
+    let Some(url) = redis_url("a_lock_acquisition_whose_reply_is_lost_is_checked_and_released")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let store = RedisStore::connect(
+        &url,
+        RedisOptions::default()
+            .prefix(&prefix)
+            .timeout(Duration::from_millis(150)),
+    )
+    .await
+    .unwrap();
+    let mut admin = raw(&url).await;
+    // Writes wait 300 ms on the server: the `SET NX` runs after its caller gave up on the reply.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let err = store
+        .lock(&key(), Duration::from_secs(600))
+        .await
+        .expect_err("the reply did not come in time");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held: bool = admin.exists(store.lock_key(&key())).await.unwrap();
+    assert!(
+        !held,
+        "the lock the lost reply took was released, not left for its 600 s TTL"
+    );
+    cleanup(&url, &prefix).await;
+}
