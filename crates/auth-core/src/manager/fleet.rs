@@ -26,10 +26,11 @@ fn key() -> StoreKey {
 }
 
 fn policy(lease: Duration) -> RefreshPolicy {
-    let mut policy = RefreshPolicy::default();
-    policy.refresh_timeout = Duration::from_secs(10);
-    policy.lease_life = Some(lease);
-    policy
+    RefreshPolicy {
+        refresh_timeout: Duration::from_secs(10),
+        lease_life: Some(lease),
+        ..RefreshPolicy::default()
+    }
 }
 
 /// One "process": a manager of its own on the shared store.
@@ -265,8 +266,10 @@ async fn a_rotation_lands_over_a_version_moved_on_by_a_failure_record() {
     // Another process recorded a failure (a new version, the same refresh material) while this
     // one fetched: the rotated material still lands, over the newer version.
     let store = FaultyStore::new(MemoryStore::new());
-    let mut seed = StoredEntry::default();
-    seed.refresh = Some(SecretString::from("refresh-0"));
+    let seed = StoredEntry {
+        refresh: Some(SecretString::from("refresh-0")),
+        ..StoredEntry::default()
+    };
     store.inner().save(&key(), &seed, 0).await.unwrap();
     let source = ScriptedSource::new("rot").otherwise(Step::after(
         Duration::from_millis(100),
