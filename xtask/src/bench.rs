@@ -24,6 +24,8 @@ struct Suite {
     features: &'static str,
     groups: &'static [&'static str],
     derive: fn(&BTreeMap<String, Estimate>) -> Vec<String>,
+    /// Also run when this other suite is named (`cargo xtask bench fleet` runs `store` too).
+    with: Option<&'static str>,
 }
 
 const SUITES: &[Suite] = &[
@@ -34,6 +36,7 @@ const SUITES: &[Suite] = &[
         features: "",
         groups: &["warm_token", "warm_token_threads", "stampede"],
         derive: derive_core,
+        with: None,
     },
     Suite {
         name: "pool",
@@ -42,6 +45,7 @@ const SUITES: &[Suite] = &[
         features: "",
         groups: &["pool_warm"],
         derive: derive_pool,
+        with: None,
     },
     Suite {
         name: "store",
@@ -52,10 +56,12 @@ const SUITES: &[Suite] = &[
             "memory_store",
             "file_store_plain",
             "file_store_encrypted",
+            "file_store_handover",
             "redis_store",
             "postgres_store",
         ],
         derive: |_| Vec::new(),
+        with: Some("fleet"),
     },
     Suite {
         name: "middleware",
@@ -64,6 +70,7 @@ const SUITES: &[Suite] = &[
         features: "reqwest-middleware",
         groups: &["middleware"],
         derive: derive_middleware,
+        with: None,
     },
     Suite {
         name: "stampede",
@@ -72,6 +79,7 @@ const SUITES: &[Suite] = &[
         features: "",
         groups: &["facade_stampede"],
         derive: derive_stampede,
+        with: None,
     },
 ];
 
@@ -101,9 +109,9 @@ const REPORT_SUITES: &[ReportSuite] = &[
         name: "fleet",
         package: "kunci",
         bench: "fleet",
-        features: "redis",
+        features: "redis,postgres",
         explicit: false,
-        what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token",
+        what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend)",
     },
     ReportSuite {
         name: "agent",
@@ -136,10 +144,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let doc_path = root.join("docs/benchmarks.md");
     let mut doc = fs::read_to_string(&doc_path).context("docs/benchmarks.md is missing")?;
-    for suite in SUITES
-        .iter()
-        .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.name))
-    {
+    for suite in SUITES.iter().filter(|s| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|o| *o == s.name || Some(o.as_str()) == s.with)
+    }) {
         let mut cmd: Vec<String> = vec![
             "bench".into(),
             "-p".into(),

@@ -54,7 +54,8 @@ pub use policy::{Deadlines, Freshness, RefreshPolicy};
 pub use pool::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
 pub use source::{FetchRequest, Fetched, SharedTokenSource, StaticSource, TokenSource};
 pub use store::{
-    MemoryStore, SharedTokenStore, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
+    FailureKind, Fence, Lease, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore,
+    StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
 };
 pub use token::{AuthScheme, Token};
 

@@ -24,18 +24,29 @@
 //!
 //! The refresh itself (`Inner::refresh`) is these steps, each a method:
 //!
-//! 1. **lock** — take the store's refresh lock: one process of many refreshes;
-//! 2. **load** — read the entry;
+//! 1. **lock** — take the store's refresh lease (its life: [`RefreshPolicy::lease_life`]): one
+//!    process of many refreshes. While steps 2–7 run, a watchdog renews the lease every third
+//!    of its life, and one deadline ([`RefreshPolicy::refresh_timeout`]) bounds them together;
+//! 2. **load** — read the entry, inside the lease (another host may have refreshed a moment
+//!    ago);
 //! 3. **settle the pending save** — a fetched entry whose save failed earlier is saved now, but
 //!    only over the version it was fetched from (or a version that still holds the refresh
 //!    material it used); it is dropped when the store already holds it or moved past it;
 //! 4. **adopt** — a valid stored token, made with this source's credential, newer than ours
 //!    and not rejected by a 401, is served and nothing is sent (another process refreshed);
 //! 5. **stored cool-down** — a cool-down recorded in the store stops the request (not the
-//!    serving of a valid token: step 4 came first);
-//! 6. **fetch** — one request to the source; a failure's cool-down is written to the store;
-//! 7. **save** — compare-and-swap the new entry over the version loaded in step 2; rotated
-//!    material whose save failed is kept pending for step 3 of the next refresh;
+//!    serving of a valid token: step 4 came first); so does a failure another process recorded
+//!    a moment ago (its answer is taken), and another process's request with the stored
+//!    refresh material that is still unanswered (its in-flight mark: this refresh looks again
+//!    shortly instead of resending material the provider may have revoked);
+//! 6. **fetch** — unless the lease was lost (then nothing is sent and the lease is taken
+//!    again), mark the request in flight when it carries stored refresh material, then one
+//!    request to the source; a failure's outcome and cool-down are written to the store;
+//! 7. **save** — a fenced compare-and-swap of the new entry over the version loaded (and
+//!    marked): it lands while this process holds the lease, or while the stored refresh
+//!    material is the one the request was based on; refused, the token another holder saved is
+//!    adopted; rotated material whose save failed is kept pending for step 3 of the next
+//!    refresh;
 //!
 //! then the lock is released and the token **published** — unless a 401 rejected it while the
 //! refresh ran.
@@ -64,7 +75,10 @@ use crate::{
     expiry,
     policy::{Deadlines, Freshness, RefreshPolicy, scale},
     source::{FetchRequest, Fetched, SharedTokenSource},
-    store::{MemoryStore, SharedTokenStore, StoreKey, StoreLock, StoredEntry},
+    store::{
+        FailureKind, Fence, MemoryStore, RefreshDigest, SharedFailure, SharedTokenStore,
+        StoreError, StoreKey, StoreLock, StoredEntry,
+    },
     token::Token,
 };
 
@@ -174,6 +188,64 @@ enum Failed {
     },
     /// Nothing was sent: a cool-down recorded in the store is in force. Not a failure.
     NotSent { error: Error, not_before: MonoTime },
+    /// Nothing was sent: another process's refresh failed a moment ago and recorded its
+    /// outcome in the store; its answer is taken until `not_before`. Not a failure here.
+    Shared { error: Error, not_before: MonoTime },
+    /// Nothing was sent: the lease was lost before the request (the watchdog could not renew
+    /// it). The refresh takes the lock again.
+    LeaseLost,
+    /// Nothing was sent: another process sent a request with the stored refresh material and
+    /// its answer is awaited until `until` (its lease was lost meanwhile: it was stopped or
+    /// cut off). The refresh looks again shortly, and adopts what that process saves.
+    InFlight { until: MonoTime },
+}
+
+/// One refresh under the store's lock: the lock, whether its lease was lost, the deadline.
+struct Under<'a> {
+    lock: &'a dyn StoreLock,
+    lost: AtomicBool,
+    deadline: MonoTime,
+    /// Whether another process's unanswered request holds this one back (not once this
+    /// process has waited for it as long as any refresh may last).
+    honour_in_flight: bool,
+    /// When this refresh began to wait for the lock (wall clock): a failure recorded before it
+    /// was not waited for, so its record is not this refresh's answer.
+    waiting_since: OffsetDateTime,
+}
+
+impl<'a> Under<'a> {
+    fn new(
+        lock: &'a dyn StoreLock,
+        deadline: MonoTime,
+        honour_in_flight: bool,
+        waiting_since: OffsetDateTime,
+    ) -> Self {
+        Self {
+            lock,
+            lost: AtomicBool::new(false),
+            deadline,
+            honour_in_flight,
+            waiting_since,
+        }
+    }
+
+    /// What is left of the deadline (at least a millisecond, so a late step fails cleanly).
+    fn remaining(&self, inner: &Inner) -> Duration {
+        self.deadline
+            .saturating_duration_since(inner.clock.monotonic())
+            .max(Duration::from_millis(1))
+    }
+
+    /// The time a save of what a sent request brought back gets: what is left of the
+    /// deadline, never less than a quarter of it.
+    fn for_save(&self, inner: &Inner) -> Duration {
+        self.remaining(inner).max(inner.policy.refresh_timeout / 4)
+    }
+
+    /// The fence of a save under this lock.
+    fn fence(&self) -> Fence {
+        Fence::lease(self.lock.lease())
+    }
 }
 
 impl Failed {
@@ -1040,7 +1112,17 @@ impl Inner {
                 Ok(published)
             }
             Err(Failed::NotSent { error, not_before }) => {
-                self.hold_off(error.clone(), not_before);
+                self.hold_off(error.clone(), not_before, true);
+                Err(FlightError { error, sent: false })
+            }
+            Err(Failed::Shared { error, not_before }) => {
+                self.hold_off(error.clone(), not_before, false);
+                Err(FlightError { error, sent: false })
+            }
+            Err(Failed::LeaseLost | Failed::InFlight { .. }) => {
+                // `refresh` turns these into other outcomes; kept total for the compiler.
+                let error = Error::store("the refresh lease was lost");
+                self.record_failure(&error, None);
                 Err(FlightError { error, sent: false })
             }
             Err(Failed::Attempt { error, cooldown }) => {
@@ -1091,12 +1173,10 @@ impl Inner {
             .is_some_and(|rejected| rejected.same_secret(token))
     }
 
-    /// How long a store lock lives: the provider request and the store writes after it are each
-    /// bounded by the refresh timeout, so a holder that dies frees it this long after taking it.
+    /// How long the store's refresh lease lives between renewals (the policy's
+    /// [`lease_life`](RefreshPolicy::lease_life): twice the refresh deadline by default).
     fn lock_ttl(&self) -> Duration {
-        self.policy
-            .refresh_timeout
-            .saturating_add(Duration::from_secs(15))
+        self.policy.lease_life()
     }
 
     /// Bounds one store call by the refresh timeout.
@@ -1105,7 +1185,17 @@ impl Inner {
         what: &str,
         call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
     ) -> Result<T, crate::StoreError> {
-        let timeout = self.policy.refresh_timeout;
+        self.bounded_for(what, self.policy.refresh_timeout, call)
+            .await
+    }
+
+    /// Bounds one store call by `timeout`.
+    async fn bounded_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
+    ) -> Result<T, crate::StoreError> {
         tokio::time::timeout(timeout, call)
             .await
             .unwrap_or_else(|_| {
@@ -1119,19 +1209,99 @@ impl Inner {
             })
     }
 
-    /// One refresh: the steps of the module documentation, under the store's lock.
+    /// One refresh: the steps of the module documentation, under the store's lock. A lease
+    /// lost before the request was sent is taken again (the new holder may have refreshed:
+    /// step 4 then adopts its token), at most three times.
     async fn refresh(&self) -> Result<Refreshed, Failed> {
-        let lock = self.lock().await?;
-        let result = self.refresh_locked().await;
-        if let Err(e) = lock.release().await {
-            tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
+        let mut lost = 0;
+        // How long this refresh may wait for another process's unanswered request, counted in
+        // the time actually slept (whatever the injected clock says).
+        let mut patience = self.policy.refresh_timeout.saturating_mul(2);
+        loop {
+            let waiting_since = self.clock.now();
+            let lock = self.lock().await?;
+            let under = Under::new(
+                &*lock,
+                self.now().mono.saturating_add(self.policy.refresh_timeout),
+                !patience.is_zero(),
+                waiting_since,
+            );
+            let result = {
+                let work = std::pin::pin!(self.refresh_locked(&under));
+                let watchdog = std::pin::pin!(self.watchdog(&under));
+                match futures_util::future::select(work, watchdog).await {
+                    futures_util::future::Either::Left((result, _)) => result,
+                    futures_util::future::Either::Right((never, _)) => match never {},
+                }
+            };
+            match self
+                .bounded_for(
+                    "lock release",
+                    self.policy.refresh_timeout.min(Duration::from_secs(5)),
+                    lock.release(),
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
+                }
+            }
+            match result {
+                Err(Failed::LeaseLost) => {
+                    lost += 1;
+                    if lost >= 3 {
+                        return Err(Failed::attempt(Error::store(format!(
+                            "the refresh lease of `{}` was lost three times before the request could be sent",
+                            self.key
+                        ))));
+                    }
+                    tracing::warn!(key = %self.key, "the refresh lease was lost before the request was sent; nothing was sent, taking it again");
+                }
+                Err(Failed::InFlight { until }) => {
+                    // Bounded: the marker is honoured only until `until`, capped when read.
+                    let wait = until
+                        .saturating_duration_since(self.clock.monotonic())
+                        .min(Duration::from_millis(200))
+                        .max(Duration::from_millis(10))
+                        .min(patience);
+                    patience = patience.saturating_sub(wait);
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
         }
-        result
     }
 
-    async fn refresh_locked(&self) -> Result<Refreshed, Failed> {
-        let mut entry = self.load().await?;
-        if let Some(saved) = self.settle_pending(&mut entry).await? {
+    /// Renews the lease every third of its life while the work under it runs. A renewal that
+    /// fails (the lease was lost, or the store did not answer) marks the lease lost: the work
+    /// then sends nothing it has not sent already. Never ends by itself.
+    async fn watchdog(&self, under: &Under<'_>) -> std::convert::Infallible {
+        let life = self.lock_ttl();
+        let period = (life / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(period).await;
+            match tokio::time::timeout(period, under.lock.renew(life)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(key = %self.key, "the refresh lease had expired when the watchdog renewed it");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(key = %self.key, error = %e, "could not renew the refresh lease");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+                Err(_) => {
+                    tracing::warn!(key = %self.key, "the store did not answer the lease renewal in time");
+                    under.lost.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    async fn refresh_locked(&self, under: &Under<'_>) -> Result<Refreshed, Failed> {
+        let mut entry = self.load_within(under.remaining(self)).await?;
+        if let Some(saved) = self.settle_pending(&mut entry, under).await? {
             return Ok(saved);
         }
         let now = self.now();
@@ -1144,29 +1314,79 @@ impl Inner {
             });
         }
         self.check_stored_cooldown(entry.as_ref(), &now).await?;
+        self.check_shared_failure(entry.as_ref(), &now, under.waiting_since)?;
         let held = self.held_refresh(entry.as_ref());
-        let version = entry.as_ref().map_or(0, |e| e.version);
+        if held.is_some()
+            && under.honour_in_flight
+            && let Some(until) = self.request_in_flight(entry.as_ref(), &now)
+        {
+            tracing::info!(key = %self.key, "another process's request with the stored refresh material is unanswered; waiting for what it saves instead of sending the same material");
+            return Err(Failed::InFlight { until });
+        }
+        let mut version = entry.as_ref().map_or(0, |e| e.version);
+        if under.lost.load(Ordering::SeqCst) {
+            return Err(Failed::LeaseLost);
+        }
+        if held.is_some()
+            && let Some(stored) = &mut entry
+        {
+            // Refresh material may rotate: mark the request in flight, so a process that takes
+            // the lease if this one loses it waits for this answer instead of sending the same
+            // material (which the provider would have revoked).
+            let mut marked = stored.clone();
+            marked.fetching_until = Some(expiry::add(now.wall, under.remaining(self)));
+            match self
+                .bounded_for(
+                    "save",
+                    under.remaining(self),
+                    self.store
+                        .save_fenced(&self.key, &marked, version, &under.fence()),
+                )
+                .await
+            {
+                Ok(saved) => {
+                    marked.version = saved;
+                    version = saved;
+                    *stored = marked;
+                }
+                Err(StoreError::LeaseLost { .. } | StoreError::Conflict { .. }) => {
+                    return Err(Failed::LeaseLost);
+                }
+                Err(e) => {
+                    // The mark may have landed although its reply was lost: take it back, so
+                    // the fleet does not wait for a request that was never sent.
+                    self.clear_mark(&marked, under).await;
+                    return Err(Failed::attempt(e));
+                }
+            }
+        }
         let sent = self.now();
         let fetched = match self
-            .fetch(FetchRequest::new(held.clone(), sent.wall), sent.mono)
+            .fetch(
+                FetchRequest::new(held.clone(), sent.wall),
+                sent.mono,
+                under.remaining(self),
+            )
             .await
         {
             Ok(fetched) => fetched,
             Err(error) => {
                 let cooldown = self.cooldown_for(&error, self.clock.now());
-                if let Some(until) = cooldown {
-                    self.persist_cooldown(entry, version, until).await;
-                }
+                self.persist_outcome(entry, version, cooldown, &error, under)
+                    .await;
                 return Err(Failed::Attempt { error, cooldown });
             }
         };
-        self.save(fetched, held, version, &sent).await
+        self.save(fetched, held, version, &sent, under).await
     }
 
-    /// Step 1: the store's refresh lock, waited for longer than it lives, so a holder that
-    /// died is outlived, not reported.
+    /// Step 1: the store's refresh lock, waited for longer than a live holder can keep it (its
+    /// deadline, and the save after it), so a holder that died is outlived, not reported.
     async fn lock(&self) -> Result<Box<dyn StoreLock>, Failed> {
-        let wait = self.lock_ttl().saturating_add(Duration::from_secs(5));
+        let wait = self
+            .lock_ttl()
+            .max(self.policy.refresh_timeout.saturating_mul(2))
+            .saturating_add(Duration::from_secs(5));
         match tokio::time::timeout(wait, self.store.lock(&self.key, self.lock_ttl())).await {
             Ok(Ok(lock)) => Ok(lock),
             Ok(Err(e)) => Err(Failed::attempt(e)),
@@ -1175,6 +1395,13 @@ impl Inner {
                 self.key
             )))),
         }
+    }
+
+    /// The entry as stored now, within `timeout`.
+    async fn load_within(&self, timeout: Duration) -> Result<Option<StoredEntry>, Failed> {
+        self.bounded_for("load", timeout, self.store.load(&self.key))
+            .await
+            .map_err(Failed::attempt)
     }
 
     /// Step 2: the entry as stored now.
@@ -1197,6 +1424,7 @@ impl Inner {
     async fn settle_pending(
         &self,
         entry: &mut Option<StoredEntry>,
+        under: &Under<'_>,
     ) -> Result<Option<Refreshed>, Failed> {
         let Some(pending) = self
             .pending
@@ -1219,8 +1447,16 @@ impl Inner {
             tracing::warn!(key = %self.key, "dropping a rotation whose save had failed: the store moved on since (another process rotated, or the entry was removed)");
             return Ok(None);
         }
+        let fence = under
+            .fence()
+            .rotating(RefreshDigest::of(&self.key, pending.used.as_ref()));
         match self
-            .bounded("save", self.store.save(&self.key, &pending.entry, version))
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &pending.entry, version, &fence),
+            )
             .await
         {
             Ok(saved) => {
@@ -1373,8 +1609,14 @@ impl Inner {
         }
     }
 
-    /// Step 6: one request to the source, in its own span, bounded by the refresh timeout.
-    async fn fetch(&self, request: FetchRequest, sent_mono: MonoTime) -> Result<Fetched, Error> {
+    /// Step 6: one request to the source, in its own span, bounded by what is left of the
+    /// refresh deadline.
+    async fn fetch(
+        &self,
+        request: FetchRequest,
+        sent_mono: MonoTime,
+        timeout: Duration,
+    ) -> Result<Fetched, Error> {
         let span = tracing::info_span!(
             "kunci.fetch",
             provider = self.source.name(),
@@ -1383,7 +1625,6 @@ impl Inner {
             latency_ms = field::Empty,
         );
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let timeout = self.policy.refresh_timeout;
         let result = match tokio::time::timeout(
             timeout,
             self.source.fetch(request).instrument(span.clone()),
@@ -1411,15 +1652,19 @@ impl Inner {
         result
     }
 
-    /// Step 7: saves the fetched entry over the version loaded in step 2. Rotated material
-    /// whose save failed is kept pending (and the token not handed out); a token without
-    /// rotated material is served from memory when its save fails.
+    /// Step 7: saves the fetched entry over the version loaded in step 2, fenced: a plain token
+    /// lands only while this holder's lease is alive; newly rotated material whenever the
+    /// stored material is still the one the fetch was based on (a version moved on by a
+    /// cool-down or a failure record is followed). Rotated material whose save failed is kept
+    /// pending (and the token not handed out); a token without rotated material that could not
+    /// be saved gives way to a token another holder stored meanwhile, or is served from memory.
     async fn save(
         &self,
         fetched: Fetched,
         held: Option<SecretString>,
         version: u64,
         sent: &Now,
+        under: &Under<'_>,
     ) -> Result<Refreshed, Failed> {
         let rotated = fetched.refresh.is_some();
         let mut new_entry = StoredEntry::with_token(fetched.token.clone());
@@ -1427,10 +1672,43 @@ impl Inner {
         new_entry.credential = self.fingerprint().cloned();
         new_entry.version = version;
         let deadlines = self.place(&fetched.token, sent.wall, sent.mono);
-        let saved = match self
-            .bounded("save", self.store.save(&self.key, &new_entry, version))
-            .await
-        {
+        let mut fence = under.fence();
+        if rotated || held.is_some() {
+            // What a request sent with stored material brought back lands while that material
+            // is still the stored one (the in-flight mark kept others from sending it), lease
+            // or not; the version still has to match.
+            fence = fence.rotating(RefreshDigest::of(&self.key, held.as_ref()));
+        }
+        let mut expected = version;
+        let mut outcome = Err(StoreError::corrupt("no save was attempted"));
+        // A version moved on without a rotation (a cool-down or failure record written by
+        // another process) is followed: the save is retried over it, a few times at most.
+        for _ in 0..3 {
+            outcome = self
+                .bounded_for(
+                    "save",
+                    under.for_save(self),
+                    self.store
+                        .save_fenced(&self.key, &new_entry, expected, &fence),
+                )
+                .await;
+            let Err(StoreError::Conflict { .. }) = &outcome else {
+                break;
+            };
+            if !rotated {
+                break;
+            }
+            match self
+                .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+                .await
+            {
+                Ok(Some(stored)) if same_material(stored.refresh.as_ref(), held.as_ref()) => {
+                    expected = stored.version;
+                }
+                _ => break,
+            }
+        }
+        let saved = match outcome {
             Ok(saved) => saved,
             Err(e) if rotated => {
                 tracing::warn!(key = %self.key, error = %e, "could not save rotated refresh material; kept in memory and saved first next time");
@@ -1442,7 +1720,27 @@ impl Inner {
                         token: fetched.token,
                         deadlines,
                     }));
+                if matches!(e, StoreError::LeaseLost { .. }) {
+                    // Another holder rotated meanwhile: its token is the fleet's now.
+                    if let Some(cached) = self.adopt_after_lost_save(under).await {
+                        return Ok(Refreshed {
+                            cached,
+                            adopted: true,
+                        });
+                    }
+                }
                 return Err(Failed::attempt(e));
+            }
+            Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
+                if let Some(cached) = self.adopt_after_lost_save(under).await {
+                    tracing::info!(key = %self.key, error = %e, "another holder saved a token while this one fetched; its token is adopted");
+                    return Ok(Refreshed {
+                        cached,
+                        adopted: true,
+                    });
+                }
+                tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
+                version
             }
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "could not save the new token; serving it from memory");
@@ -1466,6 +1764,18 @@ impl Inner {
             },
             adopted: false,
         })
+    }
+
+    /// After a save refused because another holder moved the entry on: re-reads it and adopts
+    /// the token found there, if it may be served.
+    async fn adopt_after_lost_save(&self, under: &Under<'_>) -> Option<Cached> {
+        let entry = self
+            .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+            .await
+            .ok()?;
+        let cached = self.adoptable(entry.as_ref(), &self.now())?;
+        self.counters.adopted.fetch_add(1, Ordering::Relaxed);
+        Some(cached)
     }
 
     /// Places a token on both timelines from one reading of the clocks, with fresh jitter.
@@ -1499,34 +1809,148 @@ impl Inner {
             .max()
     }
 
-    /// Records a cool-down in the store so other processes honour it too. Best effort: the
-    /// local cool-down holds either way.
-    async fn persist_cooldown(
+    /// Records a failed request in the store so the other processes take its answer instead
+    /// of repeating it: a short shared back-off with the error's kind and message, and the
+    /// cool-down the failure imposes, if any. Best effort: the local back-off holds either way.
+    async fn persist_outcome(
         &self,
         entry: Option<StoredEntry>,
         version: u64,
-        until: OffsetDateTime,
+        cooldown: Option<OffsetDateTime>,
+        error: &Error,
+        under: &Under<'_>,
     ) {
+        let now = self.clock.now();
         let mut entry = entry.unwrap_or_else(|| StoredEntry {
             credential: self.fingerprint().cloned(),
             ..StoredEntry::default()
         });
-        entry.cooldown_until = Some(until);
+        if cooldown.is_some() {
+            entry.cooldown_until = cooldown;
+        }
+        entry.fetching_until = None;
+        let kind = match error.kind() {
+            ErrorKind::Configuration => FailureKind::Configuration,
+            ErrorKind::ReauthenticationRequired => FailureKind::ReauthenticationRequired,
+            ErrorKind::Protocol => FailureKind::Protocol,
+            ErrorKind::Store => FailureKind::Store,
+            _ => FailureKind::Transient,
+        };
+        entry.failure = Some(SharedFailure::new(
+            expiry::add(now, self.shared_backoff()),
+            kind,
+            error.message(),
+        ));
         if let Err(e) = self
-            .bounded("save", self.store.save(&self.key, &entry, version))
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &entry, version, &under.fence()),
+            )
             .await
         {
-            tracing::warn!(key = %self.key, error = %e, "could not record the cool-down in the store");
+            tracing::warn!(key = %self.key, error = %e, "could not record the failed refresh in the store");
         }
     }
 
-    /// A cool-down found in the store holds requests back; the failure count is unchanged.
-    fn hold_off(&self, error: Error, not_before: MonoTime) {
+    /// Removes this process's in-flight mark if the store holds it (best effort; otherwise it
+    /// expires by itself).
+    async fn clear_mark(&self, marked: &StoredEntry, under: &Under<'_>) {
+        let Ok(Some(stored)) = self
+            .bounded_for("load", under.for_save(self), self.store.load(&self.key))
+            .await
+        else {
+            return;
+        };
+        if stored.fetching_until.is_none() || stored.fetching_until != marked.fetching_until {
+            return;
+        }
+        let mut cleared = stored.clone();
+        cleared.fetching_until = None;
+        if let Err(e) = self
+            .bounded_for(
+                "save",
+                under.for_save(self),
+                self.store
+                    .save_fenced(&self.key, &cleared, stored.version, &under.fence()),
+            )
+            .await
+        {
+            tracing::debug!(key = %self.key, error = %e, "could not take back the in-flight mark; it expires by itself");
+        }
+    }
+
+    /// Step 5c: a request with the stored refresh material is awaited (its sender marked it and
+    /// has not saved since): until when, on the monotonic clock. A mark reaching further than
+    /// twice the refresh deadline from now is held to that.
+    fn request_in_flight(&self, entry: Option<&StoredEntry>, now: &Now) -> Option<MonoTime> {
+        let until = entry?.fetching_until?.min(expiry::add(
+            now.wall,
+            self.policy.refresh_timeout.saturating_mul(2),
+        ));
+        (until > now.wall).then(|| now.mono.saturating_add(positive_duration(until - now.wall)))
+    }
+
+    /// How long a failure recorded in the store is the fleet's answer: the first back-off.
+    fn shared_backoff(&self) -> Duration {
+        self.policy.backoff(1).min(self.policy.max_cooldown)
+    }
+
+    /// Step 5b: another process's refresh failed while this one waited for the lock, and
+    /// recorded its outcome: take its answer instead of repeating the request. A failure
+    /// recorded before this refresh began to wait is not its answer — a process that comes
+    /// later sends its own request (a 5xx must not stop the next process; only a cool-down
+    /// does). A record reaching further than the shared back-off from now (another tool wrote
+    /// it) is held to that. The record's moment is its end less the shared back-off, on the
+    /// recorder's clock; a skew between hosts moves the line between "waited" and "came
+    /// later" by that skew, which costs at most one request or one shared back-off.
+    fn check_shared_failure(
+        &self,
+        entry: Option<&StoredEntry>,
+        now: &Now,
+        waiting_since: OffsetDateTime,
+    ) -> Result<(), Failed> {
+        let Some(failure) = entry.and_then(|e| e.failure.as_ref()) else {
+            return Ok(());
+        };
+        let recorded_at = expiry::sub(failure.until, self.shared_backoff());
+        if recorded_at <= waiting_since {
+            return Ok(());
+        }
+        let until = failure
+            .until
+            .min(expiry::add(now.wall, self.shared_backoff()));
+        if until <= now.wall {
+            return Ok(());
+        }
+        let message = format!(
+            "{}: another process's refresh failed a moment ago: {}",
+            self.source.name(),
+            failure.message
+        );
+        let error = match failure.kind {
+            FailureKind::Configuration => Error::configuration(message),
+            FailureKind::ReauthenticationRequired => Error::reauthentication_required(message),
+            FailureKind::Protocol => Error::protocol(message),
+            FailureKind::Store => Error::store(message),
+            _ => Error::transient(message),
+        };
+        tracing::debug!(key = %self.key, "took the outcome of another process's failed refresh from the store");
+        Err(Failed::Shared {
+            error,
+            not_before: now.mono.saturating_add(positive_duration(until - now.wall)),
+        })
+    }
+
+    /// A cool-down or a shared failure found in the store holds requests back; the failure
+    /// count is unchanged.
+    fn hold_off(&self, error: Error, not_before: MonoTime, cooling: bool) {
         let consecutive = self.failure.load().as_ref().map_or(0, |f| f.consecutive);
         self.failure.store(Some(Arc::new(Failure {
             error,
             not_before,
-            cooling: true,
+            cooling,
             consecutive,
         })));
         self.ahead_not_before
@@ -1591,6 +2015,8 @@ fn expires_later(a: &Token, b: &Token) -> bool {
     }
 }
 
+#[cfg(test)]
+mod fleet;
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]

@@ -44,10 +44,15 @@ pub struct RefreshPolicy {
     pub backoff_initial: Duration,
     /// The longest wait between failed refreshes (default 5 minutes).
     pub backoff_max: Duration,
-    /// The bound on each step of a refresh — a store read, the provider request, a store write
-    /// (default 60 seconds). A store lock lives 15 s longer than this, so a holder that dies
-    /// frees it; waiting for the lock outlasts that.
+    /// The deadline of one refresh under the store's lock: the load, the provider request and
+    /// the save together (default 60 seconds). The save of what a sent request brought back
+    /// is never cut to less than a quarter of it.
     pub refresh_timeout: Duration,
+    /// The life the store's refresh lease is taken (and renewed) with; `None` (the default):
+    /// twice [`refresh_timeout`](Self::refresh_timeout), so the lease outlives the deadline
+    /// even without renewal. While the refresh runs, a watchdog renews it every third of its
+    /// life; a holder that dies frees it at most this long after its last renewal.
+    pub lease_life: Option<Duration>,
     /// The longest cool-down anyone can impose: a server's `Retry-After` or 429, a source's
     /// declared cool-down, a cool-down found in the store (default 1 hour,
     /// [`crate::expiry::MAX_RETRY_AFTER`]). A longer one is cut to this.
@@ -70,6 +75,7 @@ impl Default for RefreshPolicy {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(5 * 60),
             refresh_timeout: Duration::from_secs(60),
+            lease_life: None,
             max_cooldown: crate::expiry::MAX_RETRY_AFTER,
             min_refresh_interval: Duration::from_secs(10),
         }
@@ -196,6 +202,14 @@ impl RefreshPolicy {
                 "refresh policy: backoff_initial must be positive and at most backoff_max",
             ));
         }
+        if self
+            .lease_life
+            .is_some_and(|life| life < Duration::from_millis(30))
+        {
+            return Err(crate::Error::configuration(
+                "refresh policy: lease_life must be at least 30 ms",
+            ));
+        }
         if self.refresh_timeout.is_zero() {
             return Err(crate::Error::configuration(
                 "refresh policy: refresh_timeout must be positive",
@@ -259,6 +273,13 @@ impl RefreshPolicy {
     }
 
     /// How long to wait after the `failures`-th failure in a row (1-based), before jitter:
+    /// The life of the store's refresh lease: [`lease_life`](Self::lease_life), or twice the
+    /// refresh timeout.
+    pub fn lease_life(&self) -> Duration {
+        self.lease_life
+            .unwrap_or_else(|| self.refresh_timeout.saturating_mul(2))
+    }
+
     /// `backoff_initial * 2^(failures-1)`, at most `backoff_max`.
     pub fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(30);

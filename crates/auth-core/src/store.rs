@@ -75,6 +75,15 @@ pub struct StoredEntry {
     /// (see [`Credential`](crate::Credential)); `None` in entries written before kunci stored
     /// one, or by a source that declares no credential.
     pub credential: Option<Fingerprint>,
+    /// The outcome of the last refresh that failed, shared with every process: until its
+    /// `until`, a process that finds it answers its callers with it instead of repeating the
+    /// failing request. A successful save clears it.
+    pub failure: Option<SharedFailure>,
+    /// A request based on this entry's refresh material was sent and its answer is awaited
+    /// until then: another process sends nothing with the same material meanwhile (a provider
+    /// that rotates would revoke it), and adopts what the sender saves. Written under the lease
+    /// just before such a request; the sender's save clears it.
+    pub fetching_until: Option<OffsetDateTime>,
     /// The version this entry was read at; stores bump it on every save.
     pub version: u64,
 }
@@ -86,6 +95,159 @@ impl StoredEntry {
             token: Some(token),
             ..Self::default()
         }
+    }
+}
+
+/// A failed refresh as recorded in the store ([`StoredEntry::failure`]), so the processes that
+/// waited for the holder take its answer instead of each repeating the failing request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedFailure {
+    /// Until this moment the failure is the answer; after it, the next refresh sends again.
+    pub until: OffsetDateTime,
+    /// What kind of failure it was.
+    pub kind: FailureKind,
+    /// The error's message (already free of secrets: see invariant 8 of the architecture).
+    pub message: String,
+}
+
+impl SharedFailure {
+    /// A record of `kind` with `message`, answered until `until`.
+    pub fn new(until: OffsetDateTime, kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            until,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kind of a [`SharedFailure`]: the [`ErrorKind`](crate::ErrorKind) it is answered as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// [`ErrorKind::Configuration`](crate::ErrorKind::Configuration).
+    Configuration,
+    /// [`ErrorKind::ReauthenticationRequired`](crate::ErrorKind::ReauthenticationRequired).
+    ReauthenticationRequired,
+    /// [`ErrorKind::Transient`](crate::ErrorKind::Transient) (and rate limits, whose end is the
+    /// entry's cool-down).
+    Transient,
+    /// [`ErrorKind::Protocol`](crate::ErrorKind::Protocol).
+    Protocol,
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store).
+    Store,
+}
+
+impl FailureKind {
+    /// The word stores write for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configuration => "configuration",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::Transient => "transient",
+            Self::Protocol => "protocol",
+            Self::Store => "store",
+        }
+    }
+
+    /// Reads [`as_str`](Self::as_str)'s word; an unknown word (a newer kunci wrote it) is
+    /// `Transient`.
+    pub fn parse(word: &str) -> Self {
+        match word {
+            "configuration" => Self::Configuration,
+            "reauthentication_required" => Self::ReauthenticationRequired,
+            "protocol" => Self::Protocol,
+            "store" => Self::Store,
+            _ => Self::Transient,
+        }
+    }
+}
+
+/// A one-way digest of refresh material under a store key (SHA-256 of a label, the key and the
+/// material), which a store keeps beside the entry so a save of newly rotated material can be
+/// checked against the material it replaces without decrypting anything. Absent material has a
+/// digest of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RefreshDigest([u8; 32]);
+
+impl RefreshDigest {
+    /// The digest of `material` (or of its absence) under `key`.
+    pub fn of(key: &StoreKey, material: Option<&SecretString>) -> Self {
+        use secrecy::ExposeSecret as _;
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"kunci refresh digest 1\0");
+        hash.update(key.as_str().as_bytes());
+        match material {
+            Some(m) => {
+                hash.update(b"\0some\0");
+                hash.update(m.expose_secret().as_bytes());
+            }
+            None => hash.update(b"\0none"),
+        }
+        Self(hash.finalize().into())
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest as 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+impl fmt::Debug for RefreshDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RefreshDigest({})", &self.to_hex()[..12])
+    }
+}
+
+/// Who holds a refresh lease that can be lost while held (one with a TTL): what a fenced save
+/// checks the store still names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder's identity as the store records it (`<pid>-<random>`).
+    pub holder: String,
+    /// The fencing token, larger at every taking of the key's lease (0 where the store keeps
+    /// none: the holder alone then identifies the taking).
+    pub fence: u64,
+}
+
+/// What a save made under the refresh lock checks besides the version
+/// ([`TokenStore::save_fenced`]).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Fence {
+    /// The lease the saver took; the save lands only while the store still names it.
+    pub lease: Option<Lease>,
+    /// For a save carrying newly rotated refresh material: the digest of the material the
+    /// fetch was based on. The save then lands whenever the stored material still has this
+    /// digest, lease or not — the rotated material is the only valid copy.
+    pub rotation_of: Option<RefreshDigest>,
+}
+
+impl Fence {
+    /// A fence on `lease` (none: the lock cannot be lost while held).
+    pub fn lease(lease: Option<Lease>) -> Self {
+        Self {
+            lease,
+            rotation_of: None,
+        }
+    }
+
+    /// Adds the digest of the refresh material a rotation replaces.
+    #[must_use]
+    pub fn rotating(mut self, from: RefreshDigest) -> Self {
+        self.rotation_of = Some(from);
+        self
     }
 }
 
@@ -128,6 +290,13 @@ pub enum StoreError {
     Configuration {
         /// What is wrong, without secrets.
         message: String,
+    },
+    /// A fenced save was refused: the saver's lease expired and (for rotated material) the
+    /// stored refresh material is no longer the one the fetch was based on. Nothing changed.
+    #[error("the refresh lease of `{key}` was lost before the save (another process holds it)")]
+    LeaseLost {
+        /// The key.
+        key: StoreKey,
     },
     /// Any other failure (permissions, disk full, …).
     #[error("the token store failed: {message}")]
@@ -187,6 +356,20 @@ pub trait StoreLock: Send + Sync + fmt::Debug {
     /// Releases the lock. Stores whose lock also frees itself (a TTL, an OS file lock) make
     /// this best-effort.
     async fn release(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Extends the lock's life to `ttl` from now, if this holder still holds it; `Ok(false)`
+    /// when it was lost (expired; another process may hold it). Locks that cannot be lost while
+    /// held (a kernel file lock, a mutex) need no renewal and answer `Ok(true)`.
+    async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
+        let _ = ttl;
+        Ok(true)
+    }
+
+    /// The lease a fenced save checks (see [`TokenStore::save_fenced`]); `None` for locks that
+    /// cannot be lost while held.
+    fn lease(&self) -> Option<Lease> {
+        None
+    }
 }
 
 /// Persistence for token entries, shared by every manager (and process) using the same key.
@@ -205,6 +388,24 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         entry: &StoredEntry,
         expected: u64,
     ) -> Result<u64, StoreError>;
+
+    /// [`save`](Self::save) made under the refresh lock: besides the version, the store checks
+    /// atomically that the saver still holds `fence.lease` — or, for newly rotated material
+    /// (`fence.rotation_of`), that the stored refresh material is still the one the fetch was
+    /// based on. Refused: [`StoreError::LeaseLost`], changing nothing.
+    ///
+    /// The default is a plain `save`: right for stores whose lock cannot be lost while held
+    /// (the kernel's file lock, a mutex).
+    async fn save_fenced(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        let _ = fence;
+        self.save(key, entry, expected).await
+    }
 
     /// Removes an entry (no error if there is none).
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;

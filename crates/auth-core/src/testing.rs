@@ -58,10 +58,19 @@ pub enum StoreOp {
     Delete,
     /// [`TokenStore::lock`].
     Lock,
+    /// [`StoreLock::renew`] of a lock this store handed out: [`Fault::Fail`] is an error,
+    /// [`Fault::LoseLock`] answers "lost" (`Ok(false)`).
+    Renew,
 }
 
 impl StoreOp {
-    const ALL: [Self; 4] = [Self::Load, Self::Save, Self::Delete, Self::Lock];
+    const ALL: [Self; 5] = [
+        Self::Load,
+        Self::Save,
+        Self::Delete,
+        Self::Lock,
+        Self::Renew,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -87,9 +96,9 @@ pub enum Fault {
 #[derive(Debug, Default)]
 struct Plan {
     /// One-shot faults, consumed in order.
-    next: [VecDeque<Fault>; 4],
+    next: [VecDeque<Fault>; 5],
     /// A fault applied to every call until cleared.
-    always: [Option<Fault>; 4],
+    always: [Option<Fault>; 5],
 }
 
 /// Wraps a store and injects [`Fault`]s into its operations; counts the calls. Clones share
@@ -98,7 +107,7 @@ struct Plan {
 pub struct FaultyStore {
     inner: SharedTokenStore,
     plan: Arc<Mutex<Plan>>,
-    calls: Arc<[AtomicUsize; 4]>,
+    calls: Arc<[AtomicUsize; 5]>,
 }
 
 impl fmt::Debug for FaultyStore {
@@ -115,7 +124,7 @@ impl FaultyStore {
         Self {
             inner: inner.into(),
             plan: Arc::default(),
-            calls: Arc::new([const { AtomicUsize::new(0) }; 4]),
+            calls: Arc::new([const { AtomicUsize::new(0) }; 5]),
         }
     }
 
@@ -192,6 +201,32 @@ fn injected(op: StoreOp, after: bool) -> StoreError {
 #[derive(Debug)]
 struct LostLock;
 
+/// A lock of the wrapped store, whose renewals meet the [`StoreOp::Renew`] faults.
+#[derive(Debug)]
+struct FaultyLock {
+    inner: Box<dyn StoreLock>,
+    store: FaultyStore,
+}
+
+#[async_trait]
+impl StoreLock for FaultyLock {
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        self.inner.release().await
+    }
+
+    async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
+        match self.store.enter(StoreOp::Renew).await {
+            Some(Fault::Fail | Fault::FailAfterWrite) => Err(injected(StoreOp::Renew, false)),
+            Some(Fault::LoseLock) => Ok(false),
+            _ => self.inner.renew(ttl).await,
+        }
+    }
+
+    fn lease(&self) -> Option<crate::store::Lease> {
+        self.inner.lease()
+    }
+}
+
 #[async_trait]
 impl StoreLock for LostLock {
     async fn release(self: Box<Self>) -> Result<(), StoreError> {
@@ -224,6 +259,23 @@ impl TokenStore for FaultyStore {
         }
     }
 
+    async fn save_fenced(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        fence: &crate::store::Fence,
+    ) -> Result<u64, StoreError> {
+        match self.enter(StoreOp::Save).await {
+            Some(Fault::Fail) => Err(injected(StoreOp::Save, false)),
+            Some(Fault::FailAfterWrite) => {
+                self.inner.save_fenced(key, entry, expected, fence).await?;
+                Err(injected(StoreOp::Save, true))
+            }
+            _ => self.inner.save_fenced(key, entry, expected, fence).await,
+        }
+    }
+
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         match self.enter(StoreOp::Delete).await {
             Some(Fault::Fail) => Err(injected(StoreOp::Delete, false)),
@@ -239,7 +291,10 @@ impl TokenStore for FaultyStore {
         match self.enter(StoreOp::Lock).await {
             Some(Fault::Fail | Fault::FailAfterWrite) => Err(injected(StoreOp::Lock, false)),
             Some(Fault::LoseLock) => Ok(Box::new(LostLock)),
-            _ => self.inner.lock(key, ttl).await,
+            _ => Ok(Box::new(FaultyLock {
+                inner: self.inner.lock(key, ttl).await?,
+                store: self.clone(),
+            })),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Store benchmarks: load and save on every backend — memory, file (plain and encrypted),
-//! Redis, PostgreSQL — and the refresh-lock hand-over of the shared stores (how long a waiter
-//! takes to get the lock once the holder frees it: Redis polls, PostgreSQL is notified).
+//! Redis, PostgreSQL — the fenced save a refresh makes under its lease, and the refresh-lock
+//! hand-over (how long a waiter takes to get the lock once the holder frees it): woken by the
+//! kernel (file), pub/sub (Redis) or `NOTIFY` (PostgreSQL), beside the polling that came
+//! before, measured in the same run.
 //!
 //! Redis benches read `KUNCI_TEST_REDIS_URL`, PostgreSQL benches `KUNCI_TEST_POSTGRES_URL`;
 //! each is skipped, with a printed line, when its variable is unset.
@@ -14,9 +16,9 @@
 
 use std::time::Duration;
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
-use auth_core::SharedTokenStore;
-use auth_core::{MemoryStore, StoreKey, StoredEntry, Token, TokenStore as _};
+use auth_core::{
+    Fence, MemoryStore, SharedTokenStore, StoreKey, StoredEntry, Token, TokenStore as _,
+};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
@@ -47,7 +49,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// The hand-over itself: a holder keeps the lock 50 ms while `waiting` (another store, as
 /// another process would be) waits for it; the time measured runs from the holder's call to
 /// `release` to the moment the waiter holds the lock — the release's own round trip included.
-#[cfg(any(feature = "redis", feature = "postgres"))]
 #[allow(
     clippy::disallowed_methods,
     reason = "the hand-over is timed from the release to the waiter holding the lock"
@@ -137,6 +138,29 @@ fn file(c: &mut Criterion) {
         });
         group.finish();
     }
+    let mut group = c.benchmark_group("file_store_handover");
+    let kernel = FileStore::new(dir.path().join("plain")).unwrap();
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (kernel wake-up)",
+        SharedTokenStore::new(kernel.clone()),
+        SharedTokenStore::new(FileStore::new(dir.path().join("plain")).unwrap()),
+        &key,
+    );
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (polling, before)",
+        SharedTokenStore::new(kernel),
+        SharedTokenStore::new(
+            FileStore::new(dir.path().join("plain"))
+                .unwrap()
+                .with_polling_lock(true),
+        ),
+        &key,
+    );
+    group.finish();
 }
 
 #[cfg(feature = "redis")]
@@ -167,6 +191,24 @@ fn redis(c: &mut Criterion) {
             current = rt.block_on(store.save(&key, &entry, current)).unwrap();
         });
     });
+    {
+        let lock = rt
+            .block_on(store.lock(&key, Duration::from_secs(600)))
+            .unwrap();
+        let fence = Fence::lease(lock.lease());
+        group.bench_function("save fenced by the lease (CAS + owner check)", |b| {
+            b.iter(|| {
+                current = rt
+                    .block_on(store.save_fenced(&key, &entry, current, &fence))
+                    .unwrap();
+            });
+        });
+        group.bench_function("lease renewal", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
+        });
+        rt.block_on(lock.release()).unwrap();
+    }
     group.bench_function("lock + release (uncontended)", |b| {
         b.to_async(&rt).iter(|| async {
             store
@@ -178,25 +220,8 @@ fn redis(c: &mut Criterion) {
                 .unwrap();
         });
     });
-    // Hand-over: a holder keeps the lock 50 ms, then releases; a waiter that started polling at
-    // once measures the time until it holds the lock. The figure minus 50 ms is what polling
-    // adds over an instant notification.
-    group.sample_size(20);
-    group.bench_function("hand-over after a 50 ms hold (polling)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let held = store.lock(&key, Duration::from_secs(10)).await.unwrap();
-            let waiter = {
-                let store = store.clone();
-                let key = key.clone();
-                tokio::spawn(
-                    async move { store.lock(&key, Duration::from_secs(10)).await.unwrap() },
-                )
-            };
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            held.release().await.unwrap();
-            waiter.await.unwrap().release().await.unwrap();
-        });
-    });
+    // Hand-over, timed from the release to the waiter holding the lock: woken by pub/sub, and
+    // polling as before notifications (`notify(false)`), in the same run.
     let waiting = rt
         .block_on(RedisStore::connect(
             &url,
@@ -206,9 +231,23 @@ fn redis(c: &mut Criterion) {
     hand_over_latency(
         &mut group,
         &rt,
-        "hand-over latency, release to waiter holding (polling)",
+        "hand-over latency, release to waiter holding (notification)",
         SharedTokenStore::new(store.clone()),
         SharedTokenStore::new(waiting),
+        &key,
+    );
+    let polling = rt
+        .block_on(RedisStore::connect(
+            &url,
+            RedisOptions::default().prefix(&prefix).notify(false),
+        ))
+        .unwrap();
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (polling, before)",
+        SharedTokenStore::new(store.clone()),
+        SharedTokenStore::new(polling),
         &key,
     );
     group.finish();
@@ -248,6 +287,24 @@ fn postgres(c: &mut Criterion) {
             current = rt.block_on(store.save(&key, &entry, current)).unwrap();
         });
     });
+    {
+        let lock = rt
+            .block_on(store.lock(&key, Duration::from_secs(600)))
+            .unwrap();
+        let fence = Fence::lease(lock.lease());
+        group.bench_function("save fenced by the lease (CAS + lease row check)", |b| {
+            b.iter(|| {
+                current = rt
+                    .block_on(store.save_fenced(&key, &entry, current, &fence))
+                    .unwrap();
+            });
+        });
+        group.bench_function("lease renewal", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
+        });
+        rt.block_on(lock.release()).unwrap();
+    }
     group.bench_function("lock + release (uncontended)", |b| {
         b.to_async(&rt).iter(|| async {
             store
@@ -257,24 +314,6 @@ fn postgres(c: &mut Criterion) {
                 .release()
                 .await
                 .unwrap();
-        });
-    });
-    // As for Redis: the figure minus 50 ms is what the hand-over adds — here a NOTIFY
-    // delivered to the waiter's listening connection, then one attempt.
-    group.sample_size(20);
-    group.bench_function("hand-over after a 50 ms hold (notification)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let held = store.lock(&key, Duration::from_secs(10)).await.unwrap();
-            let waiter = {
-                let other = other.clone();
-                let key = key.clone();
-                tokio::spawn(
-                    async move { other.lock(&key, Duration::from_secs(10)).await.unwrap() },
-                )
-            };
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            held.release().await.unwrap();
-            waiter.await.unwrap().release().await.unwrap();
         });
     });
     hand_over_latency(

@@ -14,7 +14,9 @@
 
 use std::borrow::Cow;
 
-use auth_core::{AuthScheme, Fingerprint, StoreKey, StoredEntry, Token, expiry};
+use auth_core::{
+    AuthScheme, FailureKind, Fingerprint, SharedFailure, StoreKey, StoredEntry, Token, expiry,
+};
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -113,6 +115,24 @@ struct PlainOut<'a> {
     cooldown_until: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credential: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<FailureDoc<'a>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    fetching_until: Option<OffsetDateTime>,
+}
+
+/// A shared failure record (added within format 1: older readers ignore it).
+#[derive(Serialize, Deserialize)]
+struct FailureDoc<'a> {
+    #[serde(with = "time::serde::rfc3339")]
+    until: OffsetDateTime,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +169,10 @@ struct DocIn<'a> {
     cooldown_until: Option<OffsetDateTime>,
     #[serde(default)]
     credential: Option<String>,
+    #[serde(default, borrow)]
+    failure: Option<FailureDoc<'a>>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    fetching_until: Option<OffsetDateTime>,
     #[serde(default)]
     cipher: Option<String>,
     #[serde(default)]
@@ -197,6 +221,12 @@ pub(crate) fn encode(
         // Within the years RFC 3339 can write, whoever built the entry.
         cooldown_until: entry.cooldown_until.map(expiry::clamp),
         credential: entry.credential.as_ref().map(Fingerprint::as_str),
+        failure: entry.failure.as_ref().map(|f| FailureDoc {
+            until: expiry::clamp(f.until),
+            kind: Cow::Borrowed(f.kind.as_str()),
+            message: Cow::Borrowed(&f.message),
+        }),
+        fetching_until: entry.fetching_until.map(expiry::clamp),
     };
     let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|_| EncodeError)?);
     let Some(cipher) = cipher else {
@@ -308,6 +338,14 @@ fn plain_entry(doc: DocIn<'_>) -> Result<StoredEntry, DecodeError> {
     entry.refresh = doc.refresh.map(into_secret);
     entry.cooldown_until = doc.cooldown_until.map(expiry::clamp);
     entry.credential = credential;
+    entry.failure = doc.failure.map(|f| {
+        SharedFailure::new(
+            expiry::clamp(f.until),
+            FailureKind::parse(&f.kind),
+            f.message.into_owned(),
+        )
+    });
+    entry.fetching_until = doc.fetching_until.map(expiry::clamp);
     entry.version = version;
     Ok(entry)
 }

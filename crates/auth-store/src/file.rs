@@ -50,6 +50,8 @@ pub struct FileStore {
 struct Inner {
     dir: PathBuf,
     cipher: Option<Cipher>,
+    /// Wait for a held refresh lock by polling (the old behaviour) instead of blocking.
+    polling_lock: bool,
 }
 
 /// The files of one key.
@@ -119,7 +121,11 @@ impl FileStore {
         check_trusted_dir(&dir)?;
         remove_stale_temp_files(&dir);
         Ok(Self {
-            inner: Arc::new(Inner { dir, cipher: None }),
+            inner: Arc::new(Inner {
+                dir,
+                cipher: None,
+                polling_lock: false,
+            }),
         })
     }
 
@@ -149,6 +155,21 @@ impl FileStore {
             inner: Arc::new(Inner {
                 dir: self.inner.dir.clone(),
                 cipher: Some(cipher),
+                polling_lock: self.inner.polling_lock,
+            }),
+        }
+    }
+
+    /// Waits for a held refresh lock by polling a non-blocking `flock` (2 ms doubling to
+    /// 25 ms, jittered) instead of a blocking `flock` on a blocking thread: the behaviour
+    /// before kernel wake-ups, kept for comparison (`cargo xtask bench fleet`).
+    #[must_use]
+    pub fn with_polling_lock(self, polling: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dir: self.inner.dir.clone(),
+                cipher: self.inner.cipher.clone(),
+                polling_lock: polling,
             }),
         }
     }
@@ -561,8 +582,10 @@ impl TokenStore for FileStore {
         self.blocking(move |inner| inner.delete(&key)).await
     }
 
-    /// Polls a non-blocking `flock` with a short, jittered back-off (2 ms doubling to 25 ms), so
-    /// no thread is parked and dropping the future (a timeout) leaves nothing behind.
+    /// Tries a non-blocking `flock`; while the lock is held, waits in a blocking `flock` on a
+    /// blocking thread, so the kernel wakes the waiter the moment the holder releases (or
+    /// dies). A caller that gives up (the manager's timeout) leaves the thread to take the
+    /// lock and drop it at once: its result, the descriptor, is discarded and closed.
     async fn lock(&self, key: &StoreKey, _ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
         let path = Paths::new(&self.inner.dir, key).refresh_lock();
         let file = open_private_checked(&path)?;
@@ -570,6 +593,15 @@ impl TokenStore for FileStore {
         loop {
             match fs4::FileExt::try_lock(&file) {
                 Ok(()) => return Ok(Box::new(FileLock { file, path })),
+                Err(fs4::TryLockError::WouldBlock) if !self.inner.polling_lock => {
+                    let file = tokio::task::spawn_blocking(move || {
+                        fs4::FileExt::lock(&file).map(|()| file)
+                    })
+                    .await
+                    .map_err(|e| StoreError::other("the lock waiting thread failed", e))?
+                    .map_err(|e| io_error(format!("cannot lock {}", path.display()), e))?;
+                    return Ok(Box::new(FileLock { file, path }));
+                }
                 Err(fs4::TryLockError::WouldBlock) => {
                     tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64())).await;
                     wait = (wait * 2).min(LOCK_POLL_MAX);

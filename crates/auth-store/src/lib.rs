@@ -43,6 +43,8 @@ mod postgres_store;
 mod redact;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod waiters;
 
 pub use cipher::{Cipher, KEY_LEN, KeyError};
 pub use file::{FileLock, FileStore};

@@ -3,21 +3,22 @@
 //! `LISTEN/NOTIFY`, and a schema the store creates and migrates itself.
 
 use std::{
-    collections::HashMap,
     fmt,
     future::Future,
     net::IpAddr,
     path::PathBuf,
     str::FromStr as _,
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use async_trait::async_trait;
-use auth_core::{StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
+use auth_core::{
+    Fence, Lease, RefreshDigest, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::StreamExt as _;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_postgres::{
     AsyncMessage, Config,
     config::{Host, SslMode},
@@ -25,11 +26,11 @@ use tokio_postgres::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::{cipher::Cipher, codec, redact::redact_url};
+use crate::{cipher::Cipher, codec, redact::redact_url, waiters::Waiters};
 
 /// The newest schema this version of kunci writes. Each migration below takes the schema
 /// from its index to its index + 1.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// `{entries}`, `{lease}` are replaced by the quoted, qualified table names.
 const MIGRATIONS: &[&str] = &[
@@ -47,6 +48,10 @@ CREATE TABLE {lease} (
     fence      bigint NOT NULL,
     expires_at timestamptz NOT NULL
 );
+",
+    // 1 → 2: the digest of each entry's refresh material, for fenced saves of rotations.
+    r"
+ALTER TABLE {entries} ADD COLUMN refresh_hash bytea;
 ",
 ];
 
@@ -205,16 +210,30 @@ impl Sql {
         let (entries, lease) = (&t.entries, &t.lease);
         Self {
             load: format!("SELECT entry FROM {entries} WHERE key = $1"),
-            // $1 key, $2 encoded entry, $3 expected version, $4 channel, $5 payload.
+            // $1 key, $2 encoded entry, $3 expected version, $4 channel, $5 payload, $6 the
+            // digest of the new refresh material, $7 the saver's lease holder (NULL: not
+            // fenced), $8 its fence, $9 the digest of the material a rotation replaces (NULL:
+            // not a rotation), $10 the digest of "no material".
             // One statement: the update (expected > 0) or the insert (expected = 0) happens
-            // only over the expected version, and the notification only if it did.
+            // only over the expected version and while the fence allows it, and the
+            // notification only if it did.
             save: format!(
-                "WITH upd AS (
-                    UPDATE {entries} SET version = version + 1, entry = $2, updated_at = now()
-                    WHERE key = $1 AND version = $3 AND $3 > 0
+                "WITH ok AS (
+                    SELECT ($7::text IS NULL
+                        OR EXISTS (SELECT 1 FROM {lease} WHERE key = $1 AND holder = $7
+                                   AND fence = $8 AND expires_at > now())
+                        OR ($9::bytea IS NOT NULL AND $9 = coalesce(
+                              (SELECT refresh_hash FROM {entries} WHERE key = $1),
+                              CASE WHEN NOT EXISTS (SELECT 1 FROM {entries} WHERE key = $1)
+                                   THEN $10::bytea END))) AS allowed
+                ), upd AS (
+                    UPDATE {entries} SET version = version + 1, entry = $2, refresh_hash = $6,
+                                         updated_at = now()
+                    WHERE key = $1 AND version = $3 AND $3 > 0 AND (SELECT allowed FROM ok)
                     RETURNING version
                 ), ins AS (
-                    INSERT INTO {entries} (key, version, entry) SELECT $1, 1, $2 WHERE $3 = 0
+                    INSERT INTO {entries} (key, version, entry, refresh_hash)
+                    SELECT $1, 1, $2, $6 WHERE $3 = 0 AND (SELECT allowed FROM ok)
                     ON CONFLICT (key) DO NOTHING
                     RETURNING version
                 ), new AS (
@@ -222,7 +241,8 @@ impl Sql {
                 )
                 SELECT (SELECT version FROM new) AS new,
                        (SELECT version FROM {entries} WHERE key = $1) AS found,
-                       (SELECT count(pg_notify($4, $5)) FROM new) AS notified"
+                       (SELECT count(pg_notify($4, $5)) FROM new) AS notified,
+                       (SELECT allowed FROM ok) AS allowed"
             ),
             found: format!("SELECT version FROM {entries} WHERE key = $1"),
             delete: format!("DELETE FROM {entries} WHERE key = $1"),
@@ -257,35 +277,6 @@ impl Sql {
                  WHERE key = $1 AND holder = $2 AND fence = $3 AND expires_at > now()
                  RETURNING fence"
             ),
-        }
-    }
-}
-
-/// The waiters on each key's lease, woken by notifications.
-#[derive(Debug, Default)]
-struct Waiters {
-    by_key: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-impl Waiters {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-        // Every critical section is one map operation: a poisoned map is still consistent.
-        self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn of(&self, key: &str) -> Arc<Notify> {
-        Arc::clone(self.map().entry(key.to_owned()).or_default())
-    }
-
-    fn wake(&self, key: &str) {
-        if let Some(notify) = self.map().get(key) {
-            notify.notify_waiters();
-        }
-    }
-
-    fn wake_all(&self) {
-        for notify in self.map().values() {
-            notify.notify_waiters();
         }
     }
 }
@@ -930,9 +921,7 @@ async fn listen_once(
             payload = notifications.recv() => match payload {
                 Some(payload) => {
                     // `r:<key>` (released) or `s:<key>` (saved).
-                    if let Some((_, key)) = payload.split_once(':') {
-                        waiters.wake(key);
-                    }
+                    waiters.wake_payload(&payload);
                 }
                 None => return Err("the connection ended".to_owned()),
             },
@@ -1027,9 +1016,20 @@ impl StoreLock for PostgresLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
         if !Self::free(&self.store, &self.key, &self.holder, self.fence).await? {
-            tracing::warn!(key = %self.key, "the refresh lease had already expired when released; the refresh took longer than its TTL");
+            tracing::warn!(key = %self.key, "the refresh lease had already expired when released");
         }
         Ok(())
+    }
+
+    async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
+        PostgresLock::renew(self, ttl).await
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        Some(Lease {
+            holder: self.holder.clone(),
+            fence: self.fence(),
+        })
     }
 }
 
@@ -1079,48 +1079,22 @@ impl TokenStore for PostgresStore {
         entry: &StoredEntry,
         expected: u64,
     ) -> Result<u64, StoreError> {
-        // The column is a bigint: a larger expected version cannot be the stored one.
-        let Ok(expected_db) = i64::try_from(expected) else {
-            let found = self.found(key).await?;
-            return Err(StoreError::Conflict {
-                key: key.clone(),
-                expected,
-                found,
-            });
-        };
-        let version = expected + 1;
-        let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
-            .map_err(|e| StoreError::other(format!("cannot encode the entry for `{key}`"), e))?;
-        let payload = format!("s:{key}");
-        let rows = self
-            .query(
-                "saving an entry",
-                &self.inner.sql.save,
-                &[
-                    &key.as_str(),
-                    &&**bytes,
-                    &expected_db,
-                    &self.channel(),
-                    &payload,
-                ],
-            )
-            .await?;
-        let row = rows.first().ok_or_else(|| self.unexpected("the save"))?;
-        let new: Option<i64> = row.get(0);
-        let found: Option<i64> = row.get(1);
-        if let Some(new) = new {
-            return Ok(u64::try_from(new).unwrap_or(version));
-        }
-        let mut found = found.map_or(0, |v| u64::try_from(v).unwrap_or(0));
-        if found == expected {
-            // The statement's snapshot predates the write that beat it: read what is there now.
-            found = self.found(key).await?;
-        }
-        Err(StoreError::Conflict {
-            key: key.clone(),
-            expected,
-            found,
-        })
+        self.save_statement(key, entry, expected, &Fence::default())
+            .await
+    }
+
+    /// The compare-and-swap with, in the same statement, the check that the lease row still
+    /// names the saver (holder and fence, unexpired by the server's clock) — or, for a
+    /// rotation, that the stored refresh material's digest (`refresh_hash`) is the one the
+    /// rotation replaces.
+    async fn save_fenced(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        self.save_statement(key, entry, expected, fence).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -1198,6 +1172,74 @@ impl PostgresStore {
                 }
             }
         }
+    }
+
+    async fn save_statement(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        // The column is a bigint: a larger expected version cannot be the stored one.
+        let Ok(expected_db) = i64::try_from(expected) else {
+            let found = self.found(key).await?;
+            return Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                found,
+            });
+        };
+        let version = expected + 1;
+        let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
+            .map_err(|e| StoreError::other(format!("cannot encode the entry for `{key}`"), e))?;
+        let payload = format!("s:{key}");
+        let new_hash = RefreshDigest::of(key, entry.refresh.as_ref());
+        let none_hash = RefreshDigest::of(key, None);
+        let holder = fence.lease.as_ref().map(|l| l.holder.as_str());
+        let fence_no = fence
+            .lease
+            .as_ref()
+            .map_or(0, |l| i64::try_from(l.fence).unwrap_or(i64::MAX));
+        let rotation_of = fence.rotation_of.as_ref().map(|d| &d.as_bytes()[..]);
+        let rows = self
+            .query(
+                "saving an entry",
+                &self.inner.sql.save,
+                &[
+                    &key.as_str(),
+                    &&**bytes,
+                    &expected_db,
+                    &self.channel(),
+                    &payload,
+                    &&new_hash.as_bytes()[..],
+                    &holder,
+                    &fence_no,
+                    &rotation_of,
+                    &&none_hash.as_bytes()[..],
+                ],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| self.unexpected("the save"))?;
+        let new: Option<i64> = row.get(0);
+        let found: Option<i64> = row.get(1);
+        let allowed: Option<bool> = row.get(3);
+        if let Some(new) = new {
+            return Ok(u64::try_from(new).unwrap_or(version));
+        }
+        let mut found = found.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+        if found == expected {
+            if allowed == Some(false) {
+                return Err(StoreError::LeaseLost { key: key.clone() });
+            }
+            // The statement's snapshot predates the write that beat it: read what is there now.
+            found = self.found(key).await?;
+        }
+        Err(StoreError::Conflict {
+            key: key.clone(),
+            expected,
+            found,
+        })
     }
 
     async fn found(&self, key: &StoreKey) -> Result<u64, StoreError> {

@@ -1,39 +1,74 @@
 //! The Redis store: one hash per key, a `SET NX PX` refresh lock, compare-and-swap saves by
 //! Lua script (feature `redis`).
 
-use std::{fmt, future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
-use auth_core::{StoreError, StoreKey, StoreLock, StoredEntry, TokenStore};
+use auth_core::{
+    Fence, Lease, RefreshDigest, StoreError, StoreKey, StoreLock, StoredEntry, TokenStore,
+};
+use futures_util::StreamExt as _;
 use redis::{AsyncCommands as _, RedisError, Script, aio::ConnectionManager};
 use time::OffsetDateTime;
+use tokio::sync::{oneshot, watch};
 
-use crate::{cipher::Cipher, codec, redact::redact_url};
+use crate::{cipher::Cipher, codec, redact::redact_url, waiters::Waiters};
 
-/// Compare-and-swap: `KEYS[1]` entry hash; `ARGV[1]` expected version, `ARGV[2]` encoded
-/// entry, `ARGV[3]` expiry in unix milliseconds (0: none). Returns `{'1'}` or
-/// `{'0', found}`. Versions are compared as their decimal text and incremented by `HINCRBY`
-/// (exact 64-bit integers): Lua's numbers are doubles, exact only up to 2^53.
+/// Compare-and-swap, fenced: `KEYS[1]` entry hash, `KEYS[2]` the key's lock; `ARGV[1]`
+/// expected version, `ARGV[2]` encoded entry, `ARGV[3]` expiry in unix milliseconds (0:
+/// none), `ARGV[4]` the digest of the new entry's refresh material, `ARGV[5]` the saver's lock
+/// owner (empty: no fence), `ARGV[6]` the digest of the material a rotation replaces (empty:
+/// not a rotation), `ARGV[7]` the digest of "no material", `ARGV[8]` the events channel,
+/// `ARGV[9]` the notification. Returns `{'1'}`, `{'0', found}` (version conflict) or `{'2'}`
+/// (the lease is lost and the stored material is not the rotation's base). Versions are
+/// compared as their decimal text and incremented by `HINCRBY` (exact 64-bit integers): Lua's
+/// numbers are doubles, exact only up to 2^53.
 const SAVE_SCRIPT: &str = r"
 local found = redis.call('HGET', KEYS[1], 'v') or '0'
 if found ~= ARGV[1] then
   return {'0', found}
 end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[5] then
+  local stored = redis.call('HGET', KEYS[1], 'h')
+  if not stored and found == '0' then stored = ARGV[7] end
+  if ARGV[6] == '' or stored ~= ARGV[6] then
+    return {'2'}
+  end
+end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'h', ARGV[4])
 local at = tonumber(ARGV[3])
 if at > 0 then
   redis.call('PEXPIREAT', KEYS[1], at)
 else
   redis.call('PERSIST', KEYS[1])
 end
+if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return {'1'}
 ";
 
-/// Compare-and-delete: frees the lock only if this owner still holds it.
+/// Compare-and-delete: frees the lock only if this owner (`ARGV[1]`) still holds it, and
+/// tells the waiters (`ARGV[2]` channel, `ARGV[3]` notification).
 const RELEASE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+  return 1
+end
+return 0
+";
+
+/// Compare-and-extend: renews the lock to `ARGV[2]` milliseconds only if this owner
+/// (`ARGV[1]`) still holds it.
+const RENEW_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ";
@@ -50,10 +85,19 @@ pub struct RedisOptions {
     /// The bound on one Redis command, connecting included (default 2 seconds). Past it the
     /// operation fails with [`StoreError::Unavailable`].
     pub timeout: Duration,
-    /// The first wait between attempts at a held refresh lock (default 10 ms); it grows by half
-    /// each time up to [`lock_poll_max`](Self::lock_poll_max), with ±50 % jitter.
+    /// Whether lock waiters are woken by pub/sub notifications (default `true`): one more
+    /// connection per store, subscribed to `<prefix>events`, on which every release and every
+    /// save publishes. Off, waiters only poll (the behaviour before notifications).
+    pub notify: bool,
+    /// With notifications: the longest a waiter sleeps when no notification wakes it (default
+    /// 250 ms), the fallback for a holder that died (its lock expires silently) or a lost
+    /// notification.
+    pub lock_poll_fallback: Duration,
+    /// Without notifications (or while the subscriber reconnects): the first wait between
+    /// attempts at a held refresh lock (default 10 ms); it grows by half each time up to
+    /// [`lock_poll_max`](Self::lock_poll_max), with ±50 % jitter.
     pub lock_poll_min: Duration,
-    /// The longest wait between attempts at a held refresh lock (default 100 ms).
+    /// The longest wait between polling attempts at a held refresh lock (default 100 ms).
     pub lock_poll_max: Duration,
     /// Encrypts every entry (default none).
     pub cipher: Option<Cipher>,
@@ -70,6 +114,8 @@ impl Default for RedisOptions {
             prefix: "kunci:".to_owned(),
             ttl_margin: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),
+            notify: true,
+            lock_poll_fallback: Duration::from_millis(250),
             lock_poll_min: Duration::from_millis(10),
             lock_poll_max: Duration::from_millis(100),
             cipher: None,
@@ -100,6 +146,28 @@ impl RedisOptions {
         self
     }
 
+    /// Turns pub/sub wake-ups of lock waiters on or off (see [`notify`](Self::notify)).
+    #[must_use]
+    pub fn notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Sets the fallback sleep of a lock waiter when notifications are on.
+    #[must_use]
+    pub fn lock_poll_fallback(mut self, wait: Duration) -> Self {
+        self.lock_poll_fallback = wait;
+        self
+    }
+
+    /// Sets the polling schedule of lock waiters without notifications.
+    #[must_use]
+    pub fn lock_poll(mut self, min: Duration, max: Duration) -> Self {
+        self.lock_poll_min = min;
+        self.lock_poll_max = max.max(min);
+        self
+    }
+
     /// Encrypts entries with `cipher`.
     #[must_use]
     pub fn cipher(mut self, cipher: Cipher) -> Self {
@@ -127,8 +195,10 @@ impl RedisOptions {
 /// * `kunci:lock:<key>` — the refresh lock: `SET NX PX <ttl>` with a random owner, freed by a
 ///   compare-and-delete script or by its TTL when the holder died.
 ///
-/// Waiters poll the lock (10 ms growing to 100 ms, jittered); see `docs/stores.md` for why
-/// polling rather than pub/sub. Every command is bounded by [`RedisOptions::timeout`]; when
+/// Waiters are woken by pub/sub (`<prefix>events`: every release and save publishes) and poll
+/// only as a fallback; see `docs/stores.md`. Saves made under the lock are fenced: the save
+/// script checks the lock still names the saver, or (for rotated refresh material) that the
+/// stored material is the one the rotation replaces. Every command is bounded by [`RedisOptions::timeout`]; when
 /// Redis cannot be reached the store answers [`StoreError::Unavailable`] and the connection
 /// manager reconnects in the background.
 ///
@@ -142,8 +212,18 @@ pub struct RedisStore {
 struct Inner {
     options: RedisOptions,
     described: String,
+    client: redis::Client,
     save: Script,
     release: Arc<Script>,
+    renew: Arc<Script>,
+    waiters: Arc<Waiters>,
+    subscriber: OnceLock<Subscriber>,
+}
+
+/// The subscribing task's handle: dropping it (with the store) ends the task.
+struct Subscriber {
+    listening: watch::Receiver<bool>,
+    _stop: oneshot::Sender<()>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -189,7 +269,7 @@ impl RedisStore {
                 ),
             });
         }
-        let client = match &options.tls_ca_file {
+        let client: redis::Client = match &options.tls_ca_file {
             None => redis::Client::open(url).map_err(unusable)?,
             Some(path) if !tls => {
                 return Err(StoreError::Configuration {
@@ -210,7 +290,7 @@ impl RedisStore {
             options.timeout,
             &described,
             "connecting",
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         .map_err(|e| match e {
@@ -233,8 +313,12 @@ impl RedisStore {
             conn,
             inner: Arc::new(Inner {
                 described,
+                client,
                 save: Script::new(SAVE_SCRIPT),
                 release: Arc::new(Script::new(RELEASE_SCRIPT)),
+                renew: Arc::new(Script::new(RENEW_SCRIPT)),
+                waiters: Arc::default(),
+                subscriber: OnceLock::new(),
                 options,
             }),
         })
@@ -250,6 +334,16 @@ impl RedisStore {
         format!("{}lock:{key}", self.inner.options.prefix)
     }
 
+    /// The pub/sub channel releases and saves are announced on (`<prefix>events`), or empty
+    /// when notifications are off.
+    fn channel(&self) -> String {
+        if self.inner.options.notify {
+            format!("{}events", self.inner.options.prefix)
+        } else {
+            String::new()
+        }
+    }
+
     fn expire_at_ms(&self, entry: &StoredEntry) -> i64 {
         // Refresh material must never silently expire: such entries get no TTL at all.
         if entry.refresh.is_some() {
@@ -262,11 +356,15 @@ impl RedisStore {
             },
             None => None,
         };
-        let Some(end) = [token_end, entry.cooldown_until]
-            .into_iter()
-            .flatten()
-            .max()
-        else {
+        let Some(end) = [
+            token_end,
+            entry.cooldown_until,
+            entry.failure.as_ref().map(|f| f.until),
+            entry.fetching_until,
+        ]
+        .into_iter()
+        .flatten()
+        .max() else {
             return 0;
         };
         let margin =
@@ -421,15 +519,16 @@ impl RedisStore {
 }
 
 /// The refresh lock of a [`RedisStore`]: `SET NX PX` with a random owner. Released by a
-/// compare-and-delete script; if it is dropped without release, or its holder dies, its TTL
-/// frees it.
+/// compare-and-delete script that also wakes the waiters; renewed by a compare-and-extend
+/// script; dropped without release, it is released in the background; if its holder dies, its
+/// TTL frees it.
 pub struct RedisLock {
+    store: RedisStore,
     conn: ConnectionManager,
     lock_key: String,
+    key: StoreKey,
     owner: String,
-    release: Arc<Script>,
-    timeout: Duration,
-    described: String,
+    released: bool,
 }
 
 impl fmt::Debug for RedisLock {
@@ -441,23 +540,260 @@ impl fmt::Debug for RedisLock {
     }
 }
 
+impl RedisLock {
+    /// This holder's identity, the lock key's value: `<pid>-<128 random bits>`.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
+/// Compare-and-delete of `owner`'s lock, bounded by the store's timeout; whether it freed it.
+async fn free(
+    store: &RedisStore,
+    conn: ConnectionManager,
+    lock_key: &str,
+    key: &StoreKey,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    free_within(
+        store.inner.options.timeout,
+        store,
+        conn,
+        lock_key,
+        key,
+        owner,
+    )
+    .await
+}
+
+/// [`free`] bounded by `timeout`.
+async fn free_within(
+    timeout: Duration,
+    store: &RedisStore,
+    mut conn: ConnectionManager,
+    lock_key: &str,
+    key: &StoreKey,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    let mut invocation = store.inner.release.key(lock_key);
+    invocation
+        .arg(owner)
+        .arg(store.channel())
+        .arg(format!("r:{key}"));
+    let freed: i64 = bounded(
+        timeout,
+        &store.inner.described,
+        "the lock release script",
+        invocation.invoke_async(&mut conn),
+    )
+    .await?;
+    Ok(freed == 1)
+}
+
 #[async_trait]
 impl StoreLock for RedisLock {
-    async fn release(self: Box<Self>) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.release.key(&self.lock_key);
-        invocation.arg(&self.owner);
-        let freed: i64 = bounded(
-            self.timeout,
-            &self.described,
-            "the lock release script",
-            invocation.invoke_async(&mut conn),
+    async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.released = true;
+        if !free(
+            &self.store,
+            self.conn.clone(),
+            &self.lock_key,
+            &self.key,
+            &self.owner,
         )
-        .await?;
-        if freed == 0 {
-            tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released; the refresh took longer than its TTL");
+        .await?
+        {
+            tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released");
         }
         Ok(())
+    }
+
+    async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.store.inner.renew.key(&self.lock_key);
+        invocation.arg(&self.owner).arg(ttl_ms(ttl));
+        let renewed: i64 = self
+            .store
+            .run(
+                "the lock renewal script",
+                invocation.invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        Some(Lease {
+            holder: self.owner.clone(),
+            fence: 0,
+        })
+    }
+}
+
+impl Drop for RedisLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        // Dropped without release (a refresh that was cancelled): free it in the background
+        // rather than keep the fleet waiting for the whole TTL.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let conn = self.conn.clone();
+            let lock_key = std::mem::take(&mut self.lock_key);
+            let key = self.key.clone();
+            let owner = std::mem::take(&mut self.owner);
+            runtime.spawn(async move {
+                let _ = free(&store, conn, &lock_key, &key, &owner).await;
+            });
+        }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// The fenced compare-and-swap of [`SAVE_SCRIPT`]; `owner` empty: not fenced.
+    async fn save_script(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        owner: &str,
+        rotation_of: Option<&RefreshDigest>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let entry_key = self.entry_key(key);
+        let version = codec::next_version(key, expected)?;
+        let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
+            .map_err(|e| {
+                StoreError::other(format!("cannot encode the entry for `{entry_key}`"), e)
+            })?;
+        let mut invocation = self.inner.save.key(&entry_key);
+        invocation.key(self.lock_key(key));
+        invocation
+            .arg(expected)
+            .arg(&**bytes)
+            .arg(self.expire_at_ms(entry))
+            .arg(RefreshDigest::of(key, entry.refresh.as_ref()).to_hex())
+            .arg(owner)
+            .arg(rotation_of.map(RefreshDigest::to_hex).unwrap_or_default())
+            .arg(RefreshDigest::of(key, None).to_hex())
+            .arg(self.channel())
+            .arg(format!("s:{key}"));
+        let reply: Vec<String> = self
+            .run("the save script", invocation.invoke_async(&mut conn))
+            .await?;
+        match reply
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["1"] => Ok(version),
+            ["0", found] => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                found: found.parse().unwrap_or(0),
+            }),
+            ["2"] => Err(StoreError::LeaseLost { key: key.clone() }),
+            _ => Err(StoreError::Other {
+                message: format!(
+                    "Redis at {}: unexpected reply to the save script",
+                    self.inner.described
+                ),
+                source: None,
+            }),
+        }
+    }
+
+    /// Starts the subscriber on first use, and waits (within the timeout) until it is
+    /// subscribed, so the first waiter does not miss the first release.
+    async fn listening(&self) -> bool {
+        let inner = &self.inner;
+        let subscriber = inner.subscriber.get_or_init(|| {
+            let (listening_tx, listening) = watch::channel(false);
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(subscribe(
+                inner.client.clone(),
+                self.channel(),
+                Arc::clone(&inner.waiters),
+                listening_tx,
+                stopped,
+                inner.options.timeout,
+            ));
+            Subscriber {
+                listening,
+                _stop: stop,
+            }
+        });
+        let mut listening = subscriber.listening.clone();
+        tokio::time::timeout(inner.options.timeout, listening.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn is_listening(&self) -> bool {
+        self.inner
+            .subscriber
+            .get()
+            .is_some_and(|s| *s.listening.borrow())
+    }
+}
+
+/// The subscribing connection: `SUBSCRIBE <prefix>events`, wakes the waiters of the key each
+/// message names, reconnects with back-off when the connection ends, and wakes every waiter
+/// whenever it (re)subscribes or loses its connection, since a message may have been missed
+/// meanwhile. Ends when the store is dropped.
+async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    waiters: Arc<Waiters>,
+    listening: watch::Sender<bool>,
+    mut stop: oneshot::Receiver<()>,
+    timeout: Duration,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let session = async {
+            let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| "connecting timed out".to_owned())?
+                .map_err(|e| e.kind_description())?;
+            tokio::time::timeout(timeout, pubsub.subscribe(&channel))
+                .await
+                .map_err(|_| "SUBSCRIBE timed out".to_owned())?
+                .map_err(|e| e.kind_description())?;
+            listening.send_replace(true);
+            waiters.wake_all();
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                if let Ok(payload) = message.get_payload::<String>() {
+                    waiters.wake_payload(&payload);
+                }
+            }
+            Err::<(), String>("the subscription ended".to_owned())
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            result = session => {
+                if let Err(e) = result {
+                    tracing::debug!(channel = %channel, error = %e, "the token store's subscriber connection failed");
+                }
+            }
+        }
+        let was_listening = listening.send_replace(false);
+        waiters.wake_all();
+        if was_listening {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            () = tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -484,41 +820,22 @@ impl TokenStore for RedisStore {
         entry: &StoredEntry,
         expected: u64,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let entry_key = self.entry_key(key);
-        let version = codec::next_version(key, expected)?;
-        let bytes = codec::encode(key, entry, version, self.inner.options.cipher.as_ref())
-            .map_err(|e| {
-                StoreError::other(format!("cannot encode the entry for `{entry_key}`"), e)
-            })?;
-        let mut invocation = self.inner.save.key(&entry_key);
-        invocation
-            .arg(expected)
-            .arg(&**bytes)
-            .arg(self.expire_at_ms(entry));
-        let reply: Vec<String> = self
-            .run("the save script", invocation.invoke_async(&mut conn))
-            .await?;
-        match reply
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            ["1"] => Ok(version),
-            ["0", found] => Err(StoreError::Conflict {
-                key: key.clone(),
-                expected,
-                found: found.parse().unwrap_or(0),
-            }),
-            _ => Err(StoreError::Other {
-                message: format!(
-                    "Redis at {}: unexpected reply to the save script",
-                    self.inner.described
-                ),
-                source: None,
-            }),
-        }
+        self.save_script(key, entry, expected, "", None).await
+    }
+
+    /// The compare-and-swap with, in the same script, the check that the lock key still
+    /// holds the saver's owner — or, for a rotation, that the stored refresh material's digest
+    /// (field `h`) is the one the rotation replaces.
+    async fn save_fenced(
+        &self,
+        key: &StoreKey,
+        entry: &StoredEntry,
+        expected: u64,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        let owner = fence.lease.as_ref().map_or("", |l| l.holder.as_str());
+        self.save_script(key, entry, expected, owner, fence.rotation_of.as_ref())
+            .await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -528,6 +845,11 @@ impl TokenStore for RedisStore {
         Ok(())
     }
 
+    /// `SET NX PX` until it succeeds. A waiter is woken by the holder's release or save
+    /// (pub/sub), and otherwise tries again after [`RedisOptions::lock_poll_fallback`]; without
+    /// notifications it polls. A `SET NX` whose reply is lost (it may have taken the lock) is
+    /// followed by a compare-and-delete of this attempt's owner, so the fleet is not blocked
+    /// for the lock's whole TTL.
     async fn lock(&self, key: &StoreKey, ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
         let mut conn = self.conn.clone();
         let lock_key = self.lock_key(key);
@@ -537,30 +859,79 @@ impl TokenStore for RedisStore {
             fastrand::u64(..),
             fastrand::u64(..)
         );
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let options = &self.inner.options;
+        let notify = self.inner.waiters.of(key.as_str());
+        let mut subscribed = !options.notify;
         let mut wait = options.lock_poll_min;
         loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            // Registered before the attempt, so a release right after it is not missed.
+            notified.as_mut().enable();
             let set = redis::cmd("SET")
                 .arg(&lock_key)
                 .arg(&owner)
                 .arg("NX")
                 .arg("PX")
-                .arg(ttl_ms)
+                .arg(ttl_ms(ttl))
                 .to_owned();
-            let acquired: Option<String> = self.run("SET NX", set.query_async(&mut conn)).await?;
+            let acquired: Option<String> = match self
+                .run("SET NX", set.query_async(&mut conn))
+                .await
+            {
+                Ok(acquired) => acquired,
+                Err(e) => {
+                    // The command may have run and its reply been lost: free what it took.
+                    // It may also still be queued behind a slow server, so the release (queued
+                    // after it) gets three times the usual bound.
+                    match free_within(
+                        options.timeout.saturating_mul(3),
+                        self,
+                        conn.clone(),
+                        &lock_key,
+                        key,
+                        &owner,
+                    )
+                    .await
+                    {
+                        Ok(true) => {
+                            tracing::warn!(lock = %lock_key, "freed a refresh lock whose acquisition reply was lost");
+                        }
+                        Ok(false) => {}
+                        Err(_) => {
+                            tracing::warn!(lock = %lock_key, "could not check a refresh lock whose acquisition reply was lost; its TTL frees it");
+                        }
+                    }
+                    return Err(e);
+                }
+            };
             if acquired.is_some() {
                 return Ok(Box::new(RedisLock {
+                    store: self.clone(),
                     conn,
                     lock_key,
+                    key: key.clone(),
                     owner,
-                    release: Arc::clone(&self.inner.release),
-                    timeout: options.timeout,
-                    described: self.inner.described.clone(),
+                    released: false,
                 }));
             }
-            tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64())).await;
-            wait = wait.mul_f64(1.5).min(options.lock_poll_max);
+            if !subscribed {
+                // Only a lock that has to wait needs the subscriber.
+                subscribed = true;
+                self.listening().await;
+                continue;
+            }
+            let sleep = if options.notify && self.is_listening() {
+                options.lock_poll_fallback
+            } else {
+                let jittered = wait.mul_f64(0.5 + fastrand::f64());
+                wait = wait.mul_f64(1.5).min(options.lock_poll_max);
+                jittered
+            };
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
         }
     }
 

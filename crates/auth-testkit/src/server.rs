@@ -853,6 +853,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
+        auth_core::http::ensure_crypto_provider().unwrap();
         reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -997,6 +998,7 @@ mod tests {
         let sim = echo().await;
         sim.fail_next(Fault::Delay(Duration::from_secs(3600)));
         // With paused time the hour passes at once; the answer is a normal one.
+        auth_core::http::ensure_crypto_provider().unwrap();
         let res = reqwest::Client::new()
             .get(sim.url("t"))
             .send()

@@ -15,6 +15,7 @@ use auth_testkit::{
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
+    auth_core::http::ensure_crypto_provider().unwrap();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

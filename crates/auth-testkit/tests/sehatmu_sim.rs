@@ -24,6 +24,7 @@ async fn sim_on(clock: &Arc<ManualClock>) -> SehatMuSim {
 }
 
 fn client() -> reqwest::Client {
+    auth_core::http::ensure_crypto_provider().unwrap();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

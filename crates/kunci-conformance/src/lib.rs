@@ -103,6 +103,7 @@ impl Upstream {
     }
 
     fn new(base_url: &str) -> Self {
+        auth_core::http::ensure_crypto_provider().expect("kunci's TLS crypto provider");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -336,6 +337,7 @@ impl RecordingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("an address"));
         let log = Arc::new(Mutex::new(Vec::new()));
+        auth_core::http::ensure_crypto_provider().expect("kunci's TLS crypto provider");
         let forwarder = Arc::new(Forwarder {
             upstream,
             http: reqwest::Client::builder()

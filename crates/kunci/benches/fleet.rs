@@ -1,5 +1,6 @@
 //! Fleet: 16 processes (this binary, re-run as children) share one token through a store —
-//! the file store, then Redis (`KUNCI_TEST_REDIS_URL`; skipped with a report line when unset),
+//! the file store, then Redis (`KUNCI_TEST_REDIS_URL`) and PostgreSQL
+//! (`KUNCI_TEST_POSTGRES_URL`, in a scratch schema), each skipped with a report line when unset,
 //! then, for contrast, each its own memory store. Tokens live 3 s; over 3 lifetimes after every
 //! process has its first token, the simulator counts the requests (target: 1 per lifetime with
 //! a shared store). Prints `report:` lines. `harness = false`.
@@ -56,6 +57,20 @@ fn main() {
         Ok(url) => modes.push(("Redis store (16 processes)", url)),
         Err(_) => println!(
             "report: fleet, Redis store: skipped (set KUNCI_TEST_REDIS_URL=redis://127.0.0.1:6379 to run it)"
+        ),
+    }
+    let schema = format!("kunci_bench_{:08x}", fastrand::u32(..));
+    let postgres = std::env::var("KUNCI_TEST_POSTGRES_URL").ok();
+    match &postgres {
+        Some(url) => {
+            let joiner = if url.contains('?') { '&' } else { '?' };
+            modes.push((
+                "PostgreSQL store (16 processes)",
+                format!("{url}{joiner}kunci_table={schema}.tokens"),
+            ));
+        }
+        None => println!(
+            "report: fleet, PostgreSQL store: skipped (set KUNCI_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run it)"
         ),
     }
     modes.push((
@@ -130,6 +145,14 @@ fn main() {
         for e in errors.iter().take(3) {
             eprintln!("fleet child: {e}");
         }
+    }
+    if let Some(url) = postgres {
+        // Best effort: the scratch schema goes; a bench leaves nothing behind on success.
+        let _ = Command::new("psql")
+            .arg(url)
+            .arg("-qc")
+            .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .status();
     }
 }
 

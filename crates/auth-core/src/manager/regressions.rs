@@ -328,7 +328,9 @@ async fn logout_is_not_undone_by_a_pending_save() {
     let (source, _) = scripted(Duration::ZERO, rotating());
     let m = manager(source, store.clone());
     m.token().await.unwrap(); // saved at version 1
-    // the refresh after a 401 cannot save its rotation: it is kept pending
+    // the refresh after a 401 cannot save its rotation: it is kept pending (its in-flight
+    // mark, the save before the request, lands)
+    store.fail_next(StoreOp::Save, Fault::Delay(Duration::ZERO));
     store.fail_next(StoreOp::Save, Fault::Fail);
     assert!(m.invalidate(&m.token().await.unwrap()));
     settle().await;

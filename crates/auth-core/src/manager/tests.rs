@@ -356,14 +356,25 @@ async fn rotated_refresh_material_is_saved_before_the_token_is_handed_out() {
         }))
     });
     store
-        .expect_save()
-        .with(always(), always(), mockall::predicate::eq(7))
+        .expect_save_fenced()
+        .with(always(), always(), mockall::predicate::eq(7), always())
         .times(1)
-        .returning(move |_, entry, _| {
+        .returning(|_, entry, _, _| {
+            assert!(
+                entry.fetching_until.is_some(),
+                "the in-flight mark comes first"
+            );
+            Ok(8)
+        });
+    store
+        .expect_save_fenced()
+        .with(always(), always(), mockall::predicate::eq(8), always())
+        .times(1)
+        .returning(move |_, entry, _, _| {
             log.lock()
                 .unwrap()
                 .push(entry.refresh.as_ref().unwrap().expose_secret().to_owned());
-            Ok(8)
+            Ok(9)
         });
     store.expect_describe().return_const("mock".to_owned());
 
@@ -396,17 +407,20 @@ async fn rotation_whose_save_fails_is_kept_and_saved_first_next_time() {
     let mut store = MockTokenStore::new();
     store.expect_lock().returning(|_, _| Ok(Box::new(NoLock)));
     store.expect_load().returning(|_| Ok(None));
-    store.expect_save().times(2).returning(move |_, entry, _| {
-        if s.fetch_add(1, SeqCst) == 0 {
-            Err(StoreError::Unavailable {
-                message: "disk on fire".into(),
-                source: None,
-            })
-        } else {
-            assert_eq!(entry.refresh.as_ref().unwrap().expose_secret(), "refresh-1");
-            Ok(1)
-        }
-    });
+    store
+        .expect_save_fenced()
+        .times(2)
+        .returning(move |_, entry, _, _| {
+            if s.fetch_add(1, SeqCst) == 0 {
+                Err(StoreError::Unavailable {
+                    message: "disk on fire".into(),
+                    source: None,
+                })
+            } else {
+                assert_eq!(entry.refresh.as_ref().unwrap().expose_secret(), "refresh-1");
+                Ok(1)
+            }
+        });
     store.expect_describe().return_const("mock".to_owned());
     let script: Script = Arc::new(|n, req| {
         Ok(Fetched::rotated(

@@ -46,6 +46,10 @@
 //!   with none twice, and the counter ends at N × M.
 //! * [`keys_are_isolated`] — entries, versions, deletes and locks of keys that share a prefix
 //!   do not touch each other.
+//! * [`leases_renew_and_fence_saves`] (stores whose lock has a TTL) — a renewed lease outlives
+//!   its initial TTL; a lease that expired cannot be renewed; a fenced save by a holder whose
+//!   lease was lost is refused ([`StoreError::LeaseLost`]) and changes nothing, except a save
+//!   of rotated material whose base is still the stored material, which lands.
 //!
 //! When [`StoredEntry`] gains a field, [`assert_same_entry`] stops compiling until the field
 //! is compared, and [`sample_entries`] is where a value for it goes.
@@ -176,6 +180,9 @@ where
     dead_holder_is_outlived(&open, &run, expect).await;
     concurrent_writers_lose_no_update(&open, &run, expect).await;
     keys_are_isolated(&open, &run, expect).await;
+    if expect.dead_holder == DeadHolder::ExpiresAfterTtl {
+        leases_renew_and_fence_saves(&open, &run, expect).await;
+    }
 }
 
 /// One run of the kit: the random part of its keys.
@@ -262,12 +269,23 @@ pub fn sample_entries() -> Vec<StoredEntry> {
     ));
     other_scheme.refresh = Some(SecretString::from("r"));
 
+    full.failure = Some(crate::SharedFailure::new(
+        at(2, 250_000_000),
+        crate::FailureKind::ReauthenticationRequired,
+        "kit: the refresh token was revoked \"quoted\" ✓",
+    ));
     let cooldown_only = StoredEntry {
         cooldown_until: Some(at(3600, 500_000_000)),
+        failure: Some(crate::SharedFailure::new(
+            at(1, 0),
+            crate::FailureKind::Transient,
+            "kit: the provider did not answer",
+        )),
         ..StoredEntry::default()
     };
     let refresh_only = StoredEntry {
         refresh: Some(SecretString::from("only-refresh-material")),
+        fetching_until: Some(at(10, 999_999_999)),
         ..StoredEntry::default()
     };
 
@@ -291,6 +309,8 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
         refresh,
         cooldown_until,
         credential,
+        failure,
+        fetching_until,
         version,
     } = want;
     assert_eq!(*version, got.version, "{context}: version");
@@ -317,6 +337,11 @@ pub fn assert_same_entry(want: &StoredEntry, got: &StoredEntry, context: &str) {
     assert_eq!(
         *credential, got.credential,
         "{context}: credential fingerprint"
+    );
+    assert_eq!(*failure, got.failure, "{context}: shared failure record");
+    assert_eq!(
+        *fetching_until, got.fetching_until,
+        "{context}: request in flight until"
     );
 }
 
@@ -629,6 +654,143 @@ where
                 .expect("release");
         }
     }
+}
+
+/// Stores whose lock has a TTL: renewal, and saves fenced by the lease or the rotation's base.
+pub async fn leases_renew_and_fence_saves<F, Fut, S>(open: &F, run: &Run, expect: &Expectations)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: Into<SharedTokenStore>,
+{
+    use super::{Fence, RefreshDigest};
+    let first = handle(open).await;
+    let second = handle(open).await;
+    let key = run.key("lease");
+
+    // A lease renewed every fifth of its life outlives its initial TTL several times over.
+    let ttl = Duration::from_secs(1);
+    let lock = first.lock(&key, ttl).await.expect("lock");
+    let lease = lock.lease().expect("a lock with a TTL names its lease");
+    for _ in 0..10 {
+        tokio::time::sleep(ttl / 5).await;
+        assert!(lock.renew(ttl).await.expect("renew"), "a held lease renews");
+    }
+    assert!(
+        tokio::time::timeout(expect.watch, second.lock(&key, LONG_TTL))
+            .await
+            .is_err(),
+        "a renewed lease is still held after twice its initial TTL"
+    );
+    let mut seed = StoredEntry::with_token(token("seed", AuthScheme::Bearer, Some(at(3600, 0))));
+    seed.refresh = Some(SecretString::from("material-0"));
+    let fenced = Fence::lease(Some(lease.clone()));
+    assert_eq!(
+        first
+            .save_fenced(&key, &seed, 0, &fenced)
+            .await
+            .expect("a holder's fenced save"),
+        1
+    );
+    lock.release().await.expect("release");
+
+    // A lease that ran out: another holder takes it; the first can neither renew nor save.
+    let late = first.lock(&key, expect.short_ttl).await.expect("lock");
+    let late_lease = Fence::lease(late.lease());
+    let successor = tokio::time::timeout(expect.patience, second.lock(&key, LONG_TTL))
+        .await
+        .expect("the late holder's lease expires")
+        .expect("lock");
+    assert!(
+        !late.renew(LONG_TTL).await.expect("renew"),
+        "an expired lease does not renew"
+    );
+    let mut plain = StoredEntry::with_token(token("late", AuthScheme::Bearer, Some(at(3600, 0))));
+    plain.refresh = Some(SecretString::from("material-0"));
+    assert!(
+        matches!(
+            first.save_fenced(&key, &plain, 1, &late_lease).await,
+            Err(StoreError::LeaseLost { .. })
+        ),
+        "a plain save under a lost lease is refused"
+    );
+    let wrong_base = late_lease.clone().rotating(RefreshDigest::of(
+        &key,
+        Some(&SecretString::from("material-x")),
+    ));
+    let mut rotated =
+        StoredEntry::with_token(token("rotated", AuthScheme::Bearer, Some(at(3600, 0))));
+    rotated.refresh = Some(SecretString::from("material-1"));
+    assert!(
+        matches!(
+            first.save_fenced(&key, &rotated, 1, &wrong_base).await,
+            Err(StoreError::LeaseLost { .. })
+        ),
+        "a rotation of other material under a lost lease is refused"
+    );
+    assert_eq!(
+        secret_of(&second.load(&key).await.unwrap().unwrap()),
+        "seed"
+    );
+    let right_base = late_lease.rotating(RefreshDigest::of(
+        &key,
+        Some(&SecretString::from("material-0")),
+    ));
+    assert_eq!(
+        first
+            .save_fenced(&key, &rotated, 1, &right_base)
+            .await
+            .expect("a rotation of the stored material lands although its lease was lost"),
+        2
+    );
+    assert_eq!(
+        second
+            .load(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh
+            .unwrap()
+            .expose_secret(),
+        "material-1"
+    );
+    // The successor's fenced save works; then the late rotation's base is gone.
+    let successor_fence = Fence::lease(successor.lease());
+    let mut newer = StoredEntry::with_token(token("newer", AuthScheme::Bearer, Some(at(3600, 0))));
+    newer.refresh = Some(SecretString::from("material-2"));
+    assert_eq!(
+        second
+            .save_fenced(&key, &newer, 2, &successor_fence)
+            .await
+            .expect("save"),
+        3
+    );
+    successor.release().await.expect("release");
+    drop(late);
+
+    // A rotation from "no entry": its base is the absence of material.
+    let empty = run.key("lease-empty");
+    let gone = first.lock(&empty, expect.short_ttl).await.expect("lock");
+    let gone_fence = Fence::lease(gone.lease());
+    tokio::time::sleep(expect.short_ttl * 2).await;
+    let _ = second.lock(&empty, expect.short_ttl).await.expect("lock");
+    assert!(matches!(
+        first.save_fenced(&empty, &rotated, 0, &gone_fence).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(
+        first
+            .save_fenced(
+                &empty,
+                &rotated,
+                0,
+                &gone_fence.rotating(RefreshDigest::of(&empty, None))
+            )
+            .await
+            .expect("a first rotation lands over no entry"),
+        1
+    );
+    drop(gone);
 }
 
 /// `writers` tasks on their own handles each make `saves_per_writer` increments of a counter

@@ -4,6 +4,14 @@
 //!   exists, then asks a [`TokenManager`] backed by a [`FileStore`] for a token. The token
 //!   source counts its calls in `<counter-dir>/count` under an OS lock and answers `tok-<n>`.
 //!   Prints the token it got (a fake one, made up by the counter) on stdout.
+//! * `kunci-store-probe fleet <store> <provider-dir> <latency-ms> <lease-ms> <lifetime-s>` —
+//!   one process of a fleet: waits for `<provider-dir>/go`, asks a [`TokenManager`] on the
+//!   store (`redis://…` with the key prefix in `KUNCI_PROBE_REDIS_PREFIX`, `postgres://…?
+//!   kunci_table=…`, or a directory) for a token and prints `<token> fetches=N adopted=M`, or
+//!   `error <kind> <message>`. The provider lives in `<provider-dir>`: it counts requests, checks
+//!   the refresh material like a provider that revokes it once used (accepting nothing sent
+//!   until the first rotation), rotates on receipt, writes `sent-<pid>` when a request of
+//!   this process arrives, then answers after `<latency-ms>`.
 //! * `kunci-store-probe write-loop <store-dir>` — saves ever newer entries to one key until it
 //!   is killed; the secret of version `n` is `v<n>-` followed by 8 KiB of padding, so a torn
 //!   write would show.
@@ -42,6 +50,18 @@ fn main() -> ExitCode {
     {
         ["fetch", store, counter] => runtime.block_on(fetch(store.into(), counter.into())),
         ["write-loop", store] => runtime.block_on(write_loop(store.into())),
+        ["fleet", store, dir, latency, lease, lifetime] => {
+            match (latency.parse(), lease.parse(), lifetime.parse()) {
+                (Ok(latency), Ok(lease), Ok(lifetime)) => runtime.block_on(fleet(
+                    store,
+                    dir.into(),
+                    Duration::from_millis(latency),
+                    Duration::from_millis(lease),
+                    Duration::from_secs(lifetime),
+                )),
+                _ => Err("fleet: latency, lease and lifetime are whole numbers".into()),
+            }
+        }
         _ => Err(
             "usage: kunci-store-probe fetch <store-dir> <counter-dir> | write-loop <store-dir>"
                 .into(),
@@ -117,6 +137,120 @@ async fn fetch(store_dir: PathBuf, counter_dir: PathBuf) -> Result<()> {
         stats.fetches,
         stats.adopted
     )?;
+    Ok(())
+}
+
+/// The provider of the fleet probe: one request under an OS lock on its state files.
+fn provider_request(dir: &Path, sent: Option<&str>) -> Result<std::result::Result<u64, String>> {
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("provider.lock"))?;
+    fs4::FileExt::lock(&lock)?;
+    let read = |name: &str| fs::read_to_string(dir.join(name)).ok();
+    let n = read("count").map_or(Ok(0), |t| t.trim().parse::<u64>())? + 1;
+    fs::write(dir.join("count"), n.to_string())?;
+    let valid = read("valid");
+    let outcome = if sent == valid.as_deref() {
+        fs::write(dir.join("valid"), format!("r{n}"))?;
+        Ok(n)
+    } else {
+        let rejected = read("rejected").map_or(Ok(0), |t| t.trim().parse::<u64>())? + 1;
+        fs::write(dir.join("rejected"), rejected.to_string())?;
+        Err("the refresh material was revoked".to_owned())
+    };
+    fs::write(
+        dir.join(format!("sent-{}", std::process::id())),
+        n.to_string(),
+    )?;
+    fs4::FileExt::unlock(&lock)?;
+    Ok(outcome)
+}
+
+async fn open_store(spec: &str) -> Result<auth_core::SharedTokenStore> {
+    #[cfg(feature = "redis")]
+    if spec.starts_with("redis://") {
+        let prefix = std::env::var("KUNCI_PROBE_REDIS_PREFIX").unwrap_or_else(|_| "probe:".into());
+        let store = auth_store::RedisStore::connect(
+            spec,
+            auth_store::RedisOptions::default().prefix(prefix),
+        )
+        .await?;
+        return Ok(store.into());
+    }
+    #[cfg(feature = "postgres")]
+    if spec.starts_with("postgres://") {
+        let store =
+            auth_store::PostgresStore::connect(spec, auth_store::PostgresOptions::default())
+                .await?;
+        return Ok(store.into());
+    }
+    Ok(FileStore::new(spec)?.into())
+}
+
+async fn fleet(
+    store: &str,
+    dir: PathBuf,
+    latency: Duration,
+    lease: Duration,
+    lifetime: Duration,
+) -> Result<()> {
+    let store = open_store(store).await?;
+    let go = dir.join("go");
+    for _ in 0..60_000 {
+        if go.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let source = source::from_fn("probe", move |request: FetchRequest| {
+        let dir = dir.clone();
+        async move {
+            let sent = request
+                .refresh
+                .as_ref()
+                .map(|r| r.expose_secret().to_owned());
+            let outcome =
+                tokio::task::spawn_blocking(move || provider_request(&dir, sent.as_deref()))
+                    .await
+                    .map_err(|e| auth_core::Error::transient(e.to_string()))?
+                    .map_err(|e| auth_core::Error::transient(e.to_string()))?;
+            tokio::time::sleep(latency).await;
+            let n = outcome.map_err(auth_core::Error::reauthentication_required)?;
+            Ok(Fetched::rotated(
+                Token::bearer(
+                    SecretString::from(format!("tok-{n}")),
+                    request.sent_at,
+                    Some(request.sent_at + lifetime),
+                )?,
+                SecretString::from(format!("r{n}")),
+            ))
+        }
+    });
+    let mut policy = auth_core::RefreshPolicy::default();
+    policy.refresh_timeout = Duration::from_secs(20);
+    policy.lease_life = Some(lease);
+    let manager = TokenManager::builder(source)
+        .store(store)
+        .policy(policy)
+        .key(StoreKey::new("probe:fleet")?)
+        .build()?;
+    let mut out = std::io::stdout();
+    match manager.token().await {
+        Ok(token) => {
+            let stats = manager.stats();
+            // The token is the provider's fake value; printing it is what the test checks.
+            writeln!(
+                out,
+                "{} fetches={} adopted={}",
+                token.secret().expose_secret(),
+                stats.fetches,
+                stats.adopted
+            )?;
+        }
+        Err(e) => writeln!(out, "error {:?} {e}", e.kind())?,
+    }
     Ok(())
 }
 

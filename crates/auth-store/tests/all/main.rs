@@ -9,6 +9,7 @@
 
 mod crash;
 mod file;
+mod fleet;
 mod multiprocess;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -13,6 +13,7 @@ use auth_core::{
     store::conformance::{self, Expectations},
 };
 use auth_store::{Cipher, RedisOptions, RedisStore};
+use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use secrecy::ExposeSecret as _;
 
@@ -589,5 +590,99 @@ async fn versions_are_compared_and_counted_exactly_past_two_to_the_53() {
             .unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     }
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_woken_by_pub_sub_when_the_holder_releases_and_saves_publish_too() {
+    let Some(url) = redis_url("waiters_are_woken_by_pub_sub") else {
+        return;
+    };
+    let prefix = prefix();
+    // The fallback poll is hourly: a waiter that gets the lock in time was woken by pub/sub.
+    let options = RedisOptions::default()
+        .prefix(&prefix)
+        .lock_poll_fallback(Duration::from_secs(3600));
+    let holder = RedisStore::connect(&url, options.clone()).await.unwrap();
+    let waiting = RedisStore::connect(&url, options).await.unwrap();
+    let mut pubsub = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    pubsub.subscribe(format!("{prefix}events")).await.unwrap();
+    let mut notes = pubsub.into_on_message();
+
+    let held = holder
+        .lock(&key(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let waiter = {
+        let waiting = waiting.clone();
+        tokio::spawn(async move { waiting.lock(&key(), Duration::from_secs(60)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the lock is held");
+    holder.save(&key(), &entry("x", None), 0).await.unwrap();
+    let note: String = tokio::time::timeout(Duration::from_secs(30), notes.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .get_payload()
+        .unwrap();
+    assert_eq!(note, format!("s:{}", key()), "a save publishes");
+    assert!(!waiter.is_finished(), "a save does not free the lock");
+    held.release().await.unwrap();
+    let note: String = tokio::time::timeout(Duration::from_secs(30), notes.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .get_payload()
+        .unwrap();
+    assert_eq!(note, format!("r:{}", key()), "a release publishes");
+    let second = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("the waiter was woken by the release's message, not by its hourly poll")
+        .unwrap()
+        .unwrap();
+    second.release().await.unwrap();
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_acquisition_whose_reply_is_lost_is_checked_and_released() {
+    let Some(url) = redis_url("a_lock_acquisition_whose_reply_is_lost_is_checked_and_released")
+    else {
+        return;
+    };
+    let prefix = prefix();
+    let store = RedisStore::connect(
+        &url,
+        RedisOptions::default()
+            .prefix(&prefix)
+            .timeout(Duration::from_millis(150)),
+    )
+    .await
+    .unwrap();
+    let mut admin = raw(&url).await;
+    // Writes wait 300 ms on the server: the `SET NX` runs after its caller gave up on the reply.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let err = store
+        .lock(&key(), Duration::from_secs(600))
+        .await
+        .expect_err("the reply did not come in time");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held: bool = admin.exists(store.lock_key(&key())).await.unwrap();
+    assert!(
+        !held,
+        "the lock the lost reply took was released, not left for its 600 s TTL"
+    );
     cleanup(&url, &prefix).await;
 }

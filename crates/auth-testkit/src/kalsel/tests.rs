@@ -35,6 +35,7 @@ impl Deref for Api {
 }
 
 async fn start() -> Api {
+    auth_core::http::ensure_crypto_provider().unwrap();
     Api {
         sim: KalselSim::start().await.unwrap(),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),

@@ -216,8 +216,10 @@ async fn matrix(kind: ProviderKind) -> usize {
                     "{name}: the refresh material is kept"
                 );
                 assert!(
-                    after.version == before.version || after.cooldown_until.is_some(),
-                    "{name}: only a cool-down may be written ({before:?} → {after:?})"
+                    after.version == before.version
+                        || after.cooldown_until.is_some()
+                        || after.failure.is_some(),
+                    "{name}: only a cool-down or the failure's outcome may be written ({before:?} → {after:?})"
                 );
                 if kind == ProviderKind::SehatMu {
                     // The minute follows refusals only; a 5xx, a timeout, a dropped connection
