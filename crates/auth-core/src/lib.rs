@@ -34,6 +34,8 @@ pub mod http;
 pub mod jwt;
 pub mod manager;
 pub mod policy;
+#[cfg(feature = "http")]
+pub mod provider;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]

@@ -49,6 +49,37 @@ pub use source::{EXPIRY_WARNING, KalselSource, REFRESH_PATH};
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "kalsel";
 
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+        name: NAME,
+        display_name: "Kalsel.dev",
+        docs_url: "https://kalsel.dev",
+        schemes: &["Bearer"],
+        variables: &[
+            Variable::secret(
+                ENV_REFRESH_TOKEN,
+                "the refresh token: log in to Kalsel.dev and copy it",
+            ),
+            Variable::optional(
+                ENV_TOKEN_LIFETIME_MINUTES,
+                "the access-token lifetime to ask for, in minutes",
+            ),
+            Variable::optional(
+                ENV_BASE_URL,
+                "another base URL (a simulator); default https://kalsel.dev",
+            ),
+            Variable::optional(
+                ENV_ACCOUNT,
+                "a label for the account, part of the store key",
+            ),
+        ],
+    }
+};
+
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 struct ReadmeDoctests;

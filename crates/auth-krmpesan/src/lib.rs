@@ -54,6 +54,45 @@ pub use source::{KrmPesanSource, Rejection, TOKENS_PATH};
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "krmpesan";
 
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+        name: NAME,
+        display_name: "KrmPesan",
+        docs_url: "https://api.krmpesan.app",
+        schemes: &["Bearer"],
+        variables: &[
+            Variable::secret(
+                ENV_REFRESH_TOKEN,
+                "the refresh token, from the KrmPesan dashboard",
+            ),
+            Variable::secret(
+                ENV_DEVICE_KEY,
+                "the device key, from the KrmPesan dashboard",
+            ),
+            Variable::optional(
+                ENV_BASE_URL,
+                "another base URL (a simulator); default https://api.krmpesan.app",
+            ),
+            Variable {
+                secret: true,
+                credential: true,
+                ..Variable::optional(
+                    ENV_ID_TOKEN,
+                    "the ID token, from the KrmPesan dashboard (optional)",
+                )
+            },
+            Variable::optional(
+                ENV_ACCOUNT,
+                "a label for the account, part of the store key",
+            ),
+        ],
+    }
+};
+
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 struct ReadmeDoctests;

@@ -138,10 +138,10 @@ async fn manager(
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
-    let (source, key) = kind
+    let source = kind
         .source_from_lookup(&|name| vars.get(name).cloned(), http())
         .map_err(demo_error)?;
-    ManagerBuilder::from_source(source, key)
+    ManagerBuilder::new(source)
         .store(store.clone())
         .build()
         .await
@@ -637,7 +637,7 @@ async fn stamps(timer: &Timer) -> Result<Summary, Failure> {
     .collect();
     let source =
         stamps::StampsSource::from_lookup(&|n| vars.get(n).cloned(), http()).map_err(demo_error)?;
-    let key = source.store_key();
+    let key = source.config().store_key();
     let m = ManagerBuilder::from_source(SharedTokenSource::new(source.clone()), key.clone())
         .store(MemoryStore::new())
         .build()

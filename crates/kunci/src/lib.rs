@@ -12,7 +12,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), kunci::Error> {
-//! let source = SehatMuSource::from_env()?;                  // SEHATMU_CLIENT_ID, …
+//! use kunci::{EnvProvider, HttpConfig};
+//! let source = SehatMuSource::from_env(HttpConfig::default())?; // SEHATMU_CLIENT_ID, …
 //! let manager = ManagerBuilder::new(source).build().await?; // file store in the data dir
 //! let token = manager.token().await?;                       // cached, refreshed ahead
 //! let _header = token.header_value();                       // Authorization: Bearer …
@@ -31,7 +32,8 @@ mod middleware;
 pub mod providers;
 pub mod store;
 
-pub use auth_core::http::{EnvProvider, HttpConfig};
+pub use auth_core::http::HttpConfig;
+pub use auth_core::provider::{Declaration, EnvProvider, Variable};
 pub use auth_core::{
     AuthScheme, Error, ErrorKind, Freshness, RefreshPolicy, SharedTokenSource, SharedTokenStore,
     Stats, StoreKey, Token, TokenGuard, TokenManager, TokenSource, TokenStore,

@@ -294,6 +294,10 @@ impl TokenSource for Instrumented {
     fn credential(&self) -> Option<auth_core::Credential> {
         self.source.credential()
     }
+
+    fn store_key(&self) -> Option<auth_core::StoreKey> {
+        self.source.store_key()
+    }
 }
 
 /// Reads every watched manager's statistics at scrape time.

@@ -54,8 +54,15 @@ pub(crate) fn config(sim: &KalselSim) -> KalselConfig {
         .unwrap()
 }
 
+/// The HTTP settings of a source in these tests.
+pub(crate) fn http_config(timeout: Duration) -> HttpConfig {
+    HttpConfig::default().with_timeout(timeout)
+}
+
+/// A client for requests the tests send themselves.
+#[allow(dead_code, reason = "not every test module sends requests itself")]
 pub(crate) fn client(timeout: Duration) -> HttpClient {
-    HttpClient::new(HttpConfig::default().with_timeout(timeout)).unwrap()
+    HttpClient::new(http_config(timeout))
 }
 
 pub(crate) fn manager(
@@ -65,7 +72,7 @@ pub(crate) fn manager(
     timeout: Duration,
 ) -> TokenManager {
     let key = config.store_key();
-    TokenManager::builder(KalselSource::new(config, client(timeout)))
+    TokenManager::builder(KalselSource::new(config, http_config(timeout)).unwrap())
         .key(key)
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))

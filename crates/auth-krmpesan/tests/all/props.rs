@@ -9,9 +9,7 @@ use std::{
 };
 
 use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _,
-    http::{HttpClient, HttpConfig},
-    time::OffsetDateTime,
+    ErrorKind, FetchRequest, SharedClock, TokenSource as _, http::HttpConfig, time::OffsetDateTime,
 };
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
@@ -62,12 +60,11 @@ impl Harness {
         .unwrap()
         .with_base_url(&sim.base_url())
         .unwrap();
-        let http =
-            HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(10))).unwrap();
+        let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
         Self {
             runtime,
             answer,
-            source: KrmPesanSource::new(config, http),
+            source: KrmPesanSource::new(config, http).unwrap(),
             _sim: sim,
         }
     }

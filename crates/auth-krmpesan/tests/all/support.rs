@@ -41,8 +41,15 @@ pub(crate) fn config(sim: &KrmPesanSim) -> KrmPesanConfig {
     .unwrap()
 }
 
+/// The HTTP settings of a source in these tests.
+pub(crate) fn http_config(timeout: Duration) -> HttpConfig {
+    HttpConfig::default().with_timeout(timeout)
+}
+
+/// A client for requests the tests send themselves.
+#[allow(dead_code, reason = "not every test module sends requests itself")]
 pub(crate) fn client(timeout: Duration) -> HttpClient {
-    HttpClient::new(HttpConfig::default().with_timeout(timeout)).unwrap()
+    HttpClient::new(http_config(timeout))
 }
 
 pub(crate) async fn setup() -> Setup {
@@ -57,7 +64,7 @@ pub(crate) async fn setup_with(
     let sim = KrmPesanSim::start_with(builder(sim_builder(&clock)))
         .await
         .unwrap();
-    let source = KrmPesanSource::new(config(&sim), client(timeout));
+    let source = KrmPesanSource::new(config(&sim), http_config(timeout)).unwrap();
     let store = MemoryStore::new();
     let manager = TokenManager::builder(source)
         .key(config(&sim).store_key())

@@ -6,6 +6,7 @@
     reason = "test helpers fail loudly"
 )]
 
+mod docs;
 mod from_lookup;
 #[cfg(feature = "middleware")]
 mod middleware;
