@@ -401,6 +401,18 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn an_instrumented_source_forwards_every_method() {
+        let wrapped = Metrics::new().instrument(
+            "p",
+            SharedTokenSource::new(auth_core::testing::ProbeSource),
+        );
+        assert_eq!(
+            auth_core::testing::check_forwarding(&*wrapped),
+            Vec::<&str>::new()
+        );
+    }
+
     fn counting_source(fail: bool) -> (SharedTokenSource, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();

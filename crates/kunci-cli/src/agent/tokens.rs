@@ -436,6 +436,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_notifying_wrapper_forwards_every_method() {
+        let wrapped = Notifying {
+            source: SharedTokenSource::new(auth_core::testing::ProbeSource),
+            answered: Arc::new(Notify::new()),
+        };
+        assert_eq!(
+            auth_core::testing::check_forwarding(&wrapped),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
     fn fingerprints_are_hex_sha256() {
         // printf abc | sha256sum
         assert_eq!(
