@@ -227,6 +227,16 @@ fn features(providers: &[Provider]) -> String {
     for p in providers {
         let _ = writeln!(s, "{} = [\"dep:{}\"]", p.id, p.package);
     }
+    // Every compiled-in provider's simulator, for the provider-agnostic suites.
+    let testing: Vec<String> = providers
+        .iter()
+        .map(|p| format!("\"{}?/testing\"", p.package))
+        .collect();
+    let _ = writeln!(
+        s,
+        "## The simulators of the providers compiled in (`ProviderKind::start_simulator`).\ntesting = [\"dep:auth-testkit\", {}]",
+        testing.join(", ")
+    );
     s
 }
 

@@ -37,6 +37,8 @@ mod answer;
 mod config;
 mod login;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use answer::Rejection;
 pub use config::{

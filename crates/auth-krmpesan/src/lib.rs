@@ -44,6 +44,8 @@
 
 mod config;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{
     DEFAULT_BASE_URL, ENV_ACCOUNT, ENV_BASE_URL, ENV_DEVICE_KEY, ENV_ID_TOKEN, ENV_REFRESH_TOKEN,

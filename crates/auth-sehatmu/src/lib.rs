@@ -33,6 +33,8 @@
 mod config;
 mod response;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{DEFAULT_BASE_URL, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, SehatMuConfig};
 pub use response::{

@@ -35,6 +35,8 @@ mod claims;
 mod config;
 mod response;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use claims::{ClaimId, StampsClaims, read_claims};
 pub use config::{

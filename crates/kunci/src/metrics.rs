@@ -403,10 +403,8 @@ mod tests {
 
     #[test]
     fn an_instrumented_source_forwards_every_method() {
-        let wrapped = Metrics::new().instrument(
-            "p",
-            SharedTokenSource::new(auth_core::testing::ProbeSource),
-        );
+        let wrapped =
+            Metrics::new().instrument("p", SharedTokenSource::new(auth_core::testing::ProbeSource));
         assert_eq!(
             auth_core::testing::check_forwarding(&*wrapped),
             Vec::<&str>::new()

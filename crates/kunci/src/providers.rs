@@ -77,6 +77,24 @@ macro_rules! providers {
                     )*
                 }
             }
+
+            /// Starts the provider's simulator on 127.0.0.1 (feature `testing`): what the demo,
+            /// the reliability suite, the benchmarks and the conformance kit loop over.
+            #[cfg(feature = "testing")]
+            #[allow(unused_variables, reason = "unused when no provider feature is on")]
+            pub fn start_simulator(
+                self,
+                builder: auth_testkit::SimBuilder,
+            ) -> auth_testkit::Started {
+                match self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        ProviderKind::$variant => {
+                            <$krate::$source as auth_testkit::Simulated>::start_simulator(builder)
+                        }
+                    )*
+                }
+            }
         }
     };
 }
