@@ -61,6 +61,12 @@ pub(crate) enum Mode {
 }
 
 pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
+    run_with(root, mode, true)
+}
+
+/// [`run`]; `bless` says whether write mode also renders the variable tables (a build of the
+/// facade's tests).
+pub(crate) fn run_with(root: &Path, mode: Mode, bless: bool) -> Result<()> {
     let providers = read_providers(root)?;
     if providers.is_empty() {
         bail!("no crate declares [package.metadata.kunci]");
@@ -127,12 +133,22 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
     }
     update("docs/agent.md", agent_doc)?;
 
-    if mode == Mode::Write {
+    if mode == Mode::Write && bless {
         // The variable tables of docs/providers.md come from the providers' declarations (Rust
         // constants), so the facade's own test renders them; blessed, it rewrites the region.
         crate::run_with_env(
             &env_cargo(),
-            &["test", "-q", "-p", "kunci", "--test", "all", "docs::"],
+            &[
+                "test",
+                "-q",
+                "--manifest-path",
+                &root.join("Cargo.toml").to_string_lossy(),
+                "-p",
+                "kunci",
+                "--test",
+                "all",
+                "docs::",
+            ],
             &[("KUNCI_BLESS", "1".to_owned())],
         )?;
     }

@@ -194,7 +194,12 @@ async fn any_provider(timer: &Timer, kind: ProviderKind) -> Result<Summary, Fail
     s.check(same == BURST, "every caller got the token")?;
     let before = sim.server().request_count();
     let cached = m.token().await.is_ok();
-    step("again", sim.server().request_count() - before, "-", "from the cache")?;
+    step(
+        "again",
+        sim.server().request_count() - before,
+        "-",
+        "from the cache",
+    )?;
     s.check(
         cached && sim.server().request_count() == before,
         "served from the cache",
@@ -210,9 +215,7 @@ pub(crate) async fn run() -> Result<(), Failure> {
         clock: SystemClock::new(),
     };
     let start = timer.now();
-    out_line(
-        "kunci demo: every provider simulated in this process on 127.0.0.1 (no credentials,",
-    )?;
+    out_line("kunci demo: every provider simulated in this process on 127.0.0.1 (no credentials,")?;
     out_line(&format!(
         "no network), tokens kept in memory; every token request takes {} of simulated latency.",
         short(LATENCY)
