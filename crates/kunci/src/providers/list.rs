@@ -6,6 +6,7 @@
 providers! {
     kalsel "kalsel" Kalsel => auth_kalsel::KalselSource,
     krmpesan "krmpesan" KrmPesan => auth_krmpesan::KrmPesanSource,
+    satusehat "satusehat" Satusehat => auth_satusehat::SatusehatSource,
     sehatmu "sehatmu" SehatMu => auth_sehatmu::SehatMuSource,
     stamps "stamps" Stamps => auth_stamps::StampsSource,
 }
