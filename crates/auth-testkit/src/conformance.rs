@@ -224,7 +224,7 @@ pub async fn check(subject: &Subject) -> Vec<String> {
     sim.server().clear_faults();
 
     // 4. Arbitrary answers.
-    let mut rng = fastrand::Rng::with_seed(0x6b75_6e63_69);
+    let mut rng = fastrand::Rng::with_seed(0x006b_756e_6369);
     for i in 0..ARBITRARY_ANSWERS {
         let fault = arbitrary_answer(&mut rng, &secrets);
         let shown = format!("{fault:?}");

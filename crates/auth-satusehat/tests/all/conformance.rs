@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use auth_core::{SharedTokenSource, provider::EnvProvider as _};
+use auth_satusehat::{SatusehatSource, testing::operation_outcome};
 use auth_testkit::{
     Fault, Simulated,
     conformance::{FaultCase, Subject, Yields, assert_conforms, transport_faults},
 };
-use auth_satusehat::SatusehatSource;
 use serde_json::json;
 
 /// This provider's answers beyond the transport faults every provider shares.
@@ -16,15 +16,42 @@ fn faults() -> Vec<FaultCase> {
     let mut faults = transport_faults();
     faults.extend([
         (
-            "401",
-            Fault::json(401, &json!({"error": "invalid api key"})),
+            "401 outcome",
+            Fault::json(
+                401,
+                &operation_outcome("invalid", "Invalid client credentials"),
+            ),
             Yields::Reauthentication,
         ),
         (
-            "no expiry",
-            Fault::json(200, &json!({"access_token": "abc"})),
+            "400 outcome",
+            Fault::json(400, &operation_outcome("invalid", "Invalid grant_type")),
+            Yields::Reauthentication,
+        ),
+        (
+            "429 outcome",
+            Fault::json(429, &operation_outcome("throttled", "Rate limit exceeded")),
+            Yields::RateLimited,
+        ),
+        (
+            "not approved",
+            Fault::json(
+                200,
+                &json!({"access_token": "a", "expires_in": "60", "status": "revoked"}),
+            ),
+            Yields::Reauthentication,
+        ),
+        (
+            "expires_in not a number",
+            Fault::json(200, &json!({"access_token": "a", "expires_in": "soon"})),
             Yields::Protocol,
         ),
+        (
+            "expires_in as a number",
+            Fault::json(200, &json!({"access_token": "a", "expires_in": 3599})),
+            Yields::Token,
+        ),
+        ("wrong content type", Fault::WrongContentType, Yields::Token),
     ]);
     faults
 }
@@ -35,7 +62,9 @@ async fn satusehat_meets_the_provider_contract() {
         declaration: &auth_satusehat::DECLARATION,
         start: Arc::new(<SatusehatSource as Simulated>::start_simulator),
         build: Arc::new(|lookup, http| {
-            Ok(SharedTokenSource::new(SatusehatSource::from_lookup(lookup, http)?))
+            Ok(SharedTokenSource::new(SatusehatSource::from_lookup(
+                lookup, http,
+            )?))
         }),
         faults: faults(),
     })
