@@ -8,7 +8,7 @@
 //! manager's [`Stats::credential_expires_at`](auth_core::Stats::credential_expires_at).
 //!
 //! ```
-//! use auth_core::{MemoryStore, TokenManager};
+//! use auth_core::{MemoryStore, TokenManager, http::HttpConfig};
 //! use auth_kalsel::{KalselConfig, KalselSource};
 //! use secrecy::SecretString;
 //! # use auth_testkit::kalsel::KalselSim;
@@ -23,7 +23,7 @@
 //!     .with_base_url(&base_url)?;
 //! let key = config.store_key(); // `kalsel:default`
 //! let store = MemoryStore::new(); // or a file or Redis store, to share the token
-//! let manager = TokenManager::builder(KalselSource::with_default_client(config)?)
+//! let manager = TokenManager::builder(KalselSource::new(config, HttpConfig::default())?)
 //!     .key(key)
 //!     .store(store)
 //!     .build()?;

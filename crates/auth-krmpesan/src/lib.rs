@@ -7,7 +7,7 @@
 //! this is in `docs/providers/krmpesan.md`).
 //!
 //! ```
-//! use auth_core::{MemoryStore, TokenManager};
+//! use auth_core::{MemoryStore, TokenManager, http::HttpConfig};
 //! use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 //! use secrecy::SecretString;
 //! # use auth_testkit::krmpesan::KrmPesanSim;
@@ -20,7 +20,7 @@
 //! let config = KrmPesanConfig::new(SecretString::from(refresh_token), SecretString::from(device_key))?
 //!     .with_base_url(&base_url)?;
 //! let key = config.store_key(); // `krmpesan:default`
-//! let source = KrmPesanSource::with_default_client(config)?;
+//! let source = KrmPesanSource::new(config, HttpConfig::default())?;
 //! let manager = TokenManager::builder(source)
 //!     .key(key)
 //!     .store(MemoryStore::new())

@@ -11,13 +11,13 @@
 //! answer gets the manager's ordinary back-off only.
 //!
 //! ```no_run
-//! use auth_core::TokenManager;
+//! use auth_core::{TokenManager, http::HttpConfig, provider::EnvProvider};
 //! use auth_sehatmu::SehatMuSource;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), auth_core::Error> {
 //! // SEHATMU_CLIENT_ID, SEHATMU_CLIENT_SECRET and optionally SEHATMU_BASE_URL
-//! let source = SehatMuSource::from_env()?;
+//! let source = SehatMuSource::from_env(HttpConfig::default())?;
 //! let key = source.config().store_key(); // sehatmu:<client_id>: one token and one cool-down per client
 //! let manager = TokenManager::builder(source).key(key).build()?;
 //! let token = manager.token().await?;

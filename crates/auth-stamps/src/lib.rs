@@ -11,14 +11,14 @@
 //! * **Static token** — permanent, sent as `Authorization: Token <x>`; no request is ever made.
 //!
 //! ```
-//! use auth_core::TokenManager;
+//! use auth_core::{TokenManager, http::HttpConfig};
 //! use auth_stamps::{StampsConfig, StampsSource};
 //! use secrecy::SecretString;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), auth_core::Error> {
 //! // With a JWT credential: StampsConfig::jwt(SecretString::from("…"), 1), or from the
-//! // environment: StampsSource::from_env()?
+//! // environment: StampsSource::from_env(HttpConfig::default())? (auth_core::provider::EnvProvider)
 //! let config = StampsConfig::static_token(SecretString::from("my-static-token"));
 //! let key = config.store_key();
 //! let manager = TokenManager::builder(StampsSource::new(config, HttpConfig::default())?).key(key).build()?;
