@@ -62,6 +62,20 @@ pub(crate) fn scaffold(root: &Path, name: &str) -> Result<()> {
         fs::write(path, fill(template))?;
     }
     fs::rename(&tmp, &dir)?;
+    // The templates are laid out for reading here; the crate is formatted as the workspace is.
+    let sources: Vec<String> = FILES
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rs"))
+        .map(|(path, _)| dir.join(path).to_string_lossy().into_owned())
+        .collect();
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(&sources)
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("rustfmt failed on the scaffolded crate");
+    }
     let doc = root.join("docs/providers").join(format!("{name}.md"));
     if !doc.exists() {
         fs::create_dir_all(doc.parent().unwrap_or(root))?;
@@ -597,6 +611,18 @@ mod tests {
             );
         }
         codegen::run_with(copy.path(), codegen::Mode::Check, false).unwrap();
+        let crate_dir = copy.path().join("crates/auth-acme");
+        let formatted = std::process::Command::new("rustfmt")
+            .args(["--edition", "2024", "--check"])
+            .args(
+                FILES
+                    .iter()
+                    .filter(|(p, _)| p.ends_with(".rs"))
+                    .map(|(p, _)| crate_dir.join(p)),
+            )
+            .status()
+            .unwrap();
+        assert!(formatted.success(), "the scaffolded crate is formatted");
     }
 
     #[test]
