@@ -415,12 +415,9 @@ fn missing_variables_name_the_variable() {
 const TEST_CONFORMANCE: &str = r#"//! {{Title}}Source meets the provider contract (`auth_testkit::conformance`): its table of
 //! faults and the error kinds they yield; the kit checks the rest.
 
-use std::sync::Arc;
-
-use auth_core::{SharedTokenSource, provider::EnvProvider as _};
 use auth_testkit::{
-    Fault, Simulated,
-    conformance::{FaultCase, Subject, Yields, assert_conforms, transport_faults},
+    Fault,
+    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
 };
 use auth_{{name}}::{{Title}}Source;
 use serde_json::json;
@@ -445,15 +442,7 @@ fn faults() -> Vec<FaultCase> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn {{name}}_meets_the_provider_contract() {
-    assert_conforms(&Subject {
-        declaration: &auth_{{name}}::DECLARATION,
-        start: Arc::new(<{{Title}}Source as Simulated>::start_simulator),
-        build: Arc::new(|lookup, http| {
-            Ok(SharedTokenSource::new({{Title}}Source::from_lookup(lookup, http)?))
-        }),
-        faults: faults(),
-    })
-    .await;
+    assert_conforms(&subject::<{{Title}}Source>(faults())).await;
 }
 "#;
 

@@ -3,10 +3,8 @@
 
 #[cfg(feature = "testing")]
 mod conformance;
-mod faults;
 mod flows;
 mod login;
-mod logs;
 mod props;
 mod request_shape;
 mod support;

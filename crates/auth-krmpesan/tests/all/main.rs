@@ -3,7 +3,6 @@
 
 #[cfg(feature = "testing")]
 mod conformance;
-mod faults;
 mod flows;
 mod logs;
 mod props;

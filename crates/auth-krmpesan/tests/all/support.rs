@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use auth_core::{
-    ErrorKind, ManualClock, MemoryStore, SharedClock, StoredEntry, TokenManager, TokenStore as _,
+    ManualClock, MemoryStore, SharedClock, StoredEntry, TokenManager, TokenStore as _,
     http::{HttpClient, HttpConfig},
     time::macros::datetime,
 };
@@ -84,9 +84,4 @@ impl Setup {
     pub(crate) async fn stored(&self) -> Option<StoredEntry> {
         self.store.load(self.manager.key()).await.unwrap()
     }
-}
-
-/// Compares kinds, ignoring the `until` of `RateLimited`.
-pub(crate) fn same_kind(a: ErrorKind, b: ErrorKind) -> bool {
-    std::mem::discriminant(&a) == std::mem::discriminant(&b)
 }

@@ -1,13 +1,10 @@
 //! SatusehatSource meets the provider contract (`auth_testkit::conformance`): its table of
 //! faults and the error kinds they yield; the kit checks the rest.
 
-use std::sync::Arc;
-
-use auth_core::{SharedTokenSource, provider::EnvProvider as _};
 use auth_satusehat::{SatusehatSource, testing::operation_outcome};
 use auth_testkit::{
-    Fault, Simulated,
-    conformance::{FaultCase, Subject, Yields, assert_conforms, transport_faults},
+    Fault,
+    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
 };
 use serde_json::json;
 
@@ -58,15 +55,5 @@ fn faults() -> Vec<FaultCase> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn satusehat_meets_the_provider_contract() {
-    assert_conforms(&Subject {
-        declaration: &auth_satusehat::DECLARATION,
-        start: Arc::new(<SatusehatSource as Simulated>::start_simulator),
-        build: Arc::new(|lookup, http| {
-            Ok(SharedTokenSource::new(SatusehatSource::from_lookup(
-                lookup, http,
-            )?))
-        }),
-        faults: faults(),
-    })
-    .await;
+    assert_conforms(&subject::<SatusehatSource>(faults())).await;
 }

@@ -1,41 +1,81 @@
-//! SehatMuSource meets the provider contract (`auth_testkit::conformance`): its table of faults
-//! and the error kinds they yield; the kit checks the rest (arbitrary answers, logs, a
-//! changed credential).
+//! SehatMuSource meets the provider contract (`auth_testkit::conformance`). This file is the
+//! provider's table of expectations — each answer and the error kind it yields; the kit checks
+//! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
+//! credential), the same for every provider.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use auth_core::{SharedTokenSource, provider::EnvProvider as _};
+use auth_sehatmu::{CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT};
+use auth_testkit::sehatmu::{gateway_timeout, operation_outcome};
+
 use auth_sehatmu::SehatMuSource;
 use auth_testkit::{
-    Fault, Simulated,
-    conformance::{FaultCase, Subject, Yields, assert_conforms, transport_faults},
+    Fault,
+    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
 };
 use serde_json::json;
 
-/// This provider's answers beyond the transport faults every provider shares.
+/// Every answer this provider's document (or its server's source) gives, and what it yields.
 fn faults() -> Vec<FaultCase> {
     let mut faults = transport_faults();
-    faults.extend([
+    faults.extend(vec![
+        ("504 text", gateway_timeout(), Yields::Transient),
         (
-            "401 outcome",
-            Fault::json(
-                401,
-                &auth_testkit::sehatmu::operation_outcome(auth_sehatmu::CREDENTIALS_REJECTED_TEXT),
-            ),
-            Yields::Reauthentication,
+            "500 text",
+            Fault::status(500, Some("text/plain"), "Internal Server Error"),
+            Yields::Transient,
+        ),
+        ("502 html", Fault::html_error(502), Yields::Transient),
+        ("503 empty", Fault::status(503, None, ""), Yields::Transient),
+        (
+            "delay past the timeout",
+            Fault::Delay(Duration::from_secs(3)),
+            Yields::Transient,
         ),
         (
-            "429 outcome",
-            Fault::json(
-                429,
-                &auth_testkit::sehatmu::operation_outcome(auth_sehatmu::RATE_LIMIT_TEXT),
-            ),
-            Yields::RateLimited,
+            "closed connection",
+            Fault::CloseConnection,
+            Yields::Transient,
+        ),
+        (
+            "10 MB body",
+            Fault::HugeBody(Fault::TEN_MB),
+            Yields::Protocol,
+        ),
+        ("html page", Fault::Html, Yields::Protocol),
+        ("malformed json", Fault::MalformedJson, Yields::Protocol),
+        (
+            "wrong shape",
+            Fault::json(200, &json!({"token": "x"})),
+            Yields::Protocol,
         ),
         (
             "no expiry",
             Fault::json(200, &json!({"accessToken": "abc"})),
             Yields::Protocol,
+        ),
+        ("404 html", Fault::html_error(404), Yields::Protocol),
+        ("400 html", Fault::html_error(400), Yields::Protocol),
+        ("302", Fault::status(302, None, ""), Yields::Protocol),
+        (
+            "400 outcome (oauth2-server's invalid_client)",
+            Fault::json(400, &operation_outcome(CREDENTIALS_REJECTED_TEXT)),
+            Yields::Reauthentication,
+        ),
+        (
+            "401 outcome",
+            Fault::json(401, &operation_outcome(CREDENTIALS_REJECTED_TEXT)),
+            Yields::Reauthentication,
+        ),
+        (
+            "429 outcome",
+            Fault::json(429, &operation_outcome(RATE_LIMIT_TEXT)),
+            Yields::RateLimited,
+        ),
+        (
+            "429 empty",
+            Fault::status(429, None, ""),
+            Yields::RateLimited,
         ),
         ("wrong content type", Fault::WrongContentType, Yields::Token),
     ]);
@@ -44,15 +84,5 @@ fn faults() -> Vec<FaultCase> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn sehatmu_meets_the_provider_contract() {
-    assert_conforms(&Subject {
-        declaration: &auth_sehatmu::DECLARATION,
-        start: Arc::new(<SehatMuSource as Simulated>::start_simulator),
-        build: Arc::new(|lookup, http| {
-            Ok(SharedTokenSource::new(SehatMuSource::from_lookup(
-                lookup, http,
-            )?))
-        }),
-        faults: faults(),
-    })
-    .await;
+    assert_conforms(&subject::<SehatMuSource>(faults())).await;
 }

@@ -3,9 +3,7 @@
 
 #[cfg(feature = "testing")]
 mod conformance;
-mod faults;
 mod flows;
-mod logs;
 mod props;
 mod rate_limit;
 mod support;

@@ -1,21 +1,62 @@
-//! StampsSource meets the provider contract (`auth_testkit::conformance`): its table of faults
-//! and the error kinds they yield; the kit checks the rest (arbitrary answers, logs, a
-//! changed credential).
+//! StampsSource meets the provider contract (`auth_testkit::conformance`). This file is the
+//! provider's table of expectations — each answer and the error kind it yields; the kit checks
+//! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
+//! credential), the same for every provider.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use auth_core::{SharedTokenSource, provider::EnvProvider as _};
 use auth_stamps::StampsSource;
 use auth_testkit::{
-    Fault, Simulated,
-    conformance::{FaultCase, Subject, Yields, assert_conforms, transport_faults},
+    Fault,
+    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
 };
 use serde_json::json;
 
-/// This provider's answers beyond the transport faults every provider shares.
+/// Every answer this provider's document (or its server's source) gives, and what it yields.
 fn faults() -> Vec<FaultCase> {
     let mut faults = transport_faults();
-    faults.extend([
+    faults.extend(vec![
+        (
+            "500 text",
+            Fault::status(500, Some("text/plain"), "Internal Server Error"),
+            Yields::Transient,
+        ),
+        ("502 html", Fault::html_error(502), Yields::Transient),
+        ("503 empty", Fault::status(503, None, ""), Yields::Transient),
+        (
+            "504 text",
+            Fault::status(504, Some("text/plain"), "Gateway Timeout"),
+            Yields::Transient,
+        ),
+        (
+            "delay past the timeout",
+            Fault::Delay(Duration::from_secs(3)),
+            Yields::Transient,
+        ),
+        (
+            "closed connection",
+            Fault::CloseConnection,
+            Yields::Transient,
+        ),
+        (
+            "10 MB body",
+            Fault::HugeBody(Fault::TEN_MB),
+            Yields::Protocol,
+        ),
+        ("html page", Fault::Html, Yields::Protocol),
+        ("malformed json", Fault::MalformedJson, Yields::Protocol),
+        (
+            "wrong shape",
+            Fault::json(200, &json!({"token": "x"})),
+            Yields::Protocol,
+        ),
+        (
+            "not a jwt",
+            Fault::json(200, &json!({"access_token": "opaque-token"})),
+            Yields::Protocol,
+        ),
+        ("404 html", Fault::html_error(404), Yields::Protocol),
+        ("302", Fault::status(302, None, ""), Yields::Protocol),
         (
             "401 detail",
             Fault::json(401, &json!({"detail": "Invalid token."})),
@@ -23,11 +64,13 @@ fn faults() -> Vec<FaultCase> {
         ),
         ("403 html", Fault::html_error(403), Yields::Reauthentication),
         (
-            "not a jwt",
-            Fault::json(200, &json!({"access_token": "opaque-token"})),
-            Yields::Protocol,
+            "400 field error",
+            Fault::json(
+                400,
+                &json!({"crm_merchant_id": ["A valid integer is required."]}),
+            ),
+            Yields::Reauthentication,
         ),
-        ("302", Fault::status(302, None, ""), Yields::Protocol),
         ("wrong content type", Fault::WrongContentType, Yields::Token),
     ]);
     faults
@@ -35,15 +78,5 @@ fn faults() -> Vec<FaultCase> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn stamps_meets_the_provider_contract() {
-    assert_conforms(&Subject {
-        declaration: &auth_stamps::DECLARATION,
-        start: Arc::new(<StampsSource as Simulated>::start_simulator),
-        build: Arc::new(|lookup, http| {
-            Ok(SharedTokenSource::new(StampsSource::from_lookup(
-                lookup, http,
-            )?))
-        }),
-        faults: faults(),
-    })
-    .await;
+    assert_conforms(&subject::<StampsSource>(faults())).await;
 }

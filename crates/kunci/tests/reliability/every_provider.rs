@@ -14,7 +14,7 @@ async fn every_provider_compiled_in_meets_the_provider_contract() {
     let mut failures = Vec::new();
     for &kind in ProviderKind::ALL {
         let subject = Subject {
-            declaration: kind.declaration(),
+            declaration: *kind.declaration(),
             start: Arc::new(move |builder| kind.start_simulator(builder)),
             build: Arc::new(move |lookup, http| kind.source_from_lookup(lookup, http)),
             faults: transport_faults(),
