@@ -67,5 +67,3 @@ pub(crate) fn manager(
         .build()
         .unwrap()
 }
-
-pub(crate) use auth_testkit::logs::LogCapture;
