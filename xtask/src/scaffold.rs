@@ -477,6 +477,8 @@ pub(crate) fn check(root: &Path) -> Result<()> {
                 .stderr(std::process::Stdio::inherit())
                 .output()?;
         if !out.status.success() {
+            // What the command printed (a failing test's name and panic), not swallowed.
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
             bail!(
                 "`cargo {}` failed in the copy with the new provider",
                 args.join(" ")
