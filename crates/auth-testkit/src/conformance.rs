@@ -16,7 +16,7 @@
 //! 5. **TRACE logs hold no secret**: everything logged while checks 2 to 4 ran is searched for
 //!    every secret variable's value and every token the simulator issued;
 //! 6. **a credential change is noticed**: a token stored by a source with one credential is
-//!    not served to a source configured with another ([`Simulator::other_credential`]).
+//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential)).
 
 use std::{fmt, sync::Arc, time::Duration};
 

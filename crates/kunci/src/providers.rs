@@ -2,7 +2,7 @@
 //!
 //! Everything here is hand-written code over one generated list, `providers/list.rs` (written
 //! by `cargo codegen` from the `[package.metadata.kunci]` table of each provider crate): a
-//! single invocation of [`providers!`], one line per provider. What a provider *is* — its name,
+//! single invocation of `providers!`, one line per provider. What a provider *is* — its name,
 //! its variables, which of them are secret — comes from the provider crate's own
 //! [`Declaration`](auth_core::provider::Declaration), never from this crate.
 
