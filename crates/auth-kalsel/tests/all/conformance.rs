@@ -3,8 +3,6 @@
 //! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
 //! credential), the same for every provider.
 
-use std::time::Duration;
-
 use auth_kalsel::KalselSource;
 use auth_testkit::{
     Fault,
@@ -98,31 +96,8 @@ fn faults() -> Vec<FaultCase> {
             Yields::RateLimited,
         ),
         (
-            "500",
-            Fault::status(500, Some("text/plain"), "Internal Server Error"),
-            Yields::Transient,
-        ),
-        ("502 html", Fault::html_error(502), Yields::Transient),
-        (
             "503",
             Fault::status(503, Some("application/json"), r#"{"message":"down"}"#),
-            Yields::Transient,
-        ),
-        (
-            "delay past timeout",
-            Fault::Delay(Duration::from_secs(5)),
-            Yields::Transient,
-        ),
-        (
-            "10 MB body",
-            Fault::HugeBody(Fault::TEN_MB),
-            Yields::Protocol,
-        ),
-        ("html page", Fault::Html, Yields::Protocol),
-        ("malformed json", Fault::MalformedJson, Yields::Protocol),
-        (
-            "closed connection",
-            Fault::CloseConnection,
             Yields::Transient,
         ),
         (
@@ -149,7 +124,7 @@ fn faults() -> Vec<FaultCase> {
             Yields::Protocol,
         ),
         ("204", Fault::status(204, None, ""), Yields::Protocol),
-            ("wrong content type", Fault::WrongContentType, Yields::Token),
+        ("wrong content type", Fault::WrongContentType, Yields::Token),
     ]);
     faults
 }

@@ -3,8 +3,6 @@
 //! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
 //! credential), the same for every provider.
 
-use std::time::Duration;
-
 use auth_krmpesan::KrmPesanSource;
 use auth_testkit::{
     Fault,
@@ -49,12 +47,6 @@ fn faults() -> Vec<FaultCase> {
         ),
         ("429", Fault::status(429, None, ""), Yields::RateLimited),
         (
-            "500",
-            Fault::status(500, Some("text/plain"), "Internal Server Error"),
-            Yields::Transient,
-        ),
-        ("502 html", Fault::html_error(502), Yields::Transient),
-        (
             "503",
             Fault::status(
                 503,
@@ -69,26 +61,9 @@ fn faults() -> Vec<FaultCase> {
             Yields::Transient,
         ),
         (
-            "delay past timeout",
-            Fault::Delay(Duration::from_secs(5)),
-            Yields::Transient,
-        ),
-        (
-            "10 MB body",
-            Fault::HugeBody(Fault::TEN_MB),
-            Yields::Protocol,
-        ),
-        ("html page", Fault::Html, Yields::Protocol),
-        ("malformed json", Fault::MalformedJson, Yields::Protocol),
-        (
             "wrong content type",
             Fault::WrongContentType,
             Yields::Protocol,
-        ),
-        (
-            "closed connection",
-            Fault::CloseConnection,
-            Yields::Transient,
         ),
         (
             "missing IdToken",
@@ -131,7 +106,7 @@ fn faults() -> Vec<FaultCase> {
             ),
             Yields::Protocol,
         ),
-        ]);
+    ]);
     faults
 }
 

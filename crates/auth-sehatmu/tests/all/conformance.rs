@@ -3,8 +3,6 @@
 //! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
 //! credential), the same for every provider.
 
-use std::time::Duration;
-
 use auth_sehatmu::{CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT};
 use auth_testkit::sehatmu::{gateway_timeout, operation_outcome};
 
@@ -21,30 +19,6 @@ fn faults() -> Vec<FaultCase> {
     faults.extend(vec![
         ("504 text", gateway_timeout(), Yields::Transient),
         (
-            "500 text",
-            Fault::status(500, Some("text/plain"), "Internal Server Error"),
-            Yields::Transient,
-        ),
-        ("502 html", Fault::html_error(502), Yields::Transient),
-        ("503 empty", Fault::status(503, None, ""), Yields::Transient),
-        (
-            "delay past the timeout",
-            Fault::Delay(Duration::from_secs(3)),
-            Yields::Transient,
-        ),
-        (
-            "closed connection",
-            Fault::CloseConnection,
-            Yields::Transient,
-        ),
-        (
-            "10 MB body",
-            Fault::HugeBody(Fault::TEN_MB),
-            Yields::Protocol,
-        ),
-        ("html page", Fault::Html, Yields::Protocol),
-        ("malformed json", Fault::MalformedJson, Yields::Protocol),
-        (
             "wrong shape",
             Fault::json(200, &json!({"token": "x"})),
             Yields::Protocol,
@@ -54,7 +28,6 @@ fn faults() -> Vec<FaultCase> {
             Fault::json(200, &json!({"accessToken": "abc"})),
             Yields::Protocol,
         ),
-        ("404 html", Fault::html_error(404), Yields::Protocol),
         ("400 html", Fault::html_error(400), Yields::Protocol),
         ("302", Fault::status(302, None, ""), Yields::Protocol),
         (

@@ -3,8 +3,6 @@
 //! the rest (the declaration, a first token, arbitrary answers, TRACE logs, a changed
 //! credential), the same for every provider.
 
-use std::time::Duration;
-
 use auth_stamps::StampsSource;
 use auth_testkit::{
     Fault,
@@ -17,34 +15,10 @@ fn faults() -> Vec<FaultCase> {
     let mut faults = transport_faults();
     faults.extend(vec![
         (
-            "500 text",
-            Fault::status(500, Some("text/plain"), "Internal Server Error"),
-            Yields::Transient,
-        ),
-        ("502 html", Fault::html_error(502), Yields::Transient),
-        ("503 empty", Fault::status(503, None, ""), Yields::Transient),
-        (
             "504 text",
             Fault::status(504, Some("text/plain"), "Gateway Timeout"),
             Yields::Transient,
         ),
-        (
-            "delay past the timeout",
-            Fault::Delay(Duration::from_secs(3)),
-            Yields::Transient,
-        ),
-        (
-            "closed connection",
-            Fault::CloseConnection,
-            Yields::Transient,
-        ),
-        (
-            "10 MB body",
-            Fault::HugeBody(Fault::TEN_MB),
-            Yields::Protocol,
-        ),
-        ("html page", Fault::Html, Yields::Protocol),
-        ("malformed json", Fault::MalformedJson, Yields::Protocol),
         (
             "wrong shape",
             Fault::json(200, &json!({"token": "x"})),
@@ -55,7 +29,6 @@ fn faults() -> Vec<FaultCase> {
             Fault::json(200, &json!({"access_token": "opaque-token"})),
             Yields::Protocol,
         ),
-        ("404 html", Fault::html_error(404), Yields::Protocol),
         ("302", Fault::status(302, None, ""), Yields::Protocol),
         (
             "401 detail",
