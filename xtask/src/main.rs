@@ -11,6 +11,9 @@
 //! * `tidy` — repository rules a reviewer would otherwise repeat.
 //! * `codegen [--check]` — wires provider crates in from their `[package.metadata.kunci]`.
 //! * `new-provider NAME` — scaffolds a provider crate and runs codegen.
+//! * `new-provider-check` — in a copy of the workspace, `new-provider acme` then everything
+//!   `ci` runs but the real upstreams; `acme` must be in the facade, the demo, the reliability
+//!   suite and the docs with no hand edit.
 //! * `conformance` — the provider crates against the real upstream libraries their servers are
 //!   built on (`conformance/`): installs them (once, into a cache outside the checkout), starts
 //!   them on loopback and runs the `kunci-conformance` scenarios against them.
@@ -50,6 +53,7 @@ fn main() -> Result<()> {
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("new-provider") => scaffold::run(&root, &args[1..]),
+        Some("new-provider-check") => scaffold::check(&root),
         Some("codegen") => {
             let mode = if args.iter().any(|a| a == "--check") {
                 codegen::Mode::Check
@@ -60,7 +64,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | conformance | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | new-provider-check | conformance | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }

@@ -273,14 +273,21 @@ pub fn clean_server_text(secrets: &Secrets, text: &str, max_chars: usize) -> Str
 }
 
 /// A reqwest client configured by [`HttpConfig`], with the [`Secrets`] of its requests.
-/// Cheap to clone.
+/// Cheap to build and to clone: the reqwest client (which reads the system's root
+/// certificates) is built on the first request and shared by every clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
-    /// The same client without any proxy, for loopback addresses; built on first use.
-    direct: Arc<OnceLock<reqwest::Client>>,
+    clients: Arc<Clients>,
     config: HttpConfig,
     secrets: Secrets,
+}
+
+/// The reqwest clients, each built on first use: one honouring the environment's proxies, one
+/// going direct for loopback addresses (the same one when no proxy is configured).
+#[derive(Default)]
+struct Clients {
+    proxied: OnceLock<Result<reqwest::Client, Error>>,
+    direct: OnceLock<Result<reqwest::Client, Error>>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -355,21 +362,19 @@ fn proxy_configured() -> bool {
 }
 
 impl HttpClient {
-    /// Builds a client.
-    pub fn new(config: HttpConfig) -> Result<Self, Error> {
-        let client = build_client(&config, true)?;
-        // Without a proxy in the environment the client already goes direct: one client (each
-        // one reads the system's root certificates) serves loopback too.
-        let direct = OnceLock::new();
-        if !proxy_configured() {
-            let _ = direct.set(client.clone());
-        }
-        Ok(Self {
-            client,
-            direct: Arc::new(direct),
+    /// A client for `config`. Nothing is built yet: the reqwest client is made on the first
+    /// request, so a source that never sends (a warm `kunci token`) pays for none.
+    pub fn new(config: HttpConfig) -> Self {
+        Self {
+            clients: Arc::new(Clients::default()),
             config,
             secrets: Secrets::new(),
-        })
+        }
+    }
+
+    /// Whether the reqwest client has been built (the first request builds it).
+    pub fn is_built(&self) -> bool {
+        self.clients.proxied.get().is_some() || self.clients.direct.get().is_some()
     }
 
     /// This client, also keeping `secrets` out of every server text (see [`Secrets`]). A
@@ -392,8 +397,17 @@ impl HttpClient {
     }
 
     /// Starts a request; finish it with reqwest's builder methods and [`HttpClient::send`].
-    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.client.request(method, url)
+    /// Builds the client on the first call.
+    ///
+    /// # Errors
+    /// A configuration error when the client cannot be built (its TLS setup failed).
+    pub fn request(&self, method: Method, url: Url) -> Result<RequestBuilder, Error> {
+        let client = if is_loopback(&url) {
+            self.direct()?
+        } else {
+            self.proxied()?
+        };
+        Ok(client.request(method, url))
     }
 
     /// Sends a request and reads the answer, capped. Network failures and timeouts are
@@ -489,13 +503,29 @@ impl HttpClient {
         })
     }
 
-    /// The client without proxies, for loopback addresses.
+    /// The client honouring the environment's proxies.
+    fn proxied(&self) -> Result<&reqwest::Client, Error> {
+        self.clients
+            .proxied
+            .get_or_init(|| build_client(&self.config, true))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The client without proxies, for loopback addresses. Without a proxy in the environment
+    /// the proxied client already goes direct: one client serves both.
     fn direct(&self) -> Result<&reqwest::Client, Error> {
-        if let Some(client) = self.direct.get() {
-            return Ok(client);
-        }
-        let client = build_client(&self.config, false)?;
-        Ok(self.direct.get_or_init(|| client))
+        self.clients
+            .direct
+            .get_or_init(|| {
+                if proxy_configured() {
+                    build_client(&self.config, false)
+                } else {
+                    self.proxied().cloned()
+                }
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -813,122 +843,6 @@ pub fn endpoint(base: &Url, path: &str) -> Url {
     url
 }
 
-/// A provider's configuration variables read through a lookup, with errors that name the
-/// variable and never its value. Blank values count as unset.
-#[derive(Clone, Copy)]
-pub struct Vars<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl fmt::Debug for Vars<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Vars { .. }")
-    }
-}
-
-impl<'a> Vars<'a> {
-    /// Reads through `lookup` (a variable name → its value).
-    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Self { lookup }
-    }
-
-    /// The value, or `None` when unset or blank.
-    pub fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// A required value; unset is a configuration error `"{name} is not set; {hint}"`.
-    pub fn required(&self, name: &str, hint: &str) -> Result<String, Error> {
-        self.get(name).ok_or_else(|| {
-            let sep = if hint.is_empty() { "" } else { "; " };
-            Error::configuration(format!("the variable {name} is not set{sep}{hint}"))
-        })
-    }
-
-    /// A required secret (kept as read: secrets are not trimmed).
-    pub fn secret(&self, name: &str, hint: &str) -> Result<secrecy::SecretString, Error> {
-        self.required(name, hint).map(secrecy::SecretString::from)
-    }
-
-    /// The base URL in `name`, or `default` when unset; checked by [`parse_base_url`]. The
-    /// error names the variable, not its value.
-    pub fn base_url(&self, name: &str, default: &str) -> Result<Url, Error> {
-        match self.get(name) {
-            Some(raw) => parse_base_url(&raw).map_err(|_| {
-                Error::configuration(format!(
-                    "{name} is not an acceptable base URL: use https (http only for loopback addresses), without credentials, query or fragment"
-                ))
-            }),
-            None => parse_base_url(default),
-        }
-    }
-
-    /// Reads `names` from the process environment into a map to look up with [`Vars::new`]. A
-    /// value that is not valid UTF-8 is a configuration error naming the variable (a plain
-    /// `std::env::var(..).ok()` would silently treat it as unset).
-    pub fn read_env(names: &[&str]) -> Result<std::collections::HashMap<String, String>, Error> {
-        let mut values = std::collections::HashMap::new();
-        for name in names {
-            match std::env::var(name) {
-                Ok(v) => {
-                    values.insert((*name).to_owned(), v);
-                }
-                Err(std::env::VarError::NotPresent) => {}
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::configuration(format!(
-                        "the environment variable {name} is not valid UTF-8"
-                    )));
-                }
-            }
-        }
-        Ok(values)
-    }
-
-    /// Prefixes a configuration error with the variable it came from.
-    pub fn named(name: &str, error: Error) -> Error {
-        Error::configuration(format!("{name}: {}", error.message()))
-    }
-}
-
-/// A provider whose source can be configured from named variables: the process environment,
-/// or a CLI profile that maps the same names to values from files or prompts.
-///
-/// Every provider crate implements it on its source type; the facade's generated
-/// `ProviderKind` calls it, so adding a provider needs no hand edit in the facade or the CLI.
-pub trait EnvProvider: crate::TokenSource + Sized + 'static {
-    /// The provider's short name (`"kalsel"`), used in store keys, logs and the CLI.
-    const NAME: &'static str;
-    /// The variables it reads, required ones first.
-    const ENV_VARS: &'static [&'static str];
-
-    /// Builds the source from `lookup` (a variable name → its value), with `http` for its client.
-    /// A missing or invalid variable is a configuration error that names the variable, never
-    /// its value.
-    fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
-    ) -> Result<Self, Error>;
-
-    /// The store key of the account this source serves; never derived from a secret.
-    fn store_key(&self) -> crate::StoreKey;
-
-    /// The store key [`from_lookup`](Self::from_lookup) would give, without building the
-    /// source. The default builds it (and so its HTTP client, which reads the system's root
-    /// certificates); providers override it with their configuration alone, so a caller that
-    /// only needs the key — a warm `kunci token` — pays for no client.
-    fn store_key_from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<crate::StoreKey, Error> {
-        Ok(Self::from_lookup(lookup, HttpConfig::default())?.store_key())
-    }
-
-    /// [`from_lookup`](Self::from_lookup) over the process environment ([`ENV_VARS`](Self::ENV_VARS)).
-    fn from_env(http: HttpConfig) -> Result<Self, Error> {
-        let env = Vars::read_env(Self::ENV_VARS)?;
-        Self::from_lookup(&|name| env.get(name).cloned(), http)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -957,40 +871,6 @@ mod tests {
                 .to_string()
                 .contains("hunter2")
         );
-    }
-
-    #[test]
-    fn vars_name_the_variable_never_the_value() {
-        let lookup = |name: &str| match name {
-            "X_SECRET" => Some("hunter2".to_owned()),
-            "X_BLANK" => Some("   ".to_owned()),
-            "X_URL" => Some("http://hunter2.example".to_owned()),
-            _ => None,
-        };
-        let vars = Vars::new(&lookup);
-        assert_eq!(vars.get("X_BLANK"), None, "blank counts as unset");
-        let err = vars.required("X_MISSING", "ask the admin").unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Configuration);
-        assert!(err.message().contains("X_MISSING") && err.message().contains("ask the admin"));
-        assert_eq!(
-            secrecy::ExposeSecret::expose_secret(&vars.secret("X_SECRET", "").unwrap()),
-            "hunter2"
-        );
-        let err = vars
-            .base_url("X_URL", "https://default.example")
-            .unwrap_err();
-        assert!(
-            err.message().contains("X_URL") && !err.to_string().contains("hunter2"),
-            "{err}"
-        );
-        assert_eq!(
-            vars.base_url("X_NONE", "https://default.example")
-                .unwrap()
-                .as_str(),
-            "https://default.example/"
-        );
-        let named = Vars::named("X_SECRET", Error::configuration("too short"));
-        assert_eq!(named.message(), "X_SECRET: too short");
     }
 
     #[test]

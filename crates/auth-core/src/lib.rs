@@ -36,6 +36,8 @@ pub mod jwt;
 pub mod manager;
 pub mod policy;
 pub mod pool;
+#[cfg(feature = "http")]
+pub mod provider;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::{credential::Credential, error::Error, token::Token};
+use crate::{credential::Credential, error::Error, store::StoreKey, token::Token};
 
 /// What the manager hands a source when it asks for a new token.
 #[derive(Debug, Clone)]
@@ -103,6 +103,14 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     /// }
     /// ```
     fn credential(&self) -> Option<Credential> {
+        None
+    }
+
+    /// The store key of the account this source serves (`"kalsel:default"`), known from its
+    /// configuration alone and never derived from a secret. `None` (the default) leaves the
+    /// choice to the caller (`<name>:default` when it makes none). A wrapper of another
+    /// source forwards it, like every other method.
+    fn store_key(&self) -> Option<StoreKey> {
         None
     }
 }

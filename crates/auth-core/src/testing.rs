@@ -584,6 +584,93 @@ impl TokenSource for ScriptedSource {
     }
 }
 
+/// A source whose every method answers something distinctive, so a wrapper that forgets to
+/// forward one is caught by [`check_forwarding`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeSource;
+
+/// What [`ProbeSource`] answers.
+const PROBE_NAME: &str = "probe";
+const PROBE_KEY: &str = "probe:forwarded";
+const PROBE_COOLDOWN: Duration = Duration::from_secs(4242);
+
+impl ProbeSource {
+    fn expiry() -> time::OffsetDateTime {
+        time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn credential() -> Credential {
+        Credential::new(PROBE_NAME)
+            .public("account", "forwarded")
+            .secret("secret", &SecretString::from("probe-secret"))
+    }
+}
+
+#[async_trait]
+impl TokenSource for ProbeSource {
+    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, Error> {
+        Ok(Fetched::new(Token::bearer(
+            SecretString::from("probe-token"),
+            request.sent_at,
+            Some(request.sent_at + Duration::from_secs(3600)),
+        )?))
+    }
+
+    fn cooldown_after_failure(&self, _error: &Error) -> Option<Duration> {
+        Some(PROBE_COOLDOWN)
+    }
+
+    fn name(&self) -> &str {
+        PROBE_NAME
+    }
+
+    fn credential_expires_at(&self) -> Option<time::OffsetDateTime> {
+        Some(Self::expiry())
+    }
+
+    fn credential(&self) -> Option<Credential> {
+        Some(Self::credential())
+    }
+
+    fn store_key(&self) -> Option<StoreKey> {
+        StoreKey::new(PROBE_KEY).ok()
+    }
+}
+
+/// Checks that `wrapped` — a wrapper built around a [`ProbeSource`] — forwards every method of
+/// [`TokenSource`] that is not `fetch` (name, cool-down, credential, its expiry, store key).
+/// Answers the methods it does not forward; empty when all are.
+///
+/// ```
+/// use auth_core::{SharedTokenSource, testing::{ProbeSource, check_forwarding}};
+/// let wrapped = SharedTokenSource::new(ProbeSource);
+/// assert!(check_forwarding(&*wrapped).is_empty());
+/// ```
+pub fn check_forwarding(wrapped: &dyn TokenSource) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if wrapped.name() != PROBE_NAME {
+        missing.push("name");
+    }
+    if wrapped.cooldown_after_failure(&Error::transient("probe")) != Some(PROBE_COOLDOWN) {
+        missing.push("cooldown_after_failure");
+    }
+    if wrapped.credential_expires_at() != Some(ProbeSource::expiry()) {
+        missing.push("credential_expires_at");
+    }
+    let key = StoreKey::new(PROBE_KEY).ok();
+    if wrapped.store_key() != key {
+        missing.push("store_key");
+    }
+    let same_credential = match (wrapped.credential(), key) {
+        (Some(c), Some(key)) => c.fingerprint(&key) == ProbeSource::credential().fingerprint(&key),
+        _ => false,
+    };
+    if !same_credential {
+        missing.push("credential");
+    }
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

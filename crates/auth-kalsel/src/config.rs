@@ -4,7 +4,8 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{Url, Vars, parse_base_url},
+    http::{Url, parse_base_url},
+    provider::Vars,
     time::OffsetDateTime,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -186,12 +187,7 @@ impl KalselConfig {
     /// # Errors
     /// A configuration error naming the variable that is missing or invalid (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        let env = Vars::read_env(&[
-            ENV_REFRESH_TOKEN,
-            ENV_TOKEN_LIFETIME_MINUTES,
-            ENV_BASE_URL,
-            ENV_ACCOUNT,
-        ])?;
+        let env = crate::DECLARATION.read_env()?;
         Self::from_lookup(|name| env.get(name).cloned())
     }
 

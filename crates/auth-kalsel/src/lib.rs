@@ -8,7 +8,7 @@
 //! manager's [`Stats::credential_expires_at`](auth_core::Stats::credential_expires_at).
 //!
 //! ```
-//! use auth_core::{MemoryStore, TokenManager};
+//! use auth_core::{MemoryStore, TokenManager, http::HttpConfig};
 //! use auth_kalsel::{KalselConfig, KalselSource};
 //! use secrecy::SecretString;
 //! # use auth_testkit::kalsel::KalselSim;
@@ -23,7 +23,7 @@
 //!     .with_base_url(&base_url)?;
 //! let key = config.store_key(); // `kalsel:default`
 //! let store = MemoryStore::new(); // or a file or Redis store, to share the token
-//! let manager = TokenManager::builder(KalselSource::with_default_client(config)?)
+//! let manager = TokenManager::builder(KalselSource::new(config, HttpConfig::default())?)
 //!     .key(key)
 //!     .store(store)
 //!     .build()?;
@@ -37,6 +37,8 @@ mod answer;
 mod config;
 mod login;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use answer::Rejection;
 pub use config::{
@@ -48,6 +50,37 @@ pub use source::{EXPIRY_WARNING, KalselSource, REFRESH_PATH};
 
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "kalsel";
+
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+        name: NAME,
+        display_name: "Kalsel.dev",
+        docs_url: "https://kalsel.dev",
+        schemes: &["Bearer"],
+        variables: &[
+            Variable::secret(
+                ENV_REFRESH_TOKEN,
+                "the refresh token: log in to Kalsel.dev and copy it",
+            ),
+            Variable::optional(
+                ENV_TOKEN_LIFETIME_MINUTES,
+                "the access-token lifetime to ask for, in minutes",
+            ),
+            Variable::optional(
+                ENV_BASE_URL,
+                "another base URL (a simulator); default https://kalsel.dev",
+            ),
+            Variable::optional(
+                ENV_ACCOUNT,
+                "a label for the account, part of the store key",
+            ),
+        ],
+    }
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

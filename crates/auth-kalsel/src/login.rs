@@ -6,7 +6,8 @@ use std::fmt;
 
 use auth_core::{
     Error, Token,
-    http::{HttpClient, Url, Vars, endpoint, parse_base_url},
+    http::{HttpClient, Url, endpoint, parse_base_url},
+    provider::Vars,
     time::OffsetDateTime,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -170,7 +171,7 @@ impl LoginRequest {
         })
         .map_err(|_| Error::protocol(format!("the {NAME} login body could not be encoded")))?;
         let builder = http
-            .request(http::Method::POST, endpoint(&self.base_url, LOGIN_PATH))
+            .request(http::Method::POST, endpoint(&self.base_url, LOGIN_PATH))?
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use auth_core::{
     Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
     http::{HttpClient, HttpConfig, HttpResponse, Url, endpoint},
+    provider::{Declaration, EnvProvider},
     time::{Duration, OffsetDateTime},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -62,34 +63,25 @@ impl fmt::Debug for KalselSource {
 }
 
 impl KalselSource {
-    /// A source using `http` for its requests.
-    pub fn new(config: KalselConfig, http: HttpClient) -> Self {
+    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
+    /// HTTP client is built on the first request.
+    ///
+    /// # Errors
+    /// None today; the signature is the one every provider's constructor has.
+    pub fn new(config: KalselConfig, http: HttpConfig) -> Result<Self, Error> {
         let endpoint = endpoint(&config.base_url, REFRESH_PATH);
         // Kept out of every server text the exchange hands back.
-        let http = http.with_secrets([&config.refresh_token]);
-        Self {
+        let http = HttpClient::new(http).with_secrets([&config.refresh_token]);
+        Ok(Self {
             config,
             http,
             endpoint,
-        }
-    }
-
-    /// A source with its own HTTP client and the default timeouts and limits.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn with_default_client(config: KalselConfig) -> Result<Self, Error> {
-        Ok(Self::new(config, HttpClient::new(HttpConfig::default())?))
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &KalselConfig {
         &self.config
-    }
-
-    /// The store key of the configured account (`kalsel:<account>`).
-    pub fn store_key(&self) -> StoreKey {
-        self.config.store_key()
     }
 
     /// Logs a warning when the refresh token expires within [`EXPIRY_WARNING`] of `now`, or
@@ -124,7 +116,7 @@ impl KalselSource {
         .map_err(|_| Error::protocol(format!("the {NAME} request body could not be encoded")))?;
         let builder = self
             .http
-            .request(http::Method::POST, self.endpoint.clone())
+            .request(http::Method::POST, self.endpoint.clone())?
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
@@ -272,6 +264,10 @@ impl TokenSource for KalselSource {
         NAME
     }
 
+    fn store_key(&self) -> Option<StoreKey> {
+        Some(self.config.store_key())
+    }
+
     fn credential_expires_at(&self) -> Option<OffsetDateTime> {
         self.config.refresh_token_expires_at()
     }
@@ -281,30 +277,14 @@ impl TokenSource for KalselSource {
     }
 }
 
-impl auth_core::http::EnvProvider for KalselSource {
-    const NAME: &'static str = crate::NAME;
-    /// `KALSEL_REFRESH_TOKEN`; optional `KALSEL_TOKEN_LIFETIME_MINUTES`, `KALSEL_BASE_URL`, `KALSEL_ACCOUNT`.
-    const ENV_VARS: &'static [&'static str] = &[
-        crate::ENV_REFRESH_TOKEN,
-        crate::ENV_TOKEN_LIFETIME_MINUTES,
-        crate::ENV_BASE_URL,
-        crate::ENV_ACCOUNT,
-    ];
+impl EnvProvider for KalselSource {
+    const DECLARATION: Declaration = crate::DECLARATION;
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
         http: HttpConfig,
     ) -> Result<Self, Error> {
-        let config = crate::KalselConfig::from_lookup(lookup)?;
-        Ok(Self::new(config, HttpClient::new(http)?))
-    }
-
-    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
-        Ok(crate::KalselConfig::from_lookup(lookup)?.store_key())
-    }
-
-    fn store_key(&self) -> StoreKey {
-        KalselSource::store_key(self)
+        Self::new(KalselConfig::from_lookup(lookup)?, http)
     }
 }
 

@@ -7,7 +7,7 @@
 //! this is in `docs/providers/krmpesan.md`).
 //!
 //! ```
-//! use auth_core::{MemoryStore, TokenManager};
+//! use auth_core::{MemoryStore, TokenManager, http::HttpConfig};
 //! use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 //! use secrecy::SecretString;
 //! # use auth_testkit::krmpesan::KrmPesanSim;
@@ -20,7 +20,7 @@
 //! let config = KrmPesanConfig::new(SecretString::from(refresh_token), SecretString::from(device_key))?
 //!     .with_base_url(&base_url)?;
 //! let key = config.store_key(); // `krmpesan:default`
-//! let source = KrmPesanSource::with_default_client(config)?;
+//! let source = KrmPesanSource::new(config, HttpConfig::default())?;
 //! let manager = TokenManager::builder(source)
 //!     .key(key)
 //!     .store(MemoryStore::new())
@@ -44,6 +44,8 @@
 
 mod config;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{
     DEFAULT_BASE_URL, ENV_ACCOUNT, ENV_BASE_URL, ENV_DEVICE_KEY, ENV_ID_TOKEN, ENV_REFRESH_TOKEN,
@@ -53,6 +55,45 @@ pub use source::{KrmPesanSource, Rejection, TOKENS_PATH};
 
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "krmpesan";
+
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+        name: NAME,
+        display_name: "KrmPesan",
+        docs_url: "https://api.krmpesan.app",
+        schemes: &["Bearer"],
+        variables: &[
+            Variable::secret(
+                ENV_REFRESH_TOKEN,
+                "the refresh token, from the KrmPesan dashboard",
+            ),
+            Variable::secret(
+                ENV_DEVICE_KEY,
+                "the device key, from the KrmPesan dashboard",
+            ),
+            Variable::optional(
+                ENV_BASE_URL,
+                "another base URL (a simulator); default https://api.krmpesan.app",
+            ),
+            Variable {
+                secret: true,
+                credential: true,
+                ..Variable::optional(
+                    ENV_ID_TOKEN,
+                    "the ID token, from the KrmPesan dashboard (optional)",
+                )
+            },
+            Variable::optional(
+                ENV_ACCOUNT,
+                "a label for the account, part of the store key",
+            ),
+        ],
+    }
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

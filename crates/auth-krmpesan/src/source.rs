@@ -11,6 +11,7 @@ use auth_core::{
     Credential, Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
     http::{HttpClient, HttpConfig, HttpResponse, Url, endpoint},
     jwt,
+    provider::{Declaration, EnvProvider},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -238,40 +239,31 @@ impl fmt::Debug for KrmPesanSource {
 }
 
 impl KrmPesanSource {
-    /// A source using `http` for its requests.
-    pub fn new(config: KrmPesanConfig, http: HttpClient) -> Self {
+    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
+    /// HTTP client is built on the first request.
+    ///
+    /// # Errors
+    /// None today; the signature is the one every provider's constructor has.
+    pub fn new(config: KrmPesanConfig, http: HttpConfig) -> Result<Self, Error> {
         let endpoint = endpoint(&config.base_url, TOKENS_PATH);
         let held = Mutex::new(config.id_token.clone());
         // Kept out of every server text the exchange hands back.
-        let http = http.with_secrets(
+        let http = HttpClient::new(http).with_secrets(
             [&config.refresh_token, &config.device_key]
                 .into_iter()
                 .chain(config.id_token.as_ref()),
         );
-        Self {
+        Ok(Self {
             config,
             http,
             endpoint,
             held,
-        }
-    }
-
-    /// A source with its own HTTP client and the default timeouts and limits.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn with_default_client(config: KrmPesanConfig) -> Result<Self, Error> {
-        Ok(Self::new(config, HttpClient::new(HttpConfig::default())?))
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &KrmPesanConfig {
         &self.config
-    }
-
-    /// The store key of the configured account (`krmpesan:<account>`).
-    pub fn store_key(&self) -> StoreKey {
-        self.config.store_key()
     }
 
     /// The configured IdToken, once, if its `exp` is readable and far enough away.
@@ -431,7 +423,7 @@ impl TokenSource for KrmPesanSource {
             .append_pair("device_key", self.config.device_key.expose_secret());
         let builder = self
             .http
-            .request(http::Method::GET, url)
+            .request(http::Method::GET, url)?
             .header(http::header::ACCEPT, "application/json");
         let response = self
             .http
@@ -448,6 +440,10 @@ impl TokenSource for KrmPesanSource {
         NAME
     }
 
+    fn store_key(&self) -> Option<StoreKey> {
+        Some(self.config.store_key())
+    }
+
     fn credential(&self) -> Option<Credential> {
         Some(
             Credential::new(NAME)
@@ -457,31 +453,14 @@ impl TokenSource for KrmPesanSource {
     }
 }
 
-impl auth_core::http::EnvProvider for KrmPesanSource {
-    const NAME: &'static str = crate::NAME;
-    /// `KRMPESAN_REFRESH_TOKEN`, `KRMPESAN_DEVICE_KEY`; optional `KRMPESAN_BASE_URL`, `KRMPESAN_ID_TOKEN`, `KRMPESAN_ACCOUNT`.
-    const ENV_VARS: &'static [&'static str] = &[
-        crate::ENV_REFRESH_TOKEN,
-        crate::ENV_DEVICE_KEY,
-        crate::ENV_BASE_URL,
-        crate::ENV_ID_TOKEN,
-        crate::ENV_ACCOUNT,
-    ];
+impl EnvProvider for KrmPesanSource {
+    const DECLARATION: Declaration = crate::DECLARATION;
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
         http: HttpConfig,
     ) -> Result<Self, Error> {
-        let config = crate::KrmPesanConfig::from_lookup(lookup)?;
-        Ok(Self::new(config, HttpClient::new(http)?))
-    }
-
-    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
-        Ok(crate::KrmPesanConfig::from_lookup(lookup)?.store_key())
-    }
-
-    fn store_key(&self) -> StoreKey {
-        KrmPesanSource::store_key(self)
+        Self::new(KrmPesanConfig::from_lookup(lookup)?, http)
     }
 }
 

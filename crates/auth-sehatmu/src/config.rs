@@ -4,7 +4,8 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{HttpConfig, Url, Vars, parse_base_url},
+    http::{Url, parse_base_url},
+    provider::Vars,
 };
 use secrecy::SecretString;
 
@@ -27,7 +28,6 @@ pub struct SehatMuConfig {
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
     pub(crate) base_url: Url,
-    pub(crate) http: HttpConfig,
 }
 
 impl fmt::Debug for SehatMuConfig {
@@ -36,7 +36,6 @@ impl fmt::Debug for SehatMuConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
             .field("base_url", &self.base_url.as_str())
-            .field("http", &self.http)
             .finish()
     }
 }
@@ -62,7 +61,6 @@ impl SehatMuConfig {
             client_id,
             client_secret,
             base_url,
-            http: HttpConfig::default(),
         })
     }
 
@@ -72,7 +70,7 @@ impl SehatMuConfig {
     /// A [`Configuration`](auth_core::ErrorKind::Configuration) error naming the missing or
     /// invalid variable (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        let env = Vars::read_env(&[ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_BASE_URL])?;
+        let env = crate::DECLARATION.read_env()?;
         Self::from_lookup(|name| env.get(name).cloned())
     }
 
@@ -99,13 +97,6 @@ impl SehatMuConfig {
     pub fn with_base_url(mut self, base_url: &str) -> Result<Self, Error> {
         self.base_url = parse_base_url(base_url)?;
         Ok(self)
-    }
-
-    /// Uses other timeouts and limits for the HTTP exchange.
-    #[must_use]
-    pub fn with_http(mut self, http: HttpConfig) -> Self {
-        self.http = http;
-        self
     }
 
     /// The client ID.

@@ -11,14 +11,14 @@
 //! answer gets the manager's ordinary back-off only.
 //!
 //! ```no_run
-//! use auth_core::TokenManager;
+//! use auth_core::{TokenManager, http::HttpConfig, provider::EnvProvider};
 //! use auth_sehatmu::SehatMuSource;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), auth_core::Error> {
 //! // SEHATMU_CLIENT_ID, SEHATMU_CLIENT_SECRET and optionally SEHATMU_BASE_URL
-//! let source = SehatMuSource::from_env()?;
-//! let key = source.store_key(); // sehatmu:<client_id>: one token and one cool-down per client
+//! let source = SehatMuSource::from_env(HttpConfig::default())?;
+//! let key = source.config().store_key(); // sehatmu:<client_id>: one token and one cool-down per client
 //! let manager = TokenManager::builder(source).key(key).build()?;
 //! let token = manager.token().await?;
 //! let header = token.header_value(); // Authorization: Bearer …
@@ -33,6 +33,8 @@
 mod config;
 mod response;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{DEFAULT_BASE_URL, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, SehatMuConfig};
 pub use response::{
@@ -44,6 +46,27 @@ pub use source::{SehatMuSource, TOKEN_PATH};
 
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "sehatmu";
+
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+        name: NAME,
+        display_name: "SehatMu",
+        docs_url: "https://istanbul.muhammadiyah.or.id",
+        schemes: &["Bearer"],
+        variables: &[
+            Variable::identifier(ENV_CLIENT_ID, "the client ID issued to you"),
+            Variable::secret(ENV_CLIENT_SECRET, "the client secret issued to you"),
+            Variable::optional(
+                ENV_BASE_URL,
+                "another base URL (a simulator); default https://istanbul.muhammadiyah.or.id",
+            ),
+        ],
+    }
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -8,7 +8,8 @@ use std::{
 use async_trait::async_trait;
 use auth_core::{
     Error, ErrorKind, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
-    http::{EnvProvider, HttpClient, HttpConfig, Url, endpoint},
+    http::{HttpClient, HttpConfig, Url, endpoint},
+    provider::{Declaration, EnvProvider},
 };
 use http::{Method, header};
 use secrecy::ExposeSecret;
@@ -37,13 +38,14 @@ pub struct SehatMuSource {
 }
 
 impl SehatMuSource {
-    /// Builds a source.
+    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
+    /// HTTP client is built on the first request.
     ///
     /// # Errors
-    /// A configuration error when the HTTP client cannot be built.
-    pub fn new(config: SehatMuConfig) -> Result<Self, Error> {
+    /// None today; the signature is the one every provider's constructor has.
+    pub fn new(config: SehatMuConfig, http: HttpConfig) -> Result<Self, Error> {
         // The client secret is kept out of every server text the exchange hands back.
-        let client = HttpClient::new(config.http.clone())?.with_secrets([&config.client_secret]);
+        let client = HttpClient::new(http).with_secrets([&config.client_secret]);
         let mut url = endpoint(&config.base_url, TOKEN_PATH);
         url.query_pairs_mut()
             .append_pair("grant_type", "client_credentials");
@@ -56,14 +58,6 @@ impl SehatMuSource {
         })
     }
 
-    /// A source configured from the environment ([`SehatMuConfig::from_env`]).
-    ///
-    /// # Errors
-    /// A configuration error naming the missing or invalid variable.
-    pub fn from_env() -> Result<Self, Error> {
-        Self::new(SehatMuConfig::from_env()?)
-    }
-
     /// Uses another clock for "now" when a rate limit is computed (tests).
     #[must_use]
     pub fn with_clock(mut self, clock: impl Into<SharedClock>) -> Self {
@@ -74,11 +68,6 @@ impl SehatMuSource {
     /// The configuration.
     pub fn config(&self) -> &SehatMuConfig {
         &self.config
-    }
-
-    /// The store key ([`SehatMuConfig::store_key`]).
-    pub fn store_key(&self) -> StoreKey {
-        self.config.store_key()
     }
 
     /// The URL requests go to, query included.
@@ -99,26 +88,13 @@ impl SehatMuSource {
 
 /// The convention the `kunci` facade and CLI build sources by.
 impl EnvProvider for SehatMuSource {
-    const NAME: &'static str = NAME;
-    const ENV_VARS: &'static [&'static str] = &[
-        crate::ENV_CLIENT_ID,
-        crate::ENV_CLIENT_SECRET,
-        crate::ENV_BASE_URL,
-    ];
+    const DECLARATION: Declaration = crate::DECLARATION;
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
         http: HttpConfig,
     ) -> Result<Self, Error> {
-        Self::new(SehatMuConfig::from_lookup(lookup)?.with_http(http))
-    }
-
-    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
-        Ok(crate::SehatMuConfig::from_lookup(lookup)?.store_key())
-    }
-
-    fn store_key(&self) -> StoreKey {
-        self.config.store_key()
+        Self::new(SehatMuConfig::from_lookup(lookup)?, http)
     }
 }
 
@@ -134,7 +110,7 @@ impl TokenSource for SehatMuSource {
         })?;
         let builder = self
             .client
-            .request(Method::POST, self.url.clone())
+            .request(Method::POST, self.url.clone())?
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(form);
@@ -166,6 +142,10 @@ impl TokenSource for SehatMuSource {
         NAME
     }
 
+    fn store_key(&self) -> Option<StoreKey> {
+        Some(self.config.store_key())
+    }
+
     fn credential(&self) -> Option<auth_core::Credential> {
         Some(
             auth_core::Credential::new(NAME)
@@ -184,7 +164,7 @@ mod tests {
     #[test]
     fn grant_type_is_in_the_query_string() {
         let config = SehatMuConfig::new("id", SecretString::from("s")).unwrap();
-        let source = SehatMuSource::new(config).unwrap();
+        let source = SehatMuSource::new(config, HttpConfig::default()).unwrap();
         assert_eq!(
             source.token_url().as_str(),
             "https://istanbul.muhammadiyah.or.id/oauth/token?grant_type=client_credentials"
@@ -193,7 +173,7 @@ mod tests {
             .unwrap()
             .with_base_url("http://127.0.0.1:8/gw")
             .unwrap();
-        let source = SehatMuSource::new(config).unwrap();
+        let source = SehatMuSource::new(config, HttpConfig::default()).unwrap();
         assert_eq!(
             source.token_url().as_str(),
             "http://127.0.0.1:8/gw/oauth/token?grant_type=client_credentials"
@@ -209,17 +189,23 @@ mod tests {
         };
         let source =
             <SehatMuSource as EnvProvider>::from_lookup(&vars, HttpConfig::default()).unwrap();
-        assert_eq!(EnvProvider::store_key(&source).as_str(), "sehatmu:client-1");
         assert_eq!(
-            <SehatMuSource as EnvProvider>::ENV_VARS[0],
+            TokenSource::store_key(&source).unwrap().as_str(),
+            "sehatmu:client-1"
+        );
+        assert_eq!(
+            <SehatMuSource as EnvProvider>::DECLARATION.variables[0].name,
             "SEHATMU_CLIENT_ID"
         );
     }
 
     #[test]
     fn only_rejected_credentials_declare_the_minute() {
-        let source =
-            SehatMuSource::new(SehatMuConfig::new("id", SecretString::from("s")).unwrap()).unwrap();
+        let source = SehatMuSource::new(
+            SehatMuConfig::new("id", SecretString::from("s")).unwrap(),
+            HttpConfig::default(),
+        )
+        .unwrap();
         assert_eq!(
             source.cooldown_after_failure(&Error::reauthentication_required("wrong secret")),
             Some(Duration::from_secs(60))
@@ -244,7 +230,7 @@ mod tests {
             .unwrap()
             .with_base_url("http://127.0.0.1:1")
             .unwrap();
-        let source = SehatMuSource::new(config).unwrap();
+        let source = SehatMuSource::new(config, HttpConfig::default()).unwrap();
         let err = source
             .fetch(FetchRequest::new(None, time::OffsetDateTime::UNIX_EPOCH))
             .await

@@ -4,7 +4,8 @@ use std::fmt;
 
 use auth_core::{
     Error, StoreKey,
-    http::{HttpConfig, Url, Vars, parse_base_url},
+    http::{Url, parse_base_url},
+    provider::Vars,
 };
 use secrecy::SecretString;
 
@@ -54,7 +55,6 @@ impl fmt::Debug for Credentials {
 pub struct StampsConfig {
     pub(crate) credentials: Credentials,
     pub(crate) base_url: Url,
-    pub(crate) http: HttpConfig,
 }
 
 impl fmt::Debug for StampsConfig {
@@ -62,7 +62,6 @@ impl fmt::Debug for StampsConfig {
         f.debug_struct("StampsConfig")
             .field("credentials", &self.credentials)
             .field("base_url", &self.base_url.as_str())
-            .field("http", &self.http)
             .finish()
     }
 }
@@ -87,7 +86,6 @@ impl StampsConfig {
         Self {
             credentials,
             base_url,
-            http: HttpConfig::default(),
         }
     }
 
@@ -98,7 +96,7 @@ impl StampsConfig {
     /// A [`Configuration`](auth_core::ErrorKind::Configuration) error naming the missing or
     /// invalid variable (never its value).
     pub fn from_env() -> Result<Self, Error> {
-        let env = Vars::read_env(&[ENV_TOKEN, ENV_MERCHANT_ID, ENV_STATIC_TOKEN, ENV_BASE_URL])?;
+        let env = crate::DECLARATION.read_env()?;
         Self::from_lookup(|name| env.get(name).cloned())
     }
 
@@ -139,13 +137,6 @@ impl StampsConfig {
     pub fn with_base_url(mut self, base_url: &str) -> Result<Self, Error> {
         self.base_url = parse_base_url(base_url)?;
         Ok(self)
-    }
-
-    /// Uses other timeouts and limits for the HTTP exchange.
-    #[must_use]
-    pub fn with_http(mut self, http: HttpConfig) -> Self {
-        self.http = http;
-        self
     }
 
     /// The credential.

@@ -11,17 +11,17 @@
 //! * **Static token** — permanent, sent as `Authorization: Token <x>`; no request is ever made.
 //!
 //! ```
-//! use auth_core::TokenManager;
+//! use auth_core::{TokenManager, http::HttpConfig};
 //! use auth_stamps::{StampsConfig, StampsSource};
 //! use secrecy::SecretString;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), auth_core::Error> {
 //! // With a JWT credential: StampsConfig::jwt(SecretString::from("…"), 1), or from the
-//! // environment: StampsSource::from_env()?
+//! // environment: StampsSource::from_env(HttpConfig::default())? (auth_core::provider::EnvProvider)
 //! let config = StampsConfig::static_token(SecretString::from("my-static-token"));
 //! let key = config.store_key();
-//! let manager = TokenManager::builder(StampsSource::new(config)?).key(key).build()?;
+//! let manager = TokenManager::builder(StampsSource::new(config, HttpConfig::default())?).key(key).build()?;
 //! let token = manager.token().await?;
 //! assert_eq!(token.header_value().to_str().unwrap(), "Token my-static-token");
 //! assert_eq!(token.expires_at(), None);
@@ -35,6 +35,8 @@ mod claims;
 mod config;
 mod response;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use claims::{ClaimId, StampsClaims, read_claims};
 pub use config::{
@@ -48,6 +50,25 @@ pub use source::{GET_ACCESS_TOKEN_PATH, StampsSource, VERIFY_TOKEN_PATH};
 
 /// The provider's name in logs, errors and store keys.
 pub const NAME: &str = "stamps";
+
+/// What this provider declares about itself: the one list of its variables, read by
+/// [`EnvProvider::from_env`](auth_core::provider::EnvProvider::from_env), the facade, the CLI
+/// and the generated documentation.
+pub const DECLARATION: auth_core::provider::Declaration = {
+    use auth_core::provider::{Declaration, Variable};
+    Declaration {
+    name: NAME,
+    display_name: "Stamps",
+    docs_url: "https://stamps.co.id",
+    schemes: &["Bearer", "Token"],
+    variables: &[
+        Variable::secret(ENV_TOKEN, "the merchant JWT (set it with STAMPS_MERCHANT_ID, or set STAMPS_STATIC_TOKEN instead)").not_required(),
+        Variable::identifier(ENV_MERCHANT_ID, "the merchant ID the JWT belongs to (with STAMPS_TOKEN)").not_required(),
+        Variable::secret(ENV_STATIC_TOKEN, "a permanent token (instead of STAMPS_TOKEN and STAMPS_MERCHANT_ID)").not_required(),
+        Variable::optional(ENV_BASE_URL, "another base URL (a simulator); default https://stamps.co.id"),
+    ],
+}
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

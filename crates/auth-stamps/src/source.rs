@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use auth_core::{
     AuthScheme, Error, FetchRequest, Fetched, SharedClock, StoreKey, Token, TokenSource,
-    http::{EnvProvider, HttpClient, HttpConfig, Url, endpoint},
+    http::{HttpClient, HttpConfig, Url, endpoint},
+    provider::{Declaration, EnvProvider},
 };
 use http::{HeaderValue, Method, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -32,12 +33,12 @@ pub struct StampsSource {
 }
 
 impl StampsSource {
-    /// Builds a source.
+    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
+    /// HTTP client is built on the first request.
     ///
     /// # Errors
-    /// A configuration error when a static token cannot be sent in an HTTP header, or the HTTP
-    /// client cannot be built.
-    pub fn new(config: StampsConfig) -> Result<Self, Error> {
+    /// A configuration error when a static token cannot be sent in an HTTP header.
+    pub fn new(config: StampsConfig, http: HttpConfig) -> Result<Self, Error> {
         if let Credentials::Static(token) = &config.credentials {
             static_token(token, OffsetDateTime::UNIX_EPOCH).map_err(|_| {
                 Error::configuration(
@@ -49,7 +50,7 @@ impl StampsSource {
         let secret = match &config.credentials {
             Credentials::Jwt { token, .. } | Credentials::Static(token) => token,
         };
-        let client = HttpClient::new(config.http.clone())?.with_secrets([secret]);
+        let client = HttpClient::new(http).with_secrets([secret]);
         let get_url = endpoint(&config.base_url, GET_ACCESS_TOKEN_PATH);
         let verify_url = endpoint(&config.base_url, VERIFY_TOKEN_PATH);
         Ok(Self {
@@ -59,14 +60,6 @@ impl StampsSource {
             get_url,
             verify_url,
         })
-    }
-
-    /// A source configured from the environment ([`StampsConfig::from_env`]).
-    ///
-    /// # Errors
-    /// A configuration error naming the missing or invalid variable.
-    pub fn from_env() -> Result<Self, Error> {
-        Self::new(StampsConfig::from_env()?)
     }
 
     /// Uses another clock for the moments [`verify`](Self::verify) reasons about (tests).
@@ -79,11 +72,6 @@ impl StampsSource {
     /// The configuration.
     pub fn config(&self) -> &StampsConfig {
         &self.config
-    }
-
-    /// The store key for this source's credential ([`StampsConfig::store_key`]).
-    pub fn store_key(&self) -> StoreKey {
-        self.config.store_key()
     }
 
     /// Asks Stamps whether `jwt` is valid: `POST /api/auth/verify-token/` with
@@ -101,7 +89,7 @@ impl StampsSource {
         authorization.set_sensitive(true);
         let request = self
             .client
-            .request(Method::POST, self.verify_url.clone())
+            .request(Method::POST, self.verify_url.clone())?
             .header(header::AUTHORIZATION, authorization)
             .header(header::CONTENT_TYPE, "application/json");
         let response = self.client.send(NAME, request).await?;
@@ -118,7 +106,7 @@ impl StampsSource {
             serde_json::json!({ "token": token.expose_secret(), "crm_merchant_id": merchant_id });
         let request = self
             .client
-            .request(Method::POST, self.get_url.clone())
+            .request(Method::POST, self.get_url.clone())?
             .header(header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
         let response = self.client.send(NAME, request).await?;
@@ -132,28 +120,13 @@ fn static_token(token: &SecretString, at: OffsetDateTime) -> Result<Token, Error
 
 /// The convention the `kunci` facade and CLI build sources by.
 impl EnvProvider for StampsSource {
-    const NAME: &'static str = NAME;
-    /// `STAMPS_TOKEN` with `STAMPS_MERCHANT_ID`, or `STAMPS_STATIC_TOKEN`; `STAMPS_BASE_URL`.
-    const ENV_VARS: &'static [&'static str] = &[
-        crate::ENV_TOKEN,
-        crate::ENV_MERCHANT_ID,
-        crate::ENV_STATIC_TOKEN,
-        crate::ENV_BASE_URL,
-    ];
+    const DECLARATION: Declaration = crate::DECLARATION;
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
         http: HttpConfig,
     ) -> Result<Self, Error> {
-        Self::new(StampsConfig::from_lookup(lookup)?.with_http(http))
-    }
-
-    fn store_key_from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<StoreKey, Error> {
-        Ok(crate::StampsConfig::from_lookup(lookup)?.store_key())
-    }
-
-    fn store_key(&self) -> StoreKey {
-        self.config.store_key()
+        Self::new(StampsConfig::from_lookup(lookup)?, http)
     }
 }
 
@@ -171,6 +144,10 @@ impl TokenSource for StampsSource {
 
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn store_key(&self) -> Option<StoreKey> {
+        Some(self.config.store_key())
     }
 
     fn credential(&self) -> Option<auth_core::Credential> {
@@ -197,7 +174,7 @@ mod tests {
         let config = StampsConfig::static_token(SecretString::from("perm-123"))
             .with_base_url("http://127.0.0.1:1")
             .unwrap();
-        let source = StampsSource::new(config).unwrap();
+        let source = StampsSource::new(config, HttpConfig::default()).unwrap();
         let sent_at = OffsetDateTime::UNIX_EPOCH;
         let fetched = source
             .fetch(FetchRequest::new(None, sent_at))
@@ -208,13 +185,16 @@ mod tests {
             "Token perm-123"
         );
         assert_eq!(fetched.token.expires_at(), None);
-        assert_eq!(source.store_key().as_str(), "stamps:static");
+        assert_eq!(source.config().store_key().as_str(), "stamps:static");
     }
 
     #[test]
     fn unusable_static_token_is_a_configuration_error() {
-        let err = StampsSource::new(StampsConfig::static_token(SecretString::from("has space")))
-            .unwrap_err();
+        let err = StampsSource::new(
+            StampsConfig::static_token(SecretString::from("has space")),
+            HttpConfig::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
         assert!(!err.to_string().contains("has space"));
     }
@@ -228,8 +208,11 @@ mod tests {
         };
         let source =
             <StampsSource as EnvProvider>::from_lookup(&vars, HttpConfig::default()).unwrap();
-        assert_eq!(EnvProvider::store_key(&source).as_str(), "stamps:7");
-        assert_eq!(<StampsSource as EnvProvider>::NAME, "stamps");
+        assert_eq!(
+            TokenSource::store_key(&source).unwrap().as_str(),
+            "stamps:7"
+        );
+        assert_eq!(<StampsSource as EnvProvider>::DECLARATION.name, "stamps");
         let err =
             <StampsSource as EnvProvider>::from_lookup(&|_: &str| None, HttpConfig::default())
                 .unwrap_err();
@@ -241,7 +224,7 @@ mod tests {
         let config = StampsConfig::jwt(SecretString::from("x"), 1)
             .with_base_url("https://gw.example/stamps/")
             .unwrap();
-        let source = StampsSource::new(config).unwrap();
+        let source = StampsSource::new(config, HttpConfig::default()).unwrap();
         assert_eq!(
             source.get_url.as_str(),
             "https://gw.example/stamps/api/auth/get-access-token/"
@@ -250,7 +233,11 @@ mod tests {
             source.verify_url.as_str(),
             "https://gw.example/stamps/api/auth/verify-token/"
         );
-        let default = StampsSource::new(StampsConfig::jwt(SecretString::from("x"), 1)).unwrap();
+        let default = StampsSource::new(
+            StampsConfig::jwt(SecretString::from("x"), 1),
+            HttpConfig::default(),
+        )
+        .unwrap();
         assert_eq!(
             default.get_url.as_str(),
             "https://stamps.co.id/api/auth/get-access-token/"

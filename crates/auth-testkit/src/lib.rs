@@ -38,15 +38,18 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod conformance;
 pub mod jwt;
 pub mod kalsel;
 pub mod krmpesan;
 pub mod logs;
 pub mod sehatmu;
 mod server;
+pub mod simulator;
 pub mod stamps;
 
 pub use server::{Fault, Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer};
+pub use simulator::{Simulated, Simulator, Started};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

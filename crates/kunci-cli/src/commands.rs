@@ -109,11 +109,13 @@ impl Context {
         let vars = self.variables(profile, store).await?;
         let lookup = |name: &str| vars.get(name).cloned();
         let hint = |e: kunci::Error| configuration_hint(e.into(), profile);
-        // The key comes from the configuration alone; the source (and its HTTP client) is
-        // built only if a request has to be sent.
-        let key = profile.kind.store_key_from_lookup(&lookup).map_err(hint)?;
-        let source = crate::lazy::LazySource::new(profile.kind, vars, self.http.clone());
-        Ok((SharedTokenSource::new(source), key))
+        // Building a source is cheap: its HTTP client is built only if a request is sent.
+        let source = profile
+            .kind
+            .source_from_lookup(&lookup, self.http.clone())
+            .map_err(hint)?;
+        let key = store_key(&source)?;
+        Ok((source, key))
     }
 
     async fn manager(
@@ -130,6 +132,15 @@ impl Context {
     }
 }
 
+/// The store key of the account `source` serves: its own, else `<name>:default` (the
+/// manager's default).
+pub(crate) fn store_key(source: &SharedTokenSource) -> Result<StoreKey, Failure> {
+    match source.store_key() {
+        Some(key) => Ok(key),
+        None => Ok(StoreKey::for_account(source.name(), "default")?),
+    }
+}
+
 /// Adds the usual way out to a configuration failure.
 pub(crate) fn configuration_hint(failure: Failure, profile: &Profile) -> Failure {
     if failure.code != code::CONFIGURATION {
@@ -137,10 +148,10 @@ pub(crate) fn configuration_hint(failure: Failure, profile: &Profile) -> Failure
     }
     let vars = profile
         .kind
-        .env_vars()
+        .variables()
         .iter()
-        .filter(|v| crate::config::is_credential(v))
-        .copied()
+        .filter(|v| v.credential)
+        .map(|v| v.name)
         .collect::<Vec<_>>()
         .join(", ");
     failure.or_hint(format!(
@@ -223,7 +234,7 @@ pub(crate) async fn verify(ctx: &Context, profile_name: &str) -> Result<(), Fail
             "a Stamps static token is not a JWT and cannot be verified (verify-token checks access tokens from STAMPS_TOKEN and STAMPS_MERCHANT_ID)",
         ));
     }
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = ctx
         .manager(SharedTokenSource::new(source.clone()), key, store)
         .await?;
@@ -326,9 +337,9 @@ pub(crate) async fn status(
                 }
                 let profile = ctx.config.profile(kind.name())?;
                 let any_env = kind
-                    .env_vars()
+                    .variables()
                     .iter()
-                    .any(|v| std::env::var_os(v).is_some());
+                    .any(|v| std::env::var_os(v.name).is_some());
                 let has_login = store
                     .load(&profile.login_key()?)
                     .await
@@ -367,24 +378,23 @@ pub(crate) async fn status(
     out_line(table.trim_end())
 }
 
-/// Saves the login of `profile` and drops the token entry of the account it names. Returns
-/// that account's store key and the fingerprint of the credential just saved, for a token the
-/// login itself brought (an entry must carry it to be served).
+/// Saves the login of `profile` and drops the token entry of the account it names. Answers
+/// that account's store key and the source the login configures.
 pub(crate) async fn save_login(
     ctx: &Context,
     profile: &Profile,
     store: &SharedTokenStore,
     secrets: HashMap<String, String>,
-) -> Result<(StoreKey, Option<auth_core::Fingerprint>), Failure> {
+) -> Result<(StoreKey, SharedTokenSource), Failure> {
     let vars = profile.variables(&secrets, &|name| std::env::var(name).ok())?;
     // For a bare provider name the environment wins over a saved login; here the values just
     // typed must be the ones checked, so they are laid over the environment's.
     let vars: HashMap<String, String> = vars.into_iter().chain(secrets.clone()).collect();
-    let (source, key) = profile
+    let source = profile
         .kind
         .source_from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
         .map_err(|e| Failure::from(e).hint("nothing was saved"))?;
-    let credential = source.credential().map(|c| c.fingerprint(&key));
+    let key = store_key(&source)?;
     let login_key = profile.login_key()?;
     let json = serde_json::to_string(&secrets)
         .map_err(|e| Failure::new(code::OTHER, format!("cannot encode the login: {e}")))?;
@@ -400,7 +410,7 @@ pub(crate) async fn save_login(
             Ok(_) => {
                 // A token or rotated refresh token of the old login must not outlive it.
                 store.delete(&key).await.map_err(kunci::Error::from)?;
-                return Ok((key, credential));
+                return Ok((key, source));
             }
             Err(auth_core::StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(kunci::Error::from(e).into()),

@@ -56,17 +56,6 @@ pub(crate) struct Profile {
     pub(crate) from_config: bool,
 }
 
-/// Whether a provider variable holds a secret: it is then never accepted as a plain value in
-/// the config file, read without echo by `kunci login`, and never printed.
-pub(crate) fn is_secret(var: &str) -> bool {
-    var.ends_with("_TOKEN") || var.ends_with("_SECRET") || var.ends_with("_KEY")
-}
-
-/// Whether `kunci login` asks for a variable: the credentials, not the endpoint or tuning.
-pub(crate) fn is_credential(var: &str) -> bool {
-    !(var.ends_with("_BASE_URL") || var.ends_with("_ACCOUNT") || var.ends_with("_LIFETIME_MINUTES"))
-}
-
 fn provider_names() -> String {
     ProviderKind::all()
         .iter()
@@ -240,11 +229,11 @@ impl Profile {
             } else {
                 format!("{prefix}{}", key.to_ascii_uppercase())
             };
-            let Some(var) = kind.env_vars().iter().copied().find(|v| *v == wanted) else {
+            let Some(variable) = kind.declaration().variable(&wanted) else {
                 let known: Vec<String> = kind
-                    .env_vars()
+                    .variables()
                     .iter()
-                    .map(|v| v.trim_start_matches(&prefix).to_ascii_lowercase())
+                    .map(|v| v.name.trim_start_matches(&prefix).to_ascii_lowercase())
                     .collect();
                 return Err(at(format!(
                     "unknown setting `{key}` for {} (known: provider, {})",
@@ -263,14 +252,15 @@ impl Profile {
                 Setting::File(PathBuf::from(path))
             } else if raw == "login" {
                 Setting::Login
-            } else if is_secret(var) {
+            } else if variable.secret {
+                // The provider declares it secret: never a plain value in a file.
                 return Err(at(format!(
                     "`{key}` is a secret: write \"env:VARIABLE\", \"file:PATH\" or \"login\" (and run `kunci login {name}`), never the value itself"
                 )));
             } else {
                 Setting::Value(raw)
             };
-            settings.insert(var, setting);
+            settings.insert(variable.name, setting);
         }
         Ok(Self {
             name: name.to_owned(),
@@ -298,7 +288,7 @@ impl Profile {
     ) -> Result<HashMap<String, String>, Failure> {
         let at = |msg: String| Failure::configuration(format!("profile `{}`: {msg}", self.name));
         let mut vars = HashMap::new();
-        for &var in self.kind.env_vars() {
+        for var in self.kind.declaration().names() {
             let from_env = || env(var).filter(|v| !v.is_empty());
             let from_login = || login.get(var).cloned();
             let value =
@@ -435,20 +425,25 @@ token = "login"
     }
 
     #[test]
-    fn secret_classification() {
-        for var in ProviderKind::all().iter().flat_map(|k| k.env_vars()) {
-            let secret = is_secret(var);
-            let expected = matches!(
-                *var,
-                "KRMPESAN_REFRESH_TOKEN"
-                    | "KRMPESAN_DEVICE_KEY"
-                    | "KRMPESAN_ID_TOKEN"
-                    | "KALSEL_REFRESH_TOKEN"
-                    | "SEHATMU_CLIENT_SECRET"
-                    | "STAMPS_TOKEN"
-                    | "STAMPS_STATIC_TOKEN"
-            );
-            assert_eq!(secret, expected, "{var}");
+    fn the_config_file_refuses_a_plain_value_exactly_for_the_variables_a_provider_declares_secret()
+    {
+        for kind in ProviderKind::all() {
+            let prefix = format!("{}_", kind.name().to_ascii_uppercase());
+            for variable in kind.variables() {
+                let key = variable
+                    .name
+                    .trim_start_matches(&prefix)
+                    .to_ascii_lowercase();
+                let text = format!("[profiles.p]\nprovider = \"{kind}\"\n{key} = \"plain\"\n");
+                let parsed = Config::parse(&text);
+                assert_eq!(
+                    parsed.is_err(),
+                    variable.secret,
+                    "{}: {:?}",
+                    variable.name,
+                    parsed.err().map(|e| e.message().to_owned())
+                );
+            }
         }
     }
 }

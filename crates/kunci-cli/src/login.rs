@@ -18,7 +18,7 @@ use time::UtcOffset;
 
 use crate::{
     commands::{Context, configuration_hint, save_login},
-    config::{Profile, Setting, is_credential, is_secret},
+    config::{Profile, Setting},
     failure::{Failure, code, err_line},
     status::{local_time, relative},
 };
@@ -52,10 +52,10 @@ pub(crate) async fn load(
 pub(crate) fn prompts(profile: &Profile) -> Vec<&'static str> {
     profile
         .kind
-        .env_vars()
+        .variables()
         .iter()
-        .copied()
-        .filter(|v| is_credential(v))
+        .filter(|v| v.credential)
+        .map(|v| v.name)
         .filter(|v| matches!(profile.settings.get(v), None | Some(Setting::Login)))
         .collect()
 }
@@ -131,7 +131,7 @@ async fn with_password(
     let request = kalsel::LoginRequest::from_lookup(email, |name| vars.get(name).cloned())
         .map_err(|e| configuration_hint(e.into(), profile))?;
     let password = read_password(request.email())?;
-    let http = HttpClient::new(ctx.http.clone())?;
+    let http = HttpClient::new(ctx.http.clone());
     let clock = SystemClock::new();
     let login = request
         .send(&http, &password, clock.now())
@@ -148,11 +148,11 @@ async fn with_password(
         kalsel::ENV_REFRESH_TOKEN.to_owned(),
         login.refresh_token.expose_secret().to_owned(),
     )]);
-    let (key, credential) = save_login(ctx, profile, &store, secrets).await?;
-    // Best effort: without it the next command refreshes once. It carries the login's
-    // credential fingerprint, as a manager's own save would, or it would not be served.
+    let (key, source) = save_login(ctx, profile, &store, secrets).await?;
+    // Best effort: without it the next command refreshes once. Tied to the new login's
+    // credential, as the manager ties what it saves, or the manager would not adopt it.
     let mut entry = StoredEntry::with_token(login.access_token);
-    entry.credential = credential;
+    entry.credential = source.credential().map(|c| c.fingerprint(&key));
     if let Err(e) = store.save(&key, &entry, 0).await {
         tracing::info!(key = %key, error = %e, "the login's access token was not stored");
     }
@@ -210,7 +210,7 @@ fn read_terminal(
     }
     let mut secrets = HashMap::new();
     for &var in prompts {
-        let value = if is_secret(var) {
+        let value = if profile.kind.declaration().is_secret(var) {
             rpassword::prompt_password(format!("{var}: "))
         } else {
             let mut err = std::io::stderr().lock();

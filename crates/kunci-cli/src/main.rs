@@ -11,8 +11,8 @@
 //! The command surface, the config file and the exit codes are documented in `docs/cli.md`.
 //! The warm path (`kunci token` with a valid stored token) opens the store, reads two entries
 //! and prints: a current-thread runtime, no Redis or PostgreSQL client unless the store is
-//! one, no request, and no HTTP client (the provider's source is built only to send a request,
-//! see `lazy.rs`).
+//! one, no request, and no HTTP client (a source's HTTP client is built on its first request,
+//! `auth_core::http::HttpClient`).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -27,7 +27,6 @@ mod config;
 mod demo;
 mod exec;
 mod failure;
-mod lazy;
 mod logging;
 mod login;
 mod spinner;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use auth_core::{
     Error, RefreshPolicy, SharedClock, SharedTokenSource, SharedTokenStore, StoreKey, TokenManager,
-    http::{EnvProvider, HttpConfig, Vars},
+    http::HttpConfig, provider::Vars,
 };
 use auth_store::Cipher;
 
@@ -27,7 +27,8 @@ pub const ENV_STORE_CA: &str = "KUNCI_STORE_CA";
 #[derive(Debug)]
 pub struct ManagerBuilder {
     source: SharedTokenSource,
-    key: StoreKey,
+    /// `None`: the source's own key, else `<name>:default`.
+    key: Option<StoreKey>,
     store: Option<SharedTokenStore>,
     spec: StoreSpec,
     cipher: Option<Cipher>,
@@ -39,16 +40,22 @@ pub struct ManagerBuilder {
 }
 
 impl ManagerBuilder {
-    /// A manager for a provider's source, keyed by the source's account.
-    pub fn new<P: EnvProvider>(source: P) -> Self {
-        let key = source.store_key();
-        Self::from_source(source, key)
+    /// A manager for a source, keyed by the account it serves
+    /// ([`TokenSource::store_key`](auth_core::TokenSource::store_key)) — every provider's source
+    /// knows it — or, for a source that does not say, `<name>:default`: the same default as
+    /// [`TokenManager::builder`].
+    pub fn new(source: impl Into<SharedTokenSource>) -> Self {
+        Self::with_key(source.into(), None)
     }
 
-    /// A manager for any source, under `key`.
+    /// A manager for any source, under `key` (instead of the source's own).
     pub fn from_source(source: impl Into<SharedTokenSource>, key: StoreKey) -> Self {
+        Self::with_key(source.into(), Some(key))
+    }
+
+    fn with_key(source: SharedTokenSource, key: Option<StoreKey>) -> Self {
         Self {
-            source: source.into(),
+            source,
             key,
             store: None,
             spec: StoreSpec::DefaultFile,
@@ -130,6 +137,7 @@ impl ManagerBuilder {
                     .await?
             }
         };
+        let key = self.key.or_else(|| self.source.store_key());
         #[cfg(feature = "metrics")]
         let source = match &self.metrics {
             Some((metrics, profile)) => metrics.instrument(profile, self.source),
@@ -139,8 +147,10 @@ impl ManagerBuilder {
         let source = self.source;
         let mut builder = TokenManager::builder(source)
             .store(store)
-            .key(self.key)
             .policy(self.policy);
+        if let Some(key) = key {
+            builder = builder.key(key);
+        }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }
@@ -158,7 +168,7 @@ impl ManagerBuilder {
 /// but not valid UTF-8 is a configuration error naming it — never read as unset (an unreadable
 /// `KUNCI_STORE_KEY` must not turn encryption off).
 pub async fn from_env(kind: ProviderKind) -> Result<TokenManager, Error> {
-    let mut names = kind.env_vars().to_vec();
+    let mut names = kind.env_vars();
     names.extend([ENV_STORE, ENV_STORE_KEY, ENV_STORE_CA]);
     let env = Vars::read_env(&names)?;
     from_lookup(kind, &|name| env.get(name).cloned(), HttpConfig::default()).await
@@ -170,9 +180,9 @@ pub async fn from_lookup(
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     http: HttpConfig,
 ) -> Result<TokenManager, Error> {
-    let (source, key) = kind.source_from_lookup(lookup, http)?;
+    let source = kind.source_from_lookup(lookup, http)?;
     let spec = StoreSpec::parse(&lookup(ENV_STORE).unwrap_or_default())?;
-    let mut builder = ManagerBuilder::from_source(source, key).store_spec(spec);
+    let mut builder = ManagerBuilder::new(source).store_spec(spec);
     if let Some(encoded) = lookup(ENV_STORE_KEY) {
         let cipher = Cipher::from_encoded(&encoded)
             .map_err(|e| Error::configuration(format!("{ENV_STORE_KEY}: {e}")))?;

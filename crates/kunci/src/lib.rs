@@ -19,7 +19,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), kunci::Error> {
-//! let source = SehatMuSource::from_env()?;                  // SEHATMU_CLIENT_ID, …
+//! use kunci::{EnvProvider, HttpConfig};
+//! let source = SehatMuSource::from_env(HttpConfig::default())?; // SEHATMU_CLIENT_ID, …
 //! let manager = ManagerBuilder::new(source).build().await?; // file store in the data dir
 //! let token = manager.token().await?;                       // cached, refreshed ahead
 //! let _header = token.header_value();                       // Authorization: Bearer …
@@ -47,10 +48,11 @@ pub mod tower;
 /// `#[kunci::async_trait]`, re-exported so a custom source needs no `async-trait` dependency.
 pub use async_trait::async_trait;
 
+pub use auth_core::http::HttpConfig;
 /// Installs this build's rustls crypto provider unless the program installed one: call it
 /// before building a reqwest client of your own (kunci's reqwest has no default provider).
 pub use auth_core::http::ensure_crypto_provider;
-pub use auth_core::http::{EnvProvider, HttpConfig};
+pub use auth_core::provider::{Declaration, EnvProvider, Variable};
 /// Many accounts of one provider in one process (see `docs/pool.md`).
 pub use auth_core::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
 pub use auth_core::{

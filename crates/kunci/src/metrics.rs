@@ -294,6 +294,10 @@ impl TokenSource for Instrumented {
     fn credential(&self) -> Option<auth_core::Credential> {
         self.source.credential()
     }
+
+    fn store_key(&self) -> Option<auth_core::StoreKey> {
+        self.source.store_key()
+    }
 }
 
 /// Reads every watched manager's statistics at scrape time.
@@ -396,6 +400,16 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn an_instrumented_source_forwards_every_method() {
+        let wrapped =
+            Metrics::new().instrument("p", SharedTokenSource::new(auth_core::testing::ProbeSource));
+        assert_eq!(
+            auth_core::testing::check_forwarding(&*wrapped),
+            Vec::<&str>::new()
+        );
+    }
 
     fn counting_source(fail: bool) -> (SharedTokenSource, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));

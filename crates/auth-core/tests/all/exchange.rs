@@ -67,7 +67,6 @@ async fn a_gateway_page_that_echoes_the_request_line_shows_no_secret() {
     }
     let server = Responder::plain(502, "text/plain", &page).await;
     let client = HttpClient::new(HttpConfig::default())
-        .unwrap()
         .with_secrets(&[SecretString::from(SECRET), SecretString::from(DEVICE_KEY)]);
     let mut url = Url::parse(&format!("http://{}/tokens", server.addr)).unwrap();
     url.query_pairs_mut()
@@ -77,6 +76,7 @@ async fn a_gateway_page_that_echoes_the_request_line_shows_no_secret() {
     auth.set_sensitive(true);
     let request = client
         .request(Method::GET, url)
+        .unwrap()
         .header(header::AUTHORIZATION, auth);
     let rotated = SecretString::from(ROTATED);
     let response = client
@@ -99,13 +99,13 @@ async fn a_secret_cut_by_the_snippet_limit_is_not_shown_in_part() {
     // The secret starts at character 190 of a 200-character snippet.
     let page = format!("{}{SECRET} and more", "x".repeat(190));
     let server = Responder::plain(503, "text/plain", &page).await;
-    let client = HttpClient::new(HttpConfig::default())
-        .unwrap()
-        .with_secrets(&[SecretString::from(SECRET)]);
-    let request = client.request(
-        Method::GET,
-        Url::parse(&format!("http://{}/", server.addr)).unwrap(),
-    );
+    let client = HttpClient::new(HttpConfig::default()).with_secrets(&[SecretString::from(SECRET)]);
+    let request = client
+        .request(
+            Method::GET,
+            Url::parse(&format!("http://{}/", server.addr)).unwrap(),
+        )
+        .unwrap();
     let response = client.send("acme", request).await.unwrap();
     let err = response.unexpected_status("acme", now());
     assert!(!err.message().contains(&SECRET[..10]), "{err}");
@@ -122,13 +122,13 @@ async fn error_details_are_cleaned_of_secrets_and_bidi_characters() {
     })
     .to_string();
     let server = Responder::plain(401, "application/json", &body).await;
-    let client = HttpClient::new(HttpConfig::default())
-        .unwrap()
-        .with_secrets(&[SecretString::from(SECRET)]);
-    let request = client.request(
-        Method::POST,
-        Url::parse(&format!("http://{}/", server.addr)).unwrap(),
-    );
+    let client = HttpClient::new(HttpConfig::default()).with_secrets(&[SecretString::from(SECRET)]);
+    let request = client
+        .request(
+            Method::POST,
+            Url::parse(&format!("http://{}/", server.addr)).unwrap(),
+        )
+        .unwrap();
     let response = client.send("acme", request).await.unwrap();
     let value: serde_json::Value = response.error_json().unwrap();
     let text = value.to_string();
@@ -146,9 +146,9 @@ async fn a_self_signed_token_endpoint_is_refused_and_accepted_with_its_ca() {
     let url = Url::parse(&format!("https://127.0.0.1:{}/token", server.addr.port())).unwrap();
 
     // The platform's roots do not know the test CA: refused, with a clear configuration error.
-    let client = HttpClient::new(HttpConfig::default()).unwrap();
+    let client = HttpClient::new(HttpConfig::default());
     let err = client
-        .send("acme", client.request(Method::GET, url.clone()))
+        .send("acme", client.request(Method::GET, url.clone()).unwrap())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
@@ -164,9 +164,9 @@ async fn a_self_signed_token_endpoint_is_refused_and_accepted_with_its_ca() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
     let config = HttpConfig::default().with_ca_file(&ca_file).unwrap();
-    let client = HttpClient::new(config).unwrap();
+    let client = HttpClient::new(config);
     let response = client
-        .send("acme", client.request(Method::GET, url))
+        .send("acme", client.request(Method::GET, url).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status.as_u16(), 200);
@@ -205,13 +205,12 @@ fn proxy_child() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client =
-            HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(5))).unwrap();
+        let client = HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(5)));
         // A loopback simulator, by address and by name.
         for host in ["127.0.0.1", "localhost"] {
             let url = Url::parse(&format!("http://{host}:{server}/token")).unwrap();
             let response = client
-                .send("acme", client.request(Method::GET, url))
+                .send("acme", client.request(Method::GET, url).unwrap())
                 .await
                 .unwrap();
             assert_eq!(response.status.as_u16(), 200, "{host}");
@@ -220,7 +219,7 @@ fn proxy_child() {
         // the proxy settings were in force.
         let url = Url::parse("http://token-endpoint.invalid/token").unwrap();
         let response = client
-            .send("acme", client.request(Method::GET, url))
+            .send("acme", client.request(Method::GET, url).unwrap())
             .await
             .unwrap();
         assert_eq!(response.status.as_u16(), 502);

@@ -10,7 +10,9 @@ use auth_testkit::{Fault, kalsel::KalselSim, logs::LogCapture};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use crate::support::{REFRESH_POINT, Setup, client, clock, config, manager, setup, sim_builder};
+use crate::support::{
+    REFRESH_POINT, Setup, clock, config, http_config, manager, setup, sim_builder,
+};
 
 fn sent_refresh_tokens(sim: &KalselSim) -> Vec<String> {
     sim.requests()
@@ -128,7 +130,7 @@ async fn expired_is_corrected_for_the_servers_clock() {
             .unwrap()
             .with_base_url(&sim.base_url())
             .unwrap();
-        let source = KalselSource::new(config, client(Duration::from_secs(30)));
+        let source = KalselSource::new(config, http_config(Duration::from_secs(30))).unwrap();
         let now = clock.now();
         let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
         // The server says "expired = its now + 1 h"; in our clock that is our now + 1 h.
@@ -251,7 +253,7 @@ async fn a_deleted_account_requires_logging_in_again() {
 async fn the_thirty_first_request_in_a_minute_is_rate_limited_until_the_window_ends() {
     let clock = clock();
     let sim = KalselSim::start_with(sim_builder(&clock)).await.unwrap();
-    let source = KalselSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KalselSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
     for _ in 0..30 {
         source.fetch(FetchRequest::new(None, now)).await.unwrap();
@@ -283,7 +285,7 @@ async fn the_refresh_tokens_expiry_is_in_the_managers_stats() {
     let s = setup().await;
     let seven_days = s.clock.now() + Duration::from_secs(7 * 86_400);
     assert_eq!(s.manager.stats().credential_expires_at, Some(seven_days));
-    let source = KalselSource::new(config(&s.sim), client(Duration::from_secs(1)));
+    let source = KalselSource::new(config(&s.sim), http_config(Duration::from_secs(1))).unwrap();
     assert_eq!(source.credential_expires_at(), Some(seven_days));
     assert_eq!(source.config().refresh_token_expires_at(), Some(seven_days));
 }
@@ -364,9 +366,9 @@ async fn a_new_login_takes_effect_over_a_valid_stored_token_of_the_old_one() {
 #[tokio::test]
 async fn source_name_key_and_debug() {
     let s = setup().await;
-    let source = KalselSource::new(config(&s.sim), client(Duration::from_secs(1)));
+    let source = KalselSource::new(config(&s.sim), http_config(Duration::from_secs(1))).unwrap();
     assert_eq!(source.name(), "kalsel");
-    assert_eq!(source.store_key().as_str(), "kalsel:default");
+    assert_eq!(source.config().store_key().as_str(), "kalsel:default");
     let printed = format!("{source:?}");
     assert!(
         !printed.contains(s.sim.initial_refresh_token()),

@@ -1,10 +1,10 @@
 //! Integration tests of the Kalsel.dev source against the loopback simulator, through a real
 //! `TokenManager` where manager behaviour matters.
 
-mod faults;
+#[cfg(feature = "testing")]
+mod conformance;
 mod flows;
 mod login;
-mod logs;
 mod props;
 mod request_shape;
 mod support;

@@ -10,7 +10,7 @@ use std::{
 
 use auth_core::{
     ErrorKind, FetchRequest, SharedClock, TokenSource as _,
-    http::{HttpClient, HttpConfig},
+    http::HttpConfig,
     time::{Duration as TimeDuration, OffsetDateTime},
 };
 use auth_kalsel::{KalselConfig, KalselSource};
@@ -59,12 +59,11 @@ impl Harness {
             .unwrap()
             .with_base_url(&sim.base_url())
             .unwrap();
-        let http =
-            HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(10))).unwrap();
+        let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
         Self {
             runtime,
             answer,
-            source: KalselSource::new(config, http),
+            source: KalselSource::new(config, http).unwrap(),
             _sim: sim,
         }
     }

@@ -5,7 +5,7 @@ use auth_kalsel::KalselSource;
 use auth_testkit::kalsel::KalselSim;
 use http::Method;
 
-use crate::support::{client, clock, config, setup, sim_builder};
+use crate::support::{clock, config, http_config, setup, sim_builder};
 
 #[tokio::test]
 async fn posts_json_with_the_refresh_token_and_no_limit_by_default() {
@@ -37,7 +37,7 @@ async fn sends_the_configured_limit_and_keeps_the_path_prefix() {
         .await
         .unwrap();
     let config = config(&sim).with_token_lifetime_minutes(10).unwrap();
-    let source = KalselSource::new(config, client(Duration::from_secs(30)));
+    let source = KalselSource::new(config, http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
     let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
     // limit 10 → the token lives 600 s

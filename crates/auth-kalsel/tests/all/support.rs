@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use auth_core::{
-    ErrorKind, ManualClock, MemoryStore, RefreshPolicy, SharedClock, StoredEntry, TokenManager,
+    ManualClock, MemoryStore, RefreshPolicy, SharedClock, StoredEntry, TokenManager,
     TokenStore as _,
     http::{HttpClient, HttpConfig},
     time::macros::datetime,
@@ -54,8 +54,15 @@ pub(crate) fn config(sim: &KalselSim) -> KalselConfig {
         .unwrap()
 }
 
+/// The HTTP settings of a source in these tests.
+pub(crate) fn http_config(timeout: Duration) -> HttpConfig {
+    HttpConfig::default().with_timeout(timeout)
+}
+
+/// A client for requests the tests send themselves.
+#[allow(dead_code, reason = "not every test module sends requests itself")]
 pub(crate) fn client(timeout: Duration) -> HttpClient {
-    HttpClient::new(HttpConfig::default().with_timeout(timeout)).unwrap()
+    HttpClient::new(http_config(timeout))
 }
 
 pub(crate) fn manager(
@@ -65,7 +72,7 @@ pub(crate) fn manager(
     timeout: Duration,
 ) -> TokenManager {
     let key = config.store_key();
-    TokenManager::builder(KalselSource::new(config, client(timeout)))
+    TokenManager::builder(KalselSource::new(config, http_config(timeout)).unwrap())
         .key(key)
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
@@ -100,9 +107,4 @@ impl Setup {
     pub(crate) async fn stored(&self) -> Option<StoredEntry> {
         self.store.load(self.manager.key()).await.unwrap()
     }
-}
-
-/// Compares kinds, ignoring the `until` of `RateLimited`.
-pub(crate) fn same_kind(a: ErrorKind, b: ErrorKind) -> bool {
-    std::mem::discriminant(&a) == std::mem::discriminant(&b)
 }

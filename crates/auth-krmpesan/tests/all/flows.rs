@@ -6,7 +6,7 @@ use auth_testkit::{jwt, krmpesan::KrmPesanSim};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use crate::support::{client, clock, config, setup, sim_builder};
+use crate::support::{clock, config, http_config, setup, sim_builder};
 
 #[tokio::test]
 async fn hands_out_the_id_token_and_caches_it() {
@@ -69,7 +69,7 @@ async fn an_earlier_exp_claim_wins_over_expires_in() {
     let sim = KrmPesanSim::start_with(sim_builder(&clock).token_lifetime(Duration::from_secs(600)))
         .await
         .unwrap();
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
 
     sim.set_reported_expires_in(Some(86_400));
@@ -101,7 +101,7 @@ async fn exp_is_read_in_the_servers_clock() {
     .await
     .unwrap();
     sim.set_reported_expires_in(Some(86_400));
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
     let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
     assert_eq!(
@@ -122,7 +122,7 @@ async fn a_held_id_token_is_used_first_while_valid() {
     let config = config(&sim)
         .with_id_token(SecretString::from(held.clone()))
         .unwrap();
-    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config, http_config(Duration::from_secs(30))).unwrap();
     let first = source.fetch(FetchRequest::new(None, now)).await.unwrap();
     assert_eq!(first.token.secret().expose_secret(), held);
     assert_eq!(
@@ -145,7 +145,7 @@ async fn an_expired_held_id_token_is_skipped() {
     let config = config(&sim)
         .with_id_token(SecretString::from(held.clone()))
         .unwrap();
-    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config, http_config(Duration::from_secs(30))).unwrap();
     let first = source.fetch(FetchRequest::new(None, now)).await.unwrap();
     assert_ne!(first.token.secret().expose_secret(), held);
     assert_eq!(sim.request_count(), 1);
@@ -205,7 +205,7 @@ async fn a_message_that_echoes_a_secret_is_shown_with_the_secret_scrubbed() {
     .unwrap()
     .with_base_url(&sim.base_url())
     .unwrap();
-    let source = KrmPesanSource::new(config, client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config, http_config(Duration::from_secs(30))).unwrap();
     sim.fail_next(auth_testkit::Fault::json(
         400,
         &json!({
@@ -247,7 +247,7 @@ async fn a_message_that_echoes_a_secret_is_shown_with_the_secret_scrubbed() {
 async fn cognitos_throttling_is_rate_limited() {
     let clock = clock();
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     // Cognito answers throttling with 400, like its other refusals.
     sim.fail_next(auth_testkit::Fault::json(
         400,
@@ -298,7 +298,7 @@ async fn the_whole_initiate_auth_answer_is_read_too() {
     let clock = clock();
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
     sim.set_nested(true);
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
     let fetched = source.fetch(FetchRequest::new(None, now)).await.unwrap();
     assert_eq!(
@@ -336,7 +336,7 @@ async fn the_whole_initiate_auth_answer_is_read_too() {
 async fn an_absurd_expires_in_stops_at_the_year_9999_and_the_exp_claim_still_wins() {
     let clock = clock();
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let now = clock.now();
     // An opaque IdToken: only ExpiresIn says anything.
     sim.fail_next(auth_testkit::Fault::json(
@@ -357,9 +357,9 @@ async fn an_absurd_expires_in_stops_at_the_year_9999_and_the_exp_claim_still_win
 #[tokio::test]
 async fn source_name_and_debug() {
     let s = setup().await;
-    let source = KrmPesanSource::new(config(&s.sim), client(Duration::from_secs(1)));
+    let source = KrmPesanSource::new(config(&s.sim), http_config(Duration::from_secs(1))).unwrap();
     assert_eq!(auth_core::TokenSource::name(&source), "krmpesan");
-    assert_eq!(source.store_key().as_str(), "krmpesan:default");
+    assert_eq!(source.config().store_key().as_str(), "krmpesan:default");
     let printed = format!("{source:?}");
     assert!(
         !printed.contains(s.sim.refresh_token()) && !printed.contains(s.sim.device_key()),

@@ -1,7 +1,8 @@
 //! Integration tests of the KrmPesan source against the loopback simulator, through a real
 //! `TokenManager` where manager behaviour matters.
 
-mod faults;
+#[cfg(feature = "testing")]
+mod conformance;
 mod flows;
 mod logs;
 mod props;

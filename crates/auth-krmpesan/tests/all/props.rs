@@ -9,9 +9,7 @@ use std::{
 };
 
 use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _,
-    http::{HttpClient, HttpConfig},
-    time::OffsetDateTime,
+    ErrorKind, FetchRequest, SharedClock, TokenSource as _, http::HttpConfig, time::OffsetDateTime,
 };
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
@@ -62,12 +60,11 @@ impl Harness {
         .unwrap()
         .with_base_url(&sim.base_url())
         .unwrap();
-        let http =
-            HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(10))).unwrap();
+        let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
         Self {
             runtime,
             answer,
-            source: KrmPesanSource::new(config, http),
+            source: KrmPesanSource::new(config, http).unwrap(),
             _sim: sim,
         }
     }
@@ -231,6 +228,8 @@ fn valid_answers_round_trip() {
 
 /// The moments `time` represents end with 9999-12-31T23:59:59Z.
 const LAST_SECOND: i64 = 253_402_300_799;
+/// The last second a kunci clock reads: times are clamped to `auth_core::expiry::LATEST`.
+const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
 
 /// `ExpiresIn` from anywhere: `9223372036854775807`, its neighbours, beyond 64 bits, any size.
 fn extreme_expires_in() -> impl Strategy<Value = serde_json::Value> {
@@ -284,8 +283,8 @@ fn date() -> impl Strategy<Value = Option<String>> {
 fn sent_at() -> impl Strategy<Value = OffsetDateTime> {
     prop_oneof![
         Just(SharedClock::system().now()),
-        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
-        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_CLOCK_SECOND).unwrap()),
+        (0..=LAST_CLOCK_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
     ]
 }
 

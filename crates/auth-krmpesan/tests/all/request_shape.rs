@@ -32,8 +32,9 @@ async fn keeps_the_base_url_path_prefix() {
         .unwrap();
     let source = auth_krmpesan::KrmPesanSource::new(
         config(&sim),
-        crate::support::client(Duration::from_secs(30)),
-    );
+        crate::support::http_config(Duration::from_secs(30)),
+    )
+    .unwrap();
     let token = auth_core::TokenSource::fetch(
         &source,
         auth_core::FetchRequest::new(None, clock_now(&clock)),
@@ -55,8 +56,9 @@ async fn query_values_are_percent_encoded() {
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
     let source = auth_krmpesan::KrmPesanSource::new(
         config(&sim),
-        crate::support::client(Duration::from_secs(30)),
-    );
+        crate::support::http_config(Duration::from_secs(30)),
+    )
+    .unwrap();
     let odd = secrecy::SecretString::from("a+b/c=d&e".to_owned());
     let err = auth_core::TokenSource::fetch(
         &source,

@@ -11,14 +11,14 @@ use auth_krmpesan::KrmPesanSource;
 use auth_testkit::krmpesan::{KrmPesanSim, REVOKED_TEXT};
 use secrecy::ExposeSecret as _;
 
-use crate::support::{client, clock, config, setup, sim_builder};
+use crate::support::{clock, config, http_config, setup, sim_builder};
 
 #[tokio::test]
 async fn a_rotated_refresh_token_is_returned_as_a_rotation() {
     let clock = clock();
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
     sim.set_rotation(true);
-    let source = KrmPesanSource::new(config(&sim), client(Duration::from_secs(30)));
+    let source = KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap();
     let fetched = source
         .fetch(FetchRequest::new(None, auth_core::Clock::now(&*clock)))
         .await
@@ -67,10 +67,9 @@ async fn the_rotated_token_is_stored_before_the_id_token_is_handed_out_and_used_
     );
 
     // A second process sharing the store adopts the token and sends nothing.
-    let other = TokenManager::builder(KrmPesanSource::new(
-        config(&s.sim),
-        client(Duration::from_secs(30)),
-    ))
+    let other = TokenManager::builder(
+        KrmPesanSource::new(config(&s.sim), http_config(Duration::from_secs(30))).unwrap(),
+    )
     .key(s.manager.key().clone())
     .store(s.store.clone())
     .clock(SharedClock::from(s.clock.clone()))
@@ -82,7 +81,7 @@ async fn the_rotated_token_is_stored_before_the_id_token_is_handed_out_and_used_
 
     // The configured (rotated-away) token is what a process without the store would send:
     // Cognito refuses it as revoked, and kunci says so.
-    let lone = KrmPesanSource::new(config(&s.sim), client(Duration::from_secs(30)));
+    let lone = KrmPesanSource::new(config(&s.sim), http_config(Duration::from_secs(30))).unwrap();
     let err = lone
         .fetch(FetchRequest::new(None, auth_core::Clock::now(&*s.clock)))
         .await
@@ -97,10 +96,9 @@ async fn a_rotation_that_cannot_be_saved_is_not_handed_out() {
     let sim = KrmPesanSim::start_with(sim_builder(&clock)).await.unwrap();
     sim.set_rotation(true);
     let store = NoSaves(MemoryStore::new());
-    let manager = TokenManager::builder(KrmPesanSource::new(
-        config(&sim),
-        client(Duration::from_secs(30)),
-    ))
+    let manager = TokenManager::builder(
+        KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap(),
+    )
     .key(config(&sim).store_key())
     .store(store)
     .clock(SharedClock::from(clock.clone()))

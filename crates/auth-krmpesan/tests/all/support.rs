@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use auth_core::{
-    ErrorKind, ManualClock, MemoryStore, SharedClock, StoredEntry, TokenManager, TokenStore as _,
+    ManualClock, MemoryStore, SharedClock, StoredEntry, TokenManager, TokenStore as _,
     http::{HttpClient, HttpConfig},
     time::macros::datetime,
 };
@@ -41,8 +41,15 @@ pub(crate) fn config(sim: &KrmPesanSim) -> KrmPesanConfig {
     .unwrap()
 }
 
+/// The HTTP settings of a source in these tests.
+pub(crate) fn http_config(timeout: Duration) -> HttpConfig {
+    HttpConfig::default().with_timeout(timeout)
+}
+
+/// A client for requests the tests send themselves.
+#[allow(dead_code, reason = "not every test module sends requests itself")]
 pub(crate) fn client(timeout: Duration) -> HttpClient {
-    HttpClient::new(HttpConfig::default().with_timeout(timeout)).unwrap()
+    HttpClient::new(http_config(timeout))
 }
 
 pub(crate) async fn setup() -> Setup {
@@ -57,7 +64,7 @@ pub(crate) async fn setup_with(
     let sim = KrmPesanSim::start_with(builder(sim_builder(&clock)))
         .await
         .unwrap();
-    let source = KrmPesanSource::new(config(&sim), client(timeout));
+    let source = KrmPesanSource::new(config(&sim), http_config(timeout)).unwrap();
     let store = MemoryStore::new();
     let manager = TokenManager::builder(source)
         .key(config(&sim).store_key())
@@ -77,9 +84,4 @@ impl Setup {
     pub(crate) async fn stored(&self) -> Option<StoredEntry> {
         self.store.load(self.manager.key()).await.unwrap()
     }
-}
-
-/// Compares kinds, ignoring the `until` of `RateLimited`.
-pub(crate) fn same_kind(a: ErrorKind, b: ErrorKind) -> bool {
-    std::mem::discriminant(&a) == std::mem::discriminant(&b)
 }

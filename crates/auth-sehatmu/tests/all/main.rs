@@ -1,9 +1,9 @@
 //! Integration tests of auth-sehatmu against the SehatMu simulator, through a real
 //! `TokenManager` (one binary, several modules).
 
-mod faults;
+#[cfg(feature = "testing")]
+mod conformance;
 mod flows;
-mod logs;
 mod props;
 mod rate_limit;
 mod support;

@@ -154,6 +154,8 @@ proptest! {
 
 /// 9999-12-31T23:59:59Z, the last second `time` (and RFC 3339) can write.
 const LAST_SECOND: i64 = 253_402_300_799;
+/// The last second a kunci clock reads: times are clamped to `auth_core::expiry::LATEST`.
+const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
 
 /// An `accessTokenExpiresAt` from anywhere: the last moment RFC 3339 can write (the value
 /// `oauth2-server` would give a token living "forever"), the year 0000, the epoch, any moment in
@@ -196,8 +198,8 @@ fn moment() -> impl Strategy<Value = OffsetDateTime> {
     prop_oneof![
         Just(sent()),
         Just(OffsetDateTime::UNIX_EPOCH),
-        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
-        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_CLOCK_SECOND).unwrap()),
+        (0..=LAST_CLOCK_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
     ]
 }
 

@@ -39,10 +39,10 @@ pub(crate) fn source_with_secret(
     let config = SehatMuConfig::new(sim.client_id(), SecretString::from(secret))
         .unwrap()
         .with_base_url(&sim.base_url())
-        .unwrap()
-        .with_http(HttpConfig::default().with_timeout(Duration::from_millis(500)));
+        .unwrap();
+    let http = HttpConfig::default().with_timeout(Duration::from_millis(500));
     Arc::new(
-        SehatMuSource::new(config)
+        SehatMuSource::new(config, http)
             .unwrap()
             .with_clock(SharedClock::from(clock.clone())),
     )
@@ -59,7 +59,7 @@ pub(crate) fn manager(
     store: &MemoryStore,
     clock: &Arc<ManualClock>,
 ) -> TokenManager {
-    let key = source.store_key();
+    let key = source.config().store_key();
     TokenManager::builder(SharedTokenSource::from_arc(source.clone()))
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
@@ -67,5 +67,3 @@ pub(crate) fn manager(
         .build()
         .unwrap()
 }
-
-pub(crate) use auth_testkit::logs::LogCapture;

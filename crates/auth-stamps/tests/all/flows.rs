@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use auth_core::{ErrorKind, MemoryStore, TokenStore, http::HttpClient};
+use auth_core::{
+    ErrorKind, MemoryStore, TokenStore,
+    http::{HttpClient, HttpConfig},
+};
 use auth_stamps::{ClaimId, StampsConfig, StampsSource, Verification, read_claims};
 use auth_testkit::{
     Fault, SimServer, jwt,
@@ -69,10 +72,10 @@ async fn a_path_prefix_is_kept_and_the_trailing_slash_matters() {
     assert!(fetched.token.expires_at().is_some());
 
     // Without the slash the simulator redirects, as Django does; kunci does not follow it.
-    let client = HttpClient::new(auth_core::http::HttpConfig::default()).unwrap();
+    let client = HttpClient::new(HttpConfig::default());
     let bare = auth_core::http::Url::parse(&sim.url("api/auth/get-access-token")).unwrap();
     let response = client
-        .send("stamps", client.request(Method::POST, bare))
+        .send("stamps", client.request(Method::POST, bare).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status.as_u16(), 301);
@@ -147,7 +150,7 @@ async fn a_static_token_needs_no_request_and_is_accepted() {
     let config = StampsConfig::static_token(SecretString::from(sim.static_token()))
         .with_base_url(&sim.base_url())
         .unwrap();
-    let source = StampsSource::new(config).unwrap();
+    let source = StampsSource::new(config, HttpConfig::default()).unwrap();
     let manager = manager(source, &MemoryStore::new(), &clock);
     let token = manager.token().await.unwrap();
     assert_eq!(
@@ -164,10 +167,11 @@ async fn a_static_token_needs_no_request_and_is_accepted() {
     assert_eq!(sim.request_count(), 0);
 
     // The header is what Stamps expects (`Authorization: Token <x>`).
-    let client = HttpClient::new(auth_core::http::HttpConfig::default()).unwrap();
+    let client = HttpClient::new(HttpConfig::default());
     let url = auth_core::http::Url::parse(&sim.url("api/ping")).unwrap();
     let ping = client
         .request(Method::POST, url)
+        .unwrap()
         .header(header::AUTHORIZATION, token.header_value().clone());
     assert_eq!(
         client.send("stamps", ping).await.unwrap().status.as_u16(),
@@ -321,7 +325,7 @@ async fn refusals_of_drf_and_simplejwt_require_new_credentials_whether_401_or_40
             .with_base_url(&sim.base_url())
             .unwrap();
         let refused = manager(
-            StampsSource::new(wrong).unwrap(),
+            StampsSource::new(wrong, HttpConfig::default()).unwrap(),
             &MemoryStore::new(),
             &clock,
         );

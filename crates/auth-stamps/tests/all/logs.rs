@@ -34,7 +34,11 @@ async fn trace_logs_hold_no_secret() {
     let static_config = StampsConfig::static_token(SecretString::from(sim.static_token()))
         .with_base_url(&sim.base_url())
         .unwrap();
-    let static_manager = manager(StampsSource::new(static_config).unwrap(), &store, &clock);
+    let static_manager = manager(
+        StampsSource::new(static_config, auth_core::http::HttpConfig::default()).unwrap(),
+        &store,
+        &clock,
+    );
     let static_token = static_manager.token().await.unwrap();
     tracing::info!(?static_token, "static");
 

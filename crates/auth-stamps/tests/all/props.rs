@@ -202,6 +202,8 @@ proptest! {
 /// The moments `time` represents: from the year -9999 to the year 9999.
 const FIRST_SECOND: i64 = -377_705_116_800;
 const LAST_SECOND: i64 = 253_402_300_799;
+/// The last second a kunci clock reads: times are clamped to `auth_core::expiry::LATEST`.
+const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
 
 /// A NumericDate from anywhere: the edges of the representable range (9999-12-31T23:59:59Z,
 /// the year -9999, the year 0), any `i64`, any moment in range, any float.
@@ -231,8 +233,8 @@ fn moment() -> impl Strategy<Value = OffsetDateTime> {
     prop_oneof![
         Just(now()),
         Just(OffsetDateTime::UNIX_EPOCH),
-        Just(OffsetDateTime::from_unix_timestamp(LAST_SECOND).unwrap()),
-        (0..=LAST_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
+        Just(OffsetDateTime::from_unix_timestamp(LAST_CLOCK_SECOND).unwrap()),
+        (0..=LAST_CLOCK_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
     ]
 }
 

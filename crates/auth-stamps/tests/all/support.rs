@@ -33,9 +33,12 @@ pub(crate) async fn sim(clock: &Arc<ManualClock>, lifetime: Duration) -> StampsS
 pub(crate) fn jwt_source(sim: &StampsSim) -> StampsSource {
     let config = StampsConfig::jwt(SecretString::from(sim.auth_token()), sim.merchant_id())
         .with_base_url(&sim.base_url())
-        .unwrap()
-        .with_http(HttpConfig::default().with_timeout(Duration::from_millis(500)));
-    StampsSource::new(config).unwrap()
+        .unwrap();
+    StampsSource::new(
+        config,
+        HttpConfig::default().with_timeout(Duration::from_millis(500)),
+    )
+    .unwrap()
 }
 
 /// A manager for `source` on `store` and `clock`, keyed as the crate says.
@@ -44,7 +47,7 @@ pub(crate) fn manager(
     store: &MemoryStore,
     clock: &Arc<ManualClock>,
 ) -> TokenManager {
-    let key = source.store_key();
+    let key = source.config().store_key();
     TokenManager::builder(source)
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))

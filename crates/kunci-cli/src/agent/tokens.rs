@@ -166,6 +166,10 @@ impl TokenSource for Notifying {
     fn credential(&self) -> Option<auth_core::Credential> {
         self.source.credential()
     }
+
+    fn store_key(&self) -> Option<auth_core::StoreKey> {
+        self.source.store_key()
+    }
 }
 
 /// How often the watcher looks for a token adopted from the store (another agent refreshed).
@@ -260,10 +264,12 @@ impl Tokens {
         metrics: &Metrics,
     ) -> Result<Arc<Served>, Failure> {
         let vars: HashMap<String, String> = ctx.variables(profile, store).await?;
-        let key = profile
+        // Building a source is cheap: its HTTP client is built on its first request.
+        let built = profile
             .kind
-            .store_key_from_lookup(&|name| vars.get(name).cloned())
+            .source_from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
             .map_err(|e| crate::commands::configuration_hint(e.into(), profile))?;
+        let key = crate::commands::store_key(&built)?;
         let sorted: BTreeMap<String, String> =
             vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(Slot::Ready(old)) = previous.and_then(|p| p.slots.get(&profile.name))
@@ -275,11 +281,7 @@ impl Tokens {
         }
         let answered = Arc::new(Notify::new());
         let source = SharedTokenSource::new(Notifying {
-            source: SharedTokenSource::new(crate::lazy::LazySource::new(
-                profile.kind,
-                vars,
-                ctx.http.clone(),
-            )),
+            source: built,
             answered: Arc::clone(&answered),
         });
         let manager = ManagerBuilder::from_source(source, key.clone())
@@ -414,9 +416,9 @@ async fn configured_profiles(
         }
         let profile = ctx.config.profile(kind.name())?;
         let any_env = kind
-            .env_vars()
+            .variables()
             .iter()
-            .any(|v| std::env::var_os(v).is_some());
+            .any(|v| std::env::var_os(v.name).is_some());
         let has_login = store
             .load(&profile.login_key()?)
             .await
@@ -432,6 +434,18 @@ async fn configured_profiles(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_notifying_wrapper_forwards_every_method() {
+        let wrapped = Notifying {
+            source: SharedTokenSource::new(auth_core::testing::ProbeSource),
+            answered: Arc::new(Notify::new()),
+        };
+        assert_eq!(
+            auth_core::testing::check_forwarding(&wrapped),
+            Vec::<&str>::new()
+        );
+    }
 
     #[test]
     fn fingerprints_are_hex_sha256() {

@@ -40,7 +40,7 @@ fn source(proxy: &RecordingProxy, client_id: &str, secret: &str) -> SehatMuSourc
         .unwrap()
         .with_base_url(proxy.base_url())
         .unwrap();
-    SehatMuSource::new(config).unwrap()
+    SehatMuSource::new(config, auth_core::http::HttpConfig::default()).unwrap()
 }
 
 /// The first `issue[].details.text` of an OperationOutcome answer.
@@ -81,7 +81,7 @@ async fn a_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstream()
     let store = MemoryStore::new();
     let process = || {
         let source = source(&proxy, &id, &secret_value);
-        let key = source.store_key();
+        let key = source.config().store_key();
         manager(source, key, &store, None)
     };
     let manager = process();
@@ -128,7 +128,7 @@ async fn the_expiry_is_the_access_token_expires_at_oauth2_server_answered() {
     let (id, secret_value) = client(&sehatmu, json!({})).await;
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = manager(source, key, &MemoryStore::new(), None);
 
     let token = manager.token().await.unwrap();
@@ -158,7 +158,7 @@ async fn after_a_real_expiry_the_token_is_fetched_once_more_and_the_new_one_is_a
     let (id, secret_value) = client(&sehatmu, json!({ "accessTokenLifetime": 2 })).await;
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = manager(source, key, &MemoryStore::new(), None);
 
     let first = Token::clone(&manager.token().await.unwrap());
@@ -201,7 +201,7 @@ async fn after_a_manual_expiry_the_token_is_fetched_once_more_and_the_new_one_is
     let proxy = sehatmu.proxy().await;
     let clock = manual_clock();
     let source = source(&proxy, &id, &secret_value).with_clock(SharedClock::from(clock.clone()));
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = manager(source, key, &MemoryStore::new(), Some(&clock));
 
     let first = Token::clone(&manager.token().await.unwrap());
@@ -236,7 +236,7 @@ async fn a_wrong_secret_is_reauthentication_required_with_the_pages_text_and_the
     let wrong = "f".repeat(64);
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &wrong);
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = manager(source, key, &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
@@ -270,7 +270,7 @@ async fn a_rate_limit_answer_is_rate_limited_with_the_pages_text() {
     assert_eq!(failed.status, 400, "{}", failed.body);
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.store_key();
+    let key = source.config().store_key();
     let manager = manager(source, key, &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
@@ -303,7 +303,7 @@ async fn a_server_error_starts_no_cool_down_and_the_next_attempt_reaches_the_ups
     let process = |clock: &std::sync::Arc<auth_core::ManualClock>| {
         let source =
             source(&proxy, &id, &secret_value).with_clock(SharedClock::from(clock.clone()));
-        let key = source.store_key();
+        let key = source.config().store_key();
         manager(source, key, &store, Some(clock))
     };
     let manager = process(&clock);

@@ -39,7 +39,7 @@ fn jwt_source(proxy: &RecordingProxy, key: &str) -> StampsSource {
     let config = StampsConfig::jwt(SecretString::from(key.to_owned()), MERCHANT)
         .with_base_url(proxy.base_url())
         .unwrap();
-    StampsSource::new(config).unwrap()
+    StampsSource::new(config, auth_core::http::HttpConfig::default()).unwrap()
 }
 
 /// What the upstream itself says about a JWT: the claims `verify-token` answers.
@@ -66,14 +66,14 @@ async fn a_jwt_is_fetched_once_for_many_callers_and_accepted_by_the_upstream() {
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
     let store = MemoryStore::new();
-    let manager = manager(source.clone(), source.store_key(), &store, None);
+    let manager = manager(source.clone(), source.config().store_key(), &store, None);
 
     let token = many_callers(&manager, 50).await;
     for _ in 0..50 {
         assert!(manager.token().await.unwrap().same_secret(&token));
     }
     // Another process sharing the store takes the saved token and sends nothing.
-    let other = crate::support::manager(source.clone(), source.store_key(), &store, None);
+    let other = crate::support::manager(source.clone(), source.config().store_key(), &store, None);
     assert!(other.token().await.unwrap().same_secret(&token));
     assert_eq!(
         proxy.count("POST", TOKEN_PATH),
@@ -102,7 +102,7 @@ async fn the_expiry_is_the_exp_that_simplejwt_signed() {
     let source = jwt_source(&proxy, &key);
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         None,
     );
@@ -128,7 +128,7 @@ async fn after_expiry_the_jwt_is_fetched_once_more_and_the_new_one_is_accepted()
     let source = jwt_source(&proxy, &key);
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         Some(&clock),
     );
@@ -164,7 +164,7 @@ async fn an_unknown_token_key_is_reauthentication_required_with_drfs_text() {
     let source = jwt_source(&proxy, key);
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         None,
     );
@@ -194,7 +194,7 @@ async fn a_deactivated_users_key_is_reauthentication_required_with_drfs_text() {
     let source = jwt_source(&proxy, &key);
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         None,
     );
@@ -220,7 +220,7 @@ async fn verify_returns_the_claims_simplejwt_signed() {
     let source = jwt_source(&proxy, &key);
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         None,
     );
@@ -257,10 +257,10 @@ async fn a_static_token_is_sent_as_drfs_token_scheme_and_accepted() {
     let config = StampsConfig::static_token(SecretString::from(key.clone()))
         .with_base_url(proxy.base_url())
         .unwrap();
-    let source = StampsSource::new(config).unwrap();
+    let source = StampsSource::new(config, auth_core::http::HttpConfig::default()).unwrap();
     let manager = manager(
         source.clone(),
-        source.store_key(),
+        source.config().store_key(),
         &MemoryStore::new(),
         None,
     );
@@ -337,11 +337,13 @@ async fn a_stored_jwt_from_before_the_key_rotation_is_replaced_after_the_upstrea
         Some(unix(&claims["exp"])),
     )
     .unwrap();
-    store
-        .save(&source.store_key(), &StoredEntry::with_token(stored), 0)
-        .await
-        .unwrap();
-    let manager = manager(source.clone(), source.store_key(), &store, None);
+    // Saved as a manager saves: tied to the credential that made it, or it is not adopted.
+    let store_key = source.config().store_key();
+    let mut entry = StoredEntry::with_token(stored);
+    entry.credential =
+        auth_core::TokenSource::credential(&source).map(|c| c.fingerprint(&store_key));
+    store.save(&store_key, &entry, 0).await.unwrap();
+    let manager = manager(source.clone(), source.config().store_key(), &store, None);
 
     let held = manager.token().await.unwrap();
     assert_eq!(secret(&held), old);

@@ -8,6 +8,7 @@
 
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod api;
+mod docs;
 mod from_lookup;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;

@@ -84,7 +84,7 @@ async fn sigkill_never_leaves_a_handed_out_token_unstored() {
         .with_base_url(&sim.base_url())
         .unwrap();
     let key: StoreKey = config.store_key();
-    let verifier = KalselSource::with_default_client(config).unwrap();
+    let verifier = KalselSource::new(config, HttpConfig::default()).unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         (
             "KALSEL_REFRESH_TOKEN",

@@ -9,6 +9,10 @@
 //!   or older), a token fetched but not yet stored was never handed out, and the entry is
 //!   never torn.
 //!
+//! * `every_provider` — every provider compiled in (`ProviderKind::ALL`, so a new provider
+//!   is here with no hand edit) through the provider contract kit, its simulator started by
+//!   `ProviderKind::start_simulator` (feature `testing`).
+//!
 //! What each attack tried and found is written up in `docs/reliability.md`.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 #![allow(clippy::expect_used, reason = "test helpers fail loudly")]
@@ -20,6 +24,8 @@
 )]
 
 mod crash;
+#[cfg(feature = "testing")]
+mod every_provider;
 mod faults;
 mod leaks;
 mod support;

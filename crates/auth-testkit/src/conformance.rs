@@ -1,0 +1,445 @@
+//! The provider contract as a kit: any provider's source against its simulator. Each provider
+//! crate's tests call [`check`] with a [`Subject`] — its declaration, how to build its source
+//! from variables, how to start its simulator, and its table of faults and the error kinds
+//! they must yield — and keep only that table; the facade's reliability suite runs the same
+//! kit over every provider compiled in.
+//!
+//! What it checks:
+//!
+//! 1. **the declaration** is well formed ([`Declaration::problems`]), the source answers the
+//!    declared name and a store key under it;
+//! 2. **a first token** is fetched from the simulator with the variables it gives;
+//! 3. **the fault table**: each injected fault yields its error kind (or a token), and no error
+//!    message or `Debug` holds a secret;
+//! 4. **arbitrary answers never panic**: random statuses, content types and bodies (JSON with
+//!    absurd numbers, wrong types, text, bytes) are answered with a result, never a panic;
+//! 5. **TRACE logs hold no secret**: everything logged while checks 2 to 4 ran is searched for
+//!    every secret variable's value and every token the simulator issued;
+//! 6. **a credential change is noticed**: a token stored by a source with one credential is
+//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential)).
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use auth_core::{
+    Error, ErrorKind, FetchRequest, MemoryStore, SharedTokenSource, TokenManager, clock::Clock,
+    http::HttpConfig, provider::Declaration,
+};
+use secrecy::ExposeSecret as _;
+
+use crate::{Fault, SimBuilder, SimServer, Started, logs::LogCapture};
+
+/// What an answer must yield: an error of a kind, or a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Yields {
+    /// A token: the answer is still the documented success.
+    Token,
+    /// [`ErrorKind::Configuration`].
+    Configuration,
+    /// [`ErrorKind::ReauthenticationRequired`].
+    Reauthentication,
+    /// [`ErrorKind::RateLimited`], whatever its `until`.
+    RateLimited,
+    /// [`ErrorKind::Transient`].
+    Transient,
+    /// [`ErrorKind::Protocol`].
+    Protocol,
+    /// [`ErrorKind::Store`].
+    Store,
+}
+
+impl Yields {
+    fn of(result: &Result<auth_core::Fetched, Error>) -> Self {
+        match result {
+            Ok(_) => Self::Token,
+            Err(e) => match e.kind() {
+                ErrorKind::Configuration => Self::Configuration,
+                ErrorKind::ReauthenticationRequired => Self::Reauthentication,
+                ErrorKind::RateLimited { .. } => Self::RateLimited,
+                ErrorKind::Transient => Self::Transient,
+                ErrorKind::Protocol => Self::Protocol,
+                _ => Self::Store,
+            },
+        }
+    }
+}
+
+/// One row of a provider's fault table.
+pub type FaultCase = (&'static str, Fault, Yields);
+
+/// Builds a provider's source from variables (`lookup`) with `http`.
+pub type Build = dyn Fn(&dyn Fn(&str) -> Option<String>, HttpConfig) -> Result<SharedTokenSource, Error>
+    + Send
+    + Sync;
+
+/// A provider put through the kit.
+pub struct Subject {
+    /// What the provider declares.
+    pub declaration: Declaration,
+    /// Starts its simulator ([`Simulated::start_simulator`](crate::Simulated::start_simulator)).
+    pub start: Arc<dyn Fn(SimBuilder) -> Started + Send + Sync>,
+    /// Builds its source from variables (`EnvProvider::from_lookup`).
+    pub build: Arc<Build>,
+    /// Its fault table: each fault, injected before one fetch, and what that fetch yields.
+    /// Start from [`transport_faults`], which every provider shares.
+    pub faults: Vec<FaultCase>,
+}
+
+impl fmt::Debug for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subject")
+            .field("provider", &self.declaration.name)
+            .field("faults", &self.faults.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The timeout of the sources the kit builds; [`Fault::Delay`] rows wait past it.
+pub const TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The faults every provider answers alike, because the shared HTTP exchange decides them:
+/// no answer, an answer too late, a 5xx, a body past the cap, an HTML page instead of JSON.
+pub fn transport_faults() -> Vec<FaultCase> {
+    vec![
+        (
+            "closed connection",
+            Fault::CloseConnection,
+            Yields::Transient,
+        ),
+        (
+            "an answer past the timeout",
+            Fault::Delay(TIMEOUT + Duration::from_secs(1)),
+            Yields::Transient,
+        ),
+        (
+            "500 text",
+            Fault::status(500, Some("text/plain"), "Internal Server Error"),
+            Yields::Transient,
+        ),
+        ("502 html", Fault::html_error(502), Yields::Transient),
+        ("503 empty", Fault::status(503, None, ""), Yields::Transient),
+        (
+            "10 MB body",
+            Fault::HugeBody(Fault::TEN_MB),
+            Yields::Protocol,
+        ),
+        ("200 html page", Fault::Html, Yields::Protocol),
+        ("200 cut-off json", Fault::MalformedJson, Yields::Protocol),
+        ("404 html", Fault::html_error(404), Yields::Protocol),
+    ]
+}
+
+/// Runs the whole kit on `subject` and answers what failed (empty: it conforms). Call it on a
+/// current-thread runtime: the log capture listens on this thread.
+pub async fn check(subject: &Subject) -> Vec<String> {
+    let logs = LogCapture::default();
+    let guard = logs.install();
+    let mut failures = Vec::new();
+    let name = subject.declaration.name;
+    let mut fail = |what: String| failures.push(format!("{name}: {what}"));
+
+    for problem in subject.declaration.problems() {
+        fail(format!("the declaration: {problem}"));
+    }
+    let sim = match (subject.start)(SimServer::builder()).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            fail(format!("its simulator did not start: {e}"));
+            return failures;
+        }
+    };
+    let variables = sim.variables();
+    let secrets: Vec<String> = variables
+        .iter()
+        .chain(sim.other_credential().iter())
+        .filter(|(n, _)| subject.declaration.is_secret(n))
+        .map(|(_, v)| v.clone())
+        .collect();
+    if !variables
+        .iter()
+        .any(|(n, _)| subject.declaration.is_secret(n))
+    {
+        fail("the simulator's variables hold no declared secret".to_owned());
+    }
+    let build = |vars: &[(&'static str, String)]| {
+        let lookup = |n: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == n)
+                .map(|(_, v)| v.clone())
+        };
+        (subject.build)(&lookup, HttpConfig::default().with_timeout(TIMEOUT))
+    };
+    let source = match build(&variables) {
+        Ok(source) => source,
+        Err(e) => {
+            fail(format!(
+                "the source cannot be built from the simulator's variables: {e}"
+            ));
+            return failures;
+        }
+    };
+
+    // 1. The source says who it is.
+    if source.name() != name {
+        fail(format!("the source's name is `{}`", source.name()));
+    }
+    match source.store_key() {
+        Some(key) if key.as_str().starts_with(&format!("{name}:")) => {}
+        other => fail(format!(
+            "the source's store key is {other:?}, not `{name}:…`"
+        )),
+    }
+
+    // 2. A first token.
+    let fetch = |source: SharedTokenSource| async move {
+        let now = auth_core::SystemClock::new().now();
+        let task = tokio::spawn(async move { source.fetch(FetchRequest::new(None, now)).await });
+        task.await
+    };
+    match fetch(source.clone()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => fail(format!("no first token from the simulator: {e}")),
+        Err(e) => fail(format!("the first fetch panicked: {e}")),
+    }
+
+    // 3. The fault table (a row repeating an earlier fault is run once).
+    for (i, (case, fault, expected)) in subject.faults.iter().enumerate() {
+        if subject.faults[..i].iter().any(|(_, f, _)| f == fault) {
+            continue;
+        }
+        sim.server().clear_faults();
+        sim.server().fail_next(fault.clone());
+        match fetch(source.clone()).await {
+            Err(e) => fail(format!("{case}: the fetch panicked: {e}")),
+            Ok(result) => {
+                let got = Yields::of(&result);
+                if got != *expected {
+                    fail(format!("{case}: expected {expected:?}, got {result:?}"));
+                }
+                if let Err(e) = &result {
+                    let shown = format!("{e} {e:?}");
+                    if secrets.iter().any(|s| shown.contains(s.as_str())) {
+                        fail(format!("{case}: the error shows a secret"));
+                    }
+                }
+            }
+        }
+    }
+    sim.server().clear_faults();
+
+    // 4. Arbitrary answers.
+    let mut rng = fastrand::Rng::with_seed(0x006b_756e_6369);
+    for i in 0..ARBITRARY_ANSWERS {
+        let fault = arbitrary_answer(&mut rng, &secrets);
+        let shown = format!("{fault:?}");
+        sim.server().fail_next(fault);
+        if let Err(e) = fetch(source.clone()).await {
+            fail(format!(
+                "arbitrary answer #{i} made the fetch panic ({e}): {shown}"
+            ));
+        }
+    }
+    sim.server().clear_faults();
+
+    // 6. A credential change is noticed (before the logs are read: it logs too).
+    let store = MemoryStore::new();
+    let first = manager(source.clone(), &store);
+    match first.token().await {
+        Ok(first_token) => {
+            let first_token = first_token.into_owned();
+            match build(&sim.other_credential()) {
+                Err(e) => fail(format!(
+                    "the other credential is refused as configuration: {e}"
+                )),
+                Ok(other) => {
+                    let before = sim.server().request_count();
+                    let served = manager(other, &store).token().await;
+                    let sent = sim.server().request_count() - before;
+                    if let Ok(token) = served
+                        && token.same_secret(&first_token)
+                        && sent == 0
+                    {
+                        fail(
+                            "a token stored with one credential was served to a source configured with another, without a request"
+                                .to_owned(),
+                        );
+                    }
+                }
+            }
+        }
+        Err(e) => fail(format!("no token through a manager: {e}")),
+    }
+
+    // 5. Nothing secret in the logs.
+    drop(guard);
+    let text = logs.text();
+    for secret in &secrets {
+        if text.contains(secret.as_str()) {
+            fail("a secret variable's value is in the TRACE logs".to_owned());
+        }
+    }
+    for issued in sim.server().issued_tokens() {
+        if text.contains(&issued) {
+            fail("an issued token is in the TRACE logs".to_owned());
+        }
+    }
+    if !text.contains(name) {
+        fail(
+            "the log capture saw no line naming the provider: the search proves nothing".to_owned(),
+        );
+    }
+    failures
+}
+
+/// The subject for provider source `S`: its declaration, its simulator, its
+/// `EnvProvider::from_lookup`, and `faults`.
+pub fn subject<S>(faults: Vec<FaultCase>) -> Subject
+where
+    S: auth_core::provider::EnvProvider + crate::Simulated,
+{
+    Subject {
+        declaration: S::DECLARATION,
+        start: Arc::new(S::start_simulator),
+        build: Arc::new(|lookup, http| Ok(SharedTokenSource::new(S::from_lookup(lookup, http)?))),
+        faults,
+    }
+}
+
+/// [`check`], asserting that nothing failed.
+///
+/// # Panics
+/// When the provider does not conform, listing every failure.
+pub async fn assert_conforms(subject: &Subject) {
+    let failures = check(subject).await;
+    assert!(
+        failures.is_empty(),
+        "{} does not conform:\n  {}",
+        subject.declaration.name,
+        failures.join("\n  ")
+    );
+}
+
+/// How many random answers check 4 sends.
+pub const ARBITRARY_ANSWERS: usize = 96;
+
+fn manager(source: SharedTokenSource, store: &MemoryStore) -> TokenManager {
+    let mut builder = TokenManager::builder(source.clone()).store(store.clone());
+    if let Some(key) = source.store_key() {
+        builder = builder.key(key);
+    }
+    match builder.build() {
+        Ok(manager) => manager,
+        Err(e) => unreachable_manager(&e),
+    }
+}
+
+#[allow(
+    clippy::panic,
+    reason = "a test kit: a manager that cannot be built is a failed check"
+)]
+fn unreachable_manager(e: &Error) -> ! {
+    panic!("a manager could not be built: {e}")
+}
+
+/// Keys a provider's answers commonly carry, so random objects sometimes look almost right.
+const KEYS: &[&str] = &[
+    "access_token",
+    "accessToken",
+    "AccessToken",
+    "IdToken",
+    "token",
+    "expires_in",
+    "ExpiresIn",
+    "expired",
+    "expires_at",
+    "accessTokenExpiresAt",
+    "issued_at",
+    "token_type",
+    "TokenType",
+    "refresh_token",
+    "RefreshToken",
+    "status",
+    "success",
+    "message",
+    "data",
+    "error",
+    "resourceType",
+    "issue",
+];
+
+fn arbitrary_value(rng: &mut fastrand::Rng, depth: u32, secrets: &[String]) -> serde_json::Value {
+    use serde_json::{Value, json};
+    match rng.u8(0..12) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.bool()),
+        2 => json!(rng.i64(..)),
+        3 => [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(-1),
+            json!(0),
+            json!(1e308),
+            json!(-1e308),
+        ][rng.usize(0..7)]
+        .clone(),
+        4 => json!(
+            [
+                "14399",
+                "-1",
+                "1e400",
+                "NaN",
+                "",
+                "9999-12-31T23:59:59Z",
+                "0001-01-01"
+            ][rng.usize(0..7)]
+        ),
+        5 => json!(rng.f64() * 1e12),
+        6 if !secrets.is_empty() => json!(secrets[rng.usize(0..secrets.len())]),
+        7 => Value::String((0..rng.usize(0..40)).map(|_| rng.char(..)).collect()),
+        8 | 9 if depth < 3 => {
+            let mut map = serde_json::Map::new();
+            for _ in 0..rng.usize(0..6) {
+                let key = KEYS[rng.usize(0..KEYS.len())].to_owned();
+                map.insert(key, arbitrary_value(rng, depth + 1, secrets));
+            }
+            Value::Object(map)
+        }
+        10 if depth < 3 => Value::Array(
+            (0..rng.usize(0..4))
+                .map(|_| arbitrary_value(rng, depth + 1, secrets))
+                .collect(),
+        ),
+        _ => json!("BearerToken"),
+    }
+}
+
+fn arbitrary_answer(rng: &mut fastrand::Rng, secrets: &[String]) -> Fault {
+    const STATUSES: &[u16] = &[
+        200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 409, 421, 422, 429, 500, 502, 503,
+    ];
+    const TYPES: &[Option<&str>] = &[
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("application/fhir+json"),
+        Some("text/plain"),
+        Some("text/html"),
+        None,
+    ];
+    let status = STATUSES[rng.usize(0..STATUSES.len())];
+    let content_type = TYPES[rng.usize(0..TYPES.len())];
+    let body = match rng.u8(0..4) {
+        0 => String::from_utf8_lossy(
+            &(0..rng.usize(0..200))
+                .map(|_| rng.u8(..))
+                .collect::<Vec<_>>(),
+        )
+        .into_owned(),
+        _ => arbitrary_value(rng, 0, secrets).to_string(),
+    };
+    Fault::status(status, content_type, body)
+}
+
+/// Whether `token`'s secret equals `secret` (for tests that hold a raw value).
+pub fn holds(token: &auth_core::Token, secret: &str) -> bool {
+    token.secret().expose_secret() == secret
+}
