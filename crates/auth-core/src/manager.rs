@@ -694,23 +694,11 @@ impl TokenManager {
     /// runtime (a refresh runs as a task).
     #[inline]
     pub async fn token(&self) -> Result<TokenGuard, Error> {
-        let inner = &self.inner;
-        let (mono, wall) = inner.clock.read_fast();
-        let cached = inner.current.load();
-        match cached.deadlines.freshness_at(mono, wall) {
-            Freshness::Fresh => {
-                inner.counters.hits.increment();
-                return Ok(TokenGuard(cached));
-            }
-            Freshness::Expiring => {
-                inner.counters.hits.increment();
-                inner.refresh_ahead(mono);
-                return Ok(TokenGuard(cached));
-            }
-            Freshness::Expired => {}
+        let (mono, wall) = self.inner.clock.read_fast();
+        if let Some(token) = self.warm_at(mono, wall) {
+            return Ok(token);
         }
-        drop(cached);
-        inner.token_slow().await
+        self.inner.token_slow().await
     }
 
     /// Reports that the API rejected the token `token` identifies (a 401); pass a
@@ -853,9 +841,9 @@ impl TokenManager {
 
 /// Hooks for the token pool (`crate::pool`): its warm path, its one scheduler and its eviction.
 impl TokenManager {
-    /// The warm half of [`TokenManager::token`] at a clock reading the caller took: the cached
-    /// token when it is fresh or expiring (then starting refresh-ahead, as `token()` does),
-    /// `None` when a caller would have to wait for a refresh.
+    /// The warm path of [`TokenManager::token`] and of the pool, at a clock reading the caller
+    /// took: the cached token when it is fresh or expiring (then starting refresh-ahead), `None`
+    /// when the caller has to wait for a refresh. No lock, no allocation, no await.
     #[inline]
     pub(crate) fn warm_at(&self, mono: MonoTime, wall: WallTime) -> Option<TokenGuard> {
         let inner = &self.inner;
