@@ -42,6 +42,66 @@ async fn a_client_on_your_builder_trusts_the_ca_you_gave_it() {
 }
 
 #[tokio::test]
+async fn a_client_on_your_builder_presents_your_client_certificate_beside_kuncis_extra_ca() {
+    let pki = TestPki::new();
+    let server = Responder::tls(pki.mtls_server.clone(), r#"{"ok":true}"#).await;
+    let url = url(&server, "https", "/token");
+    // The server's CA through kunci's HttpConfig, the client certificate through the builder.
+    let config = HttpConfig::default()
+        .with_ca_pem(pki.ca_pem.as_bytes())
+        .unwrap();
+    let identity = reqwest::Identity::from_pem(pki.client_identity_pem.as_bytes()).unwrap();
+    let client = HttpClient::from_builder(
+        reqwest::Client::builder().identity(identity),
+        config.clone(),
+    )
+    .unwrap();
+    let response = client
+        .send("acme", client.request(Method::GET, url.clone()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status.as_u16(), 200);
+
+    // Without the certificate the server ends the handshake: no answer.
+    let anonymous = HttpClient::from_builder(reqwest::Client::builder(), config).unwrap();
+    assert!(
+        anonymous
+            .send("acme", anonymous.request(Method::GET, url).unwrap())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_request_made_by_another_reqwest_client_is_still_sent_by_kuncis_rules() {
+    // The other client goes through a "proxy" that answers every request with a 307 to a
+    // second host (reached directly), and it follows redirects: sent by that client, the
+    // secret would reach the second host.
+    let second = Responder::plain(200, "application/json", "{}").await;
+    let location = format!("http://localhost:{}/steal", second.addr.port());
+    let proxy = Responder::redirect(307, &location).await;
+    ensure_crypto_provider().unwrap();
+    let proxy = reqwest::Proxy::http(format!("http://{}", proxy.addr))
+        .unwrap()
+        .no_proxy(reqwest::NoProxy::from_string("localhost"));
+    let other = reqwest::Client::builder().proxy(proxy).build().unwrap();
+    let request = || {
+        other
+            .post("http://token-endpoint.invalid/token")
+            .body(format!("client_secret={CLIENT_SECRET}"))
+    };
+    // Handed to kunci's send, it is sent by kunci's client (no proxy, no redirects): the host
+    // does not resolve, and nothing reached the second host.
+    let client = HttpClient::new(HttpConfig::default().with_timeout(Duration::from_secs(10)));
+    assert!(client.send("acme", request()).await.is_err());
+    assert_eq!(second.connections(), 0, "sent by the other client");
+    // The control: the same request sent by the other client itself leaks the secret.
+    let response = request().send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(second.received().contains(CLIENT_SECRET));
+}
+
+#[tokio::test]
 async fn a_client_on_your_builder_goes_through_the_proxy_you_gave_it() {
     let proxy = recording_proxy().await;
     let builder = reqwest::Client::builder()

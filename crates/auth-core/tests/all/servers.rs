@@ -175,13 +175,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A certificate authority made for one test, and a server certificate it signed for
-/// `127.0.0.1` and `localhost`.
+/// A certificate authority made for one test, a server certificate it signed for
+/// `127.0.0.1` and `localhost`, and a client certificate it signed (mutual TLS).
 pub(crate) struct TestPki {
     /// The CA certificate, PEM.
     pub(crate) ca_pem: String,
     /// The server's TLS configuration (certificate chain and key).
     pub(crate) server: Arc<rustls::ServerConfig>,
+    /// The same server requiring a client certificate signed by the CA.
+    pub(crate) mtls_server: Arc<rustls::ServerConfig>,
+    /// The client's certificate and key, PEM (what `reqwest::Identity::from_pem` reads).
+    pub(crate) client_identity_pem: String,
 }
 
 impl TestPki {
@@ -200,17 +204,39 @@ impl TestPki {
                 .signed_by(&leaf_key, &*ca)
                 .unwrap();
         let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        let chain = vec![leaf.der().clone(), ca.der().clone()];
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = || {
+            rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+        };
+        let server = builder()
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
         .unwrap();
+        let mtls_server = builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client = rcgen::CertificateParams::new(vec!["kunci-client".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &*ca)
+            .unwrap();
         Self {
             ca_pem: ca.pem(),
             server: Arc::new(server),
+            mtls_server: Arc::new(mtls_server),
+            client_identity_pem: format!("{}{}", client.pem(), client_key.serialize_pem()),
         }
     }
 }
