@@ -94,60 +94,41 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// 24 h tokens), beside one serving 1.
 fn idle_memory(rt: &tokio::runtime::Runtime, dir: &Path) {
     let krm = rt.block_on(KrmPesanSim::start()).unwrap();
-    let mut config = String::new();
-    for i in 0..PROFILES {
-        write!(
-            config,
-            "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"acct-{i}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
-            krm.base_url()
-        )
-        .unwrap();
-    }
-    let config_path = dir.join("many.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let many_socket = dir.join("run/many.sock");
     let krm_env = [
         ("KRM_RT", krm.refresh_token().to_owned()),
         ("KRM_DK", krm.device_key().to_owned()),
     ];
-    let many = agent(
-        dir,
-        &many_socket,
-        &krm_env,
-        &[
-            "--config",
-            config_path.to_str().unwrap(),
-            "--store",
-            "memory:",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let rss_many = rss_kib(many.child.id());
+    // The resident memory of an agent serving `profiles` (config file `name`), 3 s after ready.
+    let rss_serving = |name: &str, profiles: &[String]| {
+        let mut config = String::new();
+        for (i, account) in profiles.iter().enumerate() {
+            write!(
+                config,
+                "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"{account}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
+                krm.base_url()
+            )
+            .unwrap();
+        }
+        let config_path = dir.join(name);
+        std::fs::write(&config_path, config).unwrap();
+        let running = agent(
+            dir,
+            &dir.join("run/idle.sock"),
+            &krm_env,
+            &[
+                "--config",
+                config_path.to_str().unwrap(),
+                "--store",
+                "memory:",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        rss_kib(running.child.id())
+    };
+    let many: Vec<String> = (0..PROFILES).map(|i| format!("acct-{i}")).collect();
+    let rss_many = rss_serving("many.toml", &many);
     let fetched = krm.request_count();
-    drop(many);
-    let one_config = dir.join("one.toml");
-    std::fs::write(
-        &one_config,
-        format!(
-            "[profiles.p0]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"solo\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n",
-            krm.base_url()
-        ),
-    )
-    .unwrap();
-    let one = agent(
-        dir,
-        &many_socket,
-        &krm_env,
-        &[
-            "--config",
-            one_config.to_str().unwrap(),
-            "--store",
-            "memory:",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let rss_one = rss_kib(one.child.id());
-    drop(one);
+    let rss_one = rss_serving("one.toml", &["solo".to_owned()]);
     println!(
         "report: idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
         (rss_many.saturating_sub(rss_one)) as f64 / (PROFILES - 1) as f64
@@ -159,27 +140,21 @@ fn main() {
         println!("skipped: run with `cargo bench` or `cargo xtask bench agent`");
         return;
     }
-    // `cargo bench -p kunci-cli --bench agent -- idle-memory`: only the memory figure (no
-    // load generator needed).
-    if std::env::args().any(|a| a == "idle-memory") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        idle_memory(&rt, dir.path());
-        return;
-    }
-    let oha = std::env::var_os("KUNCI_BENCH_OHA")
-        .map(PathBuf::from)
-        .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // `cargo bench -p kunci-cli --bench agent -- idle-memory`: only the memory figure (no
+    // load generator needed).
+    if std::env::args().any(|a| a == "idle-memory") {
+        idle_memory(&rt, dir.path());
+        return;
+    }
+    let oha = std::env::var_os("KUNCI_BENCH_OHA")
+        .map(PathBuf::from)
+        .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
     let socket = dir.path().join("run/agent.sock");
 
     // 1. the warm token route under load while the token refreshes every ~3 s

@@ -6,12 +6,30 @@ use std::time::Duration;
 
 use auth_core::{
     ErrorKind,
-    http::{Certificate, HttpClient, HttpConfig, Method, Url, ensure_crypto_provider, reqwest},
+    http::{
+        Certificate, HttpClient, HttpConfig, HttpResponse, Method, Url, ensure_crypto_provider,
+        reqwest,
+    },
 };
 
 use crate::servers::{Responder, TestPki, recording_proxy};
 
 const CLIENT_SECRET: &str = "cs-never-at-the-second-host";
+
+/// Sends a `GET` of `url` through `client`.
+async fn get(client: &HttpClient, url: Url) -> Result<HttpResponse, auth_core::Error> {
+    client
+        .send("acme", client.request(Method::GET, url).unwrap())
+        .await
+}
+
+/// A server answering every request with a redirect (`status`) to a second server on another
+/// host name (`localhost`), which answers 200; both returned, the redirecting one first.
+async fn redirect_to_a_second_host(status: u16) -> (Responder, Responder) {
+    let second = Responder::plain(200, "application/json", "{}").await;
+    let location = format!("http://localhost:{}/steal", second.addr.port());
+    (Responder::redirect(status, &location).await, second)
+}
 
 fn url(server: &Responder, scheme: &str, path: &str) -> Url {
     Url::parse(&format!(
@@ -28,15 +46,7 @@ async fn a_client_on_your_builder_trusts_the_ca_you_gave_it() {
     let ca = Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
     let builder = reqwest::Client::builder().tls_certs_merge([ca]);
     let client = HttpClient::from_builder(builder, HttpConfig::default()).unwrap();
-    let response = client
-        .send(
-            "acme",
-            client
-                .request(Method::GET, url(&server, "https", "/token"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = get(&client, url(&server, "https", "/token")).await.unwrap();
     assert_eq!(response.status.as_u16(), 200);
     assert_eq!(&response.body[..], br#"{"ok":true}"#);
 }
@@ -56,20 +66,12 @@ async fn a_client_on_your_builder_presents_your_client_certificate_beside_kuncis
         config.clone(),
     )
     .unwrap();
-    let response = client
-        .send("acme", client.request(Method::GET, url.clone()).unwrap())
-        .await
-        .unwrap();
+    let response = get(&client, url.clone()).await.unwrap();
     assert_eq!(response.status.as_u16(), 200);
 
     // Without the certificate the server ends the handshake: no answer.
     let anonymous = HttpClient::from_builder(reqwest::Client::builder(), config).unwrap();
-    assert!(
-        anonymous
-            .send("acme", anonymous.request(Method::GET, url).unwrap())
-            .await
-            .is_err()
-    );
+    assert!(get(&anonymous, url).await.is_err());
 }
 
 #[tokio::test]
@@ -77,9 +79,7 @@ async fn a_request_made_by_another_reqwest_client_is_still_sent_by_kuncis_rules(
     // The other client goes through a "proxy" that answers every request with a 307 to a
     // second host (reached directly), and it follows redirects: sent by that client, the
     // secret would reach the second host.
-    let second = Responder::plain(200, "application/json", "{}").await;
-    let location = format!("http://localhost:{}/steal", second.addr.port());
-    let proxy = Responder::redirect(307, &location).await;
+    let (proxy, second) = redirect_to_a_second_host(307).await;
     ensure_crypto_provider().unwrap();
     let proxy = reqwest::Proxy::http(format!("http://{}", proxy.addr))
         .unwrap()
@@ -108,10 +108,7 @@ async fn a_client_on_your_builder_goes_through_the_proxy_you_gave_it() {
         .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr)).unwrap());
     let client = HttpClient::from_builder(builder, HttpConfig::default()).unwrap();
     let url = Url::parse("http://token-endpoint.invalid/token").unwrap();
-    let response = client
-        .send("acme", client.request(Method::GET, url).unwrap())
-        .await
-        .unwrap();
+    let response = get(&client, url).await.unwrap();
     assert_eq!(response.status.as_u16(), 502, "the proxy's answer");
     assert_eq!(proxy.connections(), 1);
 }
@@ -130,9 +127,7 @@ fn token_request(client: &HttpClient, url: Url) -> auth_core::http::RequestBuild
 #[tokio::test]
 async fn a_redirect_is_never_followed_so_the_secret_never_reaches_a_second_host() {
     for status in [301, 302, 303, 307, 308] {
-        let second = Responder::plain(200, "application/json", "{}").await;
-        let location = format!("http://localhost:{}/steal", second.addr.port());
-        let first = Responder::redirect(status, &location).await;
+        let (first, second) = redirect_to_a_second_host(status).await;
         // The user asked for redirects to be followed; kunci finishes the builder without.
         let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10));
         let client = HttpClient::from_builder(builder, HttpConfig::default()).unwrap();
@@ -157,9 +152,7 @@ async fn a_redirect_is_never_followed_so_the_secret_never_reaches_a_second_host(
 async fn the_same_builder_finished_by_reqwest_alone_re_sends_the_secret_on_a_307() {
     // The hazard the rule above exists for (and the proof that the test above can fail): a
     // finished reqwest client with its default policy re-sends the form body to the new host.
-    let second = Responder::plain(200, "application/json", "{}").await;
-    let location = format!("http://localhost:{}/steal", second.addr.port());
-    let first = Responder::redirect(307, &location).await;
+    let (first, second) = redirect_to_a_second_host(307).await;
     ensure_crypto_provider().unwrap();
     let raw = reqwest::Client::builder().no_proxy().build().unwrap();
     let response = raw
@@ -184,13 +177,7 @@ async fn the_body_cap_holds_on_a_client_built_on_your_builder() {
     let mut config = HttpConfig::default();
     config.max_body_bytes = 1024;
     let client = HttpClient::from_builder(reqwest::Client::builder(), config).unwrap();
-    let err = client
-        .send(
-            "acme",
-            client
-                .request(Method::GET, url(&server, "http", "/token"))
-                .unwrap(),
-        )
+    let err = get(&client, url(&server, "http", "/token"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
@@ -212,13 +199,10 @@ async fn kuncis_timeout_holds_whatever_timeout_your_builder_set() {
     let config = HttpConfig::default().with_timeout(Duration::from_millis(300));
     let client = HttpClient::from_builder(builder, config).unwrap();
     let url = Url::parse(&format!("http://127.0.0.1:{port}/token")).unwrap();
-    let err = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.send("acme", client.request(Method::GET, url).unwrap()),
-    )
-    .await
-    .expect("kunci's timeout ended the request")
-    .unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(60), get(&client, url))
+        .await
+        .expect("kunci's timeout ended the request")
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
     assert!(err.message().contains("did not answer in time"), "{err}");
     silent.abort();
