@@ -31,8 +31,10 @@
 //! finishes it: redirects off ([`redirect::Policy::none`](reqwest::redirect::Policy::none),
 //! whatever the builder said), [`HttpConfig`]'s connect and total timeouts (also set on every
 //! request), its extra root certificates, and the body cap (the body is read here, not by
-//! reqwest). Everything else is yours, TLS settings included: kunci never turns certificate
-//! verification off, but it cannot see whether your builder did.
+//! reqwest). Everything else is yours: the User-Agent, the proxies (which then apply to
+//! loopback addresses too — kunci's own clients always reach those directly), and the TLS
+//! settings: kunci never turns certificate verification off, but it cannot see whether your
+//! builder did.
 //!
 //! There is deliberately no constructor taking a finished `reqwest::Client`: a client's
 //! redirect policy cannot be read or changed once built, reqwest's default follows up to ten
