@@ -244,7 +244,7 @@ use std::fmt;
 use async_trait::async_trait;
 use auth_core::{
     Credential, Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
-    http::{HttpClient, HttpConfig, Method, Url, endpoint, header},
+    http::{HttpClient, Method, Url, endpoint, header},
     provider::{Declaration, EnvProvider, Vars},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -268,15 +268,19 @@ impl fmt::Debug for {{Title}}Source {
 }
 
 impl {{Title}}Source {
-    /// A source for `api_key` at `base_url`, its requests sent with `http`'s timeouts and
-    /// limits. Cheap: the HTTP client is built on the first request.
+    /// A source for `api_key` at `base_url`, its requests sent by `http`: an `HttpConfig` (a
+    /// client of its own, built on the first request) or a shared `HttpClient`.
     ///
     /// # Errors
     /// A configuration error when the base URL is not acceptable.
-    pub fn new(api_key: SecretString, base_url: &str, http: HttpConfig) -> Result<Self, Error> {
+    pub fn new(
+        api_key: SecretString,
+        base_url: &str,
+        http: impl Into<HttpClient>,
+    ) -> Result<Self, Error> {
         let base = auth_core::http::parse_base_url(base_url)?;
         // The key is kept out of every server text the exchange hands back.
-        let http = HttpClient::new(http).with_secrets([&api_key]);
+        let http = http.into().with_secrets([&api_key]);
         Ok(Self {
             api_key,
             token_url: endpoint(&base, "oauth/token"),
@@ -346,7 +350,7 @@ impl EnvProvider for {{Title}}Source {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         let vars = Vars::new(lookup);
         let api_key = vars.secret(ENV_API_KEY, "use the API key issued to you")?;

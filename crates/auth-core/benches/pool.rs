@@ -1,8 +1,9 @@
 //! The token pool: warm `pool.token(&key)` beside a plain lookup in the same concurrent map
 //! (`papaya`) and beside `ArcSwap::load` / a lone manager's warm path, at 10, 10,000 and
-//! 100,000 keys, on 1 and 2 threads; then two `report:` figures — memory per idle account
-//! (counting global allocator) and the refresh spread of 10,000 same-age tokens under paused
-//! time. Figures: `docs/benchmarks.md` (`cargo xtask bench pool`).
+//! 100,000 keys, on 1 and 2 threads; then `report:` figures — memory per idle account
+//! (counting global allocator), the same for accounts whose sources send through one shared
+//! HTTP client or a client each (against a loopback server), and the refresh spread of 10,000
+//! same-age tokens under paused time. Figures: `docs/benchmarks.md` (`cargo xtask bench pool`).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -30,12 +31,18 @@ use arc_swap::ArcSwap;
 use auth_core::{
     AccountSpec, Budget, Fetched, MemoryStore, MonoTime, RefreshPolicy, SharedClock, StoreKey,
     StoredEntry, Token, TokenManager, TokenPool, TokenStore as _, TokioClock,
+    http::{HttpClient, HttpConfig, Method, Url},
     source::from_fn,
     time::{OffsetDateTime, macros::datetime},
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use secrecy::SecretString;
+
+/// The loopback servers of the exchange's tests (a keep-alive responder).
+#[allow(dead_code, reason = "the bench uses one of the test servers")]
+#[path = "../tests/all/servers.rs"]
+mod servers;
 
 /// Counts the bytes allocated and not yet freed, to measure what an idle account holds.
 struct Counting;
@@ -250,6 +257,63 @@ fn memory_per_account() {
     drop(pool);
 }
 
+/// Bytes an idle account holds when its source sends through an HTTP client: a clone of one
+/// client shared by the pool (`shared`), or a client of its own — each account fetched once
+/// from a loopback server, so each client is built and keeps its idle connection, as in a
+/// service. Everything the accounts hold is counted: pool, manager, source, client, token and
+/// the memory store's copy of the entry.
+fn memory_per_account_with_http(shared: bool) -> f64 {
+    const KEYS: usize = 200;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = servers::Responder::keep_alive("{}").await;
+        let url = Url::parse(&format!("http://127.0.0.1:{}/token", server.addr.port())).unwrap();
+        let one = HttpClient::new(HttpConfig::default());
+        // A running service's shared client is built already.
+        one.send("bench", one.request(Method::GET, url.clone()).unwrap())
+            .await
+            .unwrap();
+        let before = live_bytes();
+        let pool = TokenPool::builder()
+            .store(MemoryStore::new())
+            .scheduler(false)
+            .max_accounts(KEYS * 2)
+            .factory(move |key: &usize| {
+                let http = if shared {
+                    one.clone()
+                } else {
+                    HttpClient::new(HttpConfig::default())
+                };
+                let http = http.with_secrets([&SecretString::from(format!("secret-{key}"))]);
+                let (url, key) = (url.clone(), *key);
+                let source = from_fn("bench", move |req: auth_core::FetchRequest| {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move {
+                        http.send("bench", http.request(Method::GET, url)?).await?;
+                        Ok(Fetched::new(day_token(format!("tok-{key}"), req.sent_at)))
+                    }
+                });
+                Ok(AccountSpec::new(
+                    source,
+                    StoreKey::new(format!("http:{key}"))?,
+                ))
+            })
+            .build()
+            .unwrap();
+        for key in 0..KEYS {
+            drop(pool.token(&key).await.unwrap());
+        }
+        // Let connections settle into the idle pools.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let per_account = (live_bytes() - before) as f64 / KEYS as f64;
+        drop(pool);
+        per_account
+    })
+}
+
 /// 10,000 tokens issued at once, stored; a pool serves them and its scheduler refreshes them.
 /// Answers the largest number of requests in any one second and in any minute, and the span.
 fn spread(jitter: f64, budget: Option<Budget>) -> (usize, usize, Duration) {
@@ -349,6 +413,12 @@ fn max_in_window(times: &[Duration], len: Duration) -> usize {
 
 fn figures(_: &mut Criterion) {
     memory_per_account();
+    let shared = memory_per_account_with_http(true);
+    let own = memory_per_account_with_http(false);
+    println!(
+        "report: memory per idle account whose source sends over HTTP (200 accounts, each fetched once from a loopback server; pool, source, client, token and the memory store's entry counted): one client shared by the pool **{shared:.0} bytes**, a client per account {own:.0} bytes ({:.0}x)",
+        own / shared
+    );
     let what = "10,000 one-hour tokens issued at once (stored), refreshed by the pool's scheduler alone; 64 requests at once at most, 100 ms upstream latency, paused tokio time";
     for (label, jitter, budget) in [
         ("no jitter (baseline)", 0.0, None),

@@ -23,6 +23,26 @@
 //!   private certificate authority ([`HttpConfig::with_ca_file`]); verification is never
 //!   turned off;
 //! * the server's `Date` header is kept, so providers can correct for clock skew.
+//!
+//! # Your own reqwest client
+//!
+//! [`HttpClient::from_builder`] builds the exchange on a [`reqwest::ClientBuilder`] you
+//! configured — a proxy, a private CA, a client certificate (mTLS), DNS overrides — and kunci
+//! finishes it: redirects off ([`redirect::Policy::none`](reqwest::redirect::Policy::none),
+//! whatever the builder said), [`HttpConfig`]'s connect and total timeouts (also set on every
+//! request), its extra root certificates, and the body cap (the body is read here, not by
+//! reqwest). Everything else is yours: the User-Agent, the proxies (which then apply to
+//! loopback addresses too — kunci's own clients always reach those directly), and the TLS
+//! settings: kunci never turns certificate verification off, but it cannot see whether your
+//! builder did.
+//!
+//! There is deliberately no constructor taking a finished `reqwest::Client`: a client's
+//! redirect policy cannot be read or changed once built, reqwest's default follows up to ten
+//! redirects, and on a `307`/`308` it re-sends the request body — a `client_secret`, a refresh
+//! token — to whatever host the `Location` names (and custom headers such as a device key on
+//! any redirect), all before kunci could look at the answer. Checking the final URL afterwards
+//! would only tell that the secret had already left. Pass the builder you would have built
+//! that client from instead; a builder is cheap to make twice.
 
 use std::{
     fmt,
@@ -36,8 +56,10 @@ use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
+/// reqwest 0.13, the version [`HttpClient::from_builder`] takes a builder of.
+pub use reqwest;
 pub use reqwest::{
-    Certificate, Method, RequestBuilder, StatusCode, Url,
+    Certificate, ClientBuilder, Identity, Method, RequestBuilder, StatusCode, Url,
     header::{self, HeaderValue},
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -274,7 +296,14 @@ pub fn clean_server_text(secrets: &Secrets, text: &str, max_chars: usize) -> Str
 
 /// A reqwest client configured by [`HttpConfig`], with the [`Secrets`] of its requests.
 /// Cheap to build and to clone: the reqwest client (which reads the system's root
-/// certificates) is built on the first request and shared by every clone.
+/// certificates) is built on the first request and shared by every clone — so every source
+/// given a clone of one `HttpClient` shares one connection pool and one TLS configuration
+/// (what a [`TokenPool`](crate::TokenPool) of many accounts of one provider wants). Each
+/// clone keeps its own [`Secrets`].
+///
+/// Provider sources take `impl Into<HttpClient>`: an [`HttpConfig`] (a client of their own),
+/// a clone of a shared client, or one built on your reqwest builder
+/// ([`from_builder`](Self::from_builder)).
 #[derive(Clone)]
 pub struct HttpClient {
     clients: Arc<Clients>,
@@ -282,12 +311,17 @@ pub struct HttpClient {
     secrets: Secrets,
 }
 
-/// The reqwest clients, each built on first use: one honouring the environment's proxies, one
-/// going direct for loopback addresses (the same one when no proxy is configured).
-#[derive(Default)]
-struct Clients {
-    proxied: OnceLock<Result<reqwest::Client, Error>>,
-    direct: OnceLock<Result<reqwest::Client, Error>>,
+/// The reqwest clients behind an [`HttpClient`].
+enum Clients {
+    /// Built by kunci on first use: one honouring the environment's proxies, one going direct
+    /// for loopback addresses (the same one when no proxy is configured).
+    Own {
+        proxied: OnceLock<Result<reqwest::Client, Error>>,
+        direct: OnceLock<Result<reqwest::Client, Error>>,
+    },
+    /// Finished by kunci from the user's builder ([`HttpClient::from_builder`]): every request,
+    /// loopback included, goes through it (its proxies are the user's choice).
+    Given(reqwest::Client),
 }
 
 impl fmt::Debug for HttpClient {
@@ -330,17 +364,27 @@ pub fn ensure_crypto_provider() -> Result<(), Error> {
 }
 
 fn build_client(config: &HttpConfig, proxies: bool) -> Result<reqwest::Client, Error> {
-    ensure_crypto_provider()?;
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout)
-        .timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("kunci/", env!("CARGO_PKG_VERSION")));
-    if !config.extra_root_certificates.is_empty() {
-        builder = builder.tls_certs_merge(config.extra_root_certificates.iter().cloned());
-    }
+    let mut builder =
+        reqwest::Client::builder().user_agent(concat!("kunci/", env!("CARGO_PKG_VERSION")));
     if !proxies {
         builder = builder.no_proxy();
+    }
+    finish_client(builder, config)
+}
+
+/// `builder` with kunci's rules on top — redirects off, `config`'s timeouts and extra root
+/// certificates — built. Every reqwest client kunci sends with is made here.
+fn finish_client(
+    builder: reqwest::ClientBuilder,
+    config: &HttpConfig,
+) -> Result<reqwest::Client, Error> {
+    ensure_crypto_provider()?;
+    let mut builder = builder
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if !config.extra_root_certificates.is_empty() {
+        builder = builder.tls_certs_merge(config.extra_root_certificates.iter().cloned());
     }
     builder.build().map_err(|e| {
         Error::configuration("could not build the HTTP client").with_source(e.without_url())
@@ -365,16 +409,62 @@ impl HttpClient {
     /// A client for `config`. Nothing is built yet: the reqwest client is made on the first
     /// request, so a source that never sends (a warm `kunci token`) pays for none.
     pub fn new(config: HttpConfig) -> Self {
+        Self::with_clients(
+            Clients::Own {
+                proxied: OnceLock::new(),
+                direct: OnceLock::new(),
+            },
+            config,
+        )
+    }
+
+    /// A client built now on your `builder` (a proxy, a private CA, a client certificate, …),
+    /// finished by kunci: redirects off whatever the builder said, `config`'s timeouts and
+    /// extra root certificates, and the body cap of [`send`](Self::send). See the
+    /// [module docs](self#your-own-reqwest-client) for what stays yours and why a finished
+    /// `reqwest::Client` is not accepted.
+    ///
+    /// ```
+    /// use auth_core::http::{HttpClient, HttpConfig, reqwest};
+    ///
+    /// let builder = reqwest::Client::builder().no_proxy(); // or .proxy(..), .identity(..)
+    /// let client = HttpClient::from_builder(builder, HttpConfig::default())?;
+    /// assert!(client.is_built());
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A configuration error when the client cannot be built (its TLS setup failed, or the
+    /// build has no TLS crypto provider: see [`ensure_crypto_provider`]).
+    pub fn from_builder(
+        builder: reqwest::ClientBuilder,
+        config: HttpConfig,
+    ) -> Result<Self, Error> {
+        let client = finish_client(builder, &config)?;
+        Ok(Self::with_clients(Clients::Given(client), config))
+    }
+
+    fn with_clients(clients: Clients, config: HttpConfig) -> Self {
         Self {
-            clients: Arc::new(Clients::default()),
+            clients: Arc::new(clients),
             config,
             secrets: Secrets::new(),
         }
     }
 
-    /// Whether the reqwest client has been built (the first request builds it).
+    /// Whether the reqwest client has been built (the first request builds it; a client from
+    /// [`from_builder`](Self::from_builder) is built at once).
     pub fn is_built(&self) -> bool {
-        self.clients.proxied.get().is_some() || self.clients.direct.get().is_some()
+        match &*self.clients {
+            Clients::Own { proxied, direct } => proxied.get().is_some() || direct.get().is_some(),
+            Clients::Given(_) => true,
+        }
+    }
+
+    /// Whether `self` and `other` send through the same reqwest client (connection pool and
+    /// TLS configuration): true for clones of one client, whatever their secrets.
+    pub fn shares_connections_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.clients, &other.clients)
     }
 
     /// This client, also keeping `secrets` out of every server text (see [`Secrets`]). A
@@ -402,12 +492,7 @@ impl HttpClient {
     /// # Errors
     /// A configuration error when the client cannot be built (its TLS setup failed).
     pub fn request(&self, method: Method, url: Url) -> Result<RequestBuilder, Error> {
-        let client = if is_loopback(&url) {
-            self.direct()?
-        } else {
-            self.proxied()?
-        };
-        Ok(client.request(method, url))
+        Ok(self.client_for(&url)?.request(method, url))
     }
 
     /// Sends a request and reads the answer, capped. Network failures and timeouts are
@@ -433,8 +518,10 @@ impl HttpClient {
         request: RequestBuilder,
         secrets: impl IntoIterator<Item = &'a SecretString>,
     ) -> Result<HttpResponse, Error> {
-        let (client, request) = request.build_split();
-        let request = request.map_err(|e| {
+        // The request is sent by this client whichever reqwest client made the builder, so
+        // its rules (no redirects, the timeouts) hold for it.
+        let (_, request) = request.build_split();
+        let mut request = request.map_err(|e| {
             Error::configuration(format!("the request to {provider} could not be built"))
                 .with_source(e.without_url())
         })?;
@@ -451,13 +538,9 @@ impl HttpClient {
             .map(SecretString::from)
             .collect();
         let secrets = self.secrets.with(secrets).with(&sensitive);
-        // A loopback address is always reached directly: a proxy from the environment would
-        // see the request in clear text.
-        let client = if is_loopback(request.url()) {
-            self.direct()?
-        } else {
-            &client
-        };
+        let client = self.client_for(request.url())?;
+        let timeout = request.timeout_mut();
+        *timeout = Some(timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout)));
         let mut response = client
             .execute(request)
             .await
@@ -503,29 +586,40 @@ impl HttpClient {
         })
     }
 
-    /// The client honouring the environment's proxies.
-    fn proxied(&self) -> Result<&reqwest::Client, Error> {
-        self.clients
-            .proxied
-            .get_or_init(|| build_client(&self.config, true))
-            .as_ref()
-            .map_err(Clone::clone)
+    /// The reqwest client that sends to `url`, built on first use. A loopback address is
+    /// reached directly by kunci's own client: a proxy from the environment would see the
+    /// request in clear text. Without a proxy in the environment one client serves both.
+    fn client_for(&self, url: &Url) -> Result<&reqwest::Client, Error> {
+        let (proxied, direct) = match &*self.clients {
+            Clients::Given(client) => return Ok(client),
+            Clients::Own { proxied, direct } => (proxied, direct),
+        };
+        let via_proxies = || built(proxied, || build_client(&self.config, true));
+        if !is_loopback(url) {
+            return via_proxies();
+        }
+        built(direct, || {
+            if proxy_configured() {
+                build_client(&self.config, false)
+            } else {
+                via_proxies().cloned()
+            }
+        })
     }
+}
 
-    /// The client without proxies, for loopback addresses. Without a proxy in the environment
-    /// the proxied client already goes direct: one client serves both.
-    fn direct(&self) -> Result<&reqwest::Client, Error> {
-        self.clients
-            .direct
-            .get_or_init(|| {
-                if proxy_configured() {
-                    build_client(&self.config, false)
-                } else {
-                    self.proxied().cloned()
-                }
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+/// The client in `cell`, built by `build` on first use.
+fn built(
+    cell: &OnceLock<Result<reqwest::Client, Error>>,
+    build: impl FnOnce() -> Result<reqwest::Client, Error>,
+) -> Result<&reqwest::Client, Error> {
+    cell.get_or_init(build).as_ref().map_err(Clone::clone)
+}
+
+impl From<HttpConfig> for HttpClient {
+    /// [`HttpClient::new`]: a client of its own, built on its first request.
+    fn from(config: HttpConfig) -> Self {
+        Self::new(config)
     }
 }
 

@@ -28,7 +28,7 @@ use std::fmt;
 
 use crate::{
     error::Error,
-    http::{HttpConfig, Url, parse_base_url},
+    http::{HttpClient, Url, parse_base_url},
 };
 
 /// One configuration variable of a provider.
@@ -269,16 +269,17 @@ pub trait EnvProvider: crate::TokenSource + Sized + 'static {
     /// What the provider declares about itself, its variables included.
     const DECLARATION: Declaration;
 
-    /// Builds the source from `lookup` (a variable name → its value), with `http` for its client.
-    /// A missing or invalid variable is a configuration error that names the variable, never
-    /// its value.
+    /// Builds the source from `lookup` (a variable name → its value), its requests sent by
+    /// `http`: an [`HttpConfig`](crate::http::HttpConfig) (a client of its own) or an [`HttpClient`] (shared with other
+    /// sources, or built on the user's reqwest builder). A missing or invalid variable is a
+    /// configuration error that names the variable, never its value.
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error>;
 
     /// [`from_lookup`](Self::from_lookup) over the process environment (the declared variables).
-    fn from_env(http: HttpConfig) -> Result<Self, Error> {
+    fn from_env(http: impl Into<HttpClient>) -> Result<Self, Error> {
         let env = Self::DECLARATION.read_env()?;
         Self::from_lookup(&|name| env.get(name).cloned(), http)
     }

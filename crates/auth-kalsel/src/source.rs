@@ -6,7 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 use auth_core::{
     Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
-    http::{HttpClient, HttpConfig, HttpResponse, Url, endpoint},
+    http::{HttpClient, HttpResponse, Url, endpoint},
     provider::{Declaration, EnvProvider},
     time::{Duration, OffsetDateTime},
 };
@@ -63,15 +63,18 @@ impl fmt::Debug for KalselSource {
 }
 
 impl KalselSource {
-    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
-    /// HTTP client is built on the first request.
+    /// A source for `config`, its requests sent by `http`: an
+    /// [`HttpConfig`](auth_core::http::HttpConfig) (a client of its own, built on the first
+    /// request), or a clone of an [`HttpClient`] shared with other sources (one connection
+    /// pool for a pool of accounts) or built on your reqwest builder
+    /// ([`HttpClient::from_builder`]).
     ///
     /// # Errors
     /// None today; the signature is the one every provider's constructor has.
-    pub fn new(config: KalselConfig, http: HttpConfig) -> Result<Self, Error> {
+    pub fn new(config: KalselConfig, http: impl Into<HttpClient>) -> Result<Self, Error> {
         let endpoint = endpoint(&config.base_url, REFRESH_PATH);
         // Kept out of every server text the exchange hands back.
-        let http = HttpClient::new(http).with_secrets([&config.refresh_token]);
+        let http = http.into().with_secrets([&config.refresh_token]);
         Ok(Self {
             config,
             http,
@@ -282,7 +285,7 @@ impl EnvProvider for KalselSource {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         Self::new(KalselConfig::from_lookup(lookup)?, http)
     }

@@ -9,7 +9,7 @@ use std::{
 use async_trait::async_trait;
 use auth_core::{
     Credential, Error, FetchRequest, Fetched, StoreKey, Token, TokenSource,
-    http::{HttpClient, HttpConfig, HttpResponse, Url, endpoint},
+    http::{HttpClient, HttpResponse, Url, endpoint},
     jwt,
     provider::{Declaration, EnvProvider},
 };
@@ -239,16 +239,19 @@ impl fmt::Debug for KrmPesanSource {
 }
 
 impl KrmPesanSource {
-    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
-    /// HTTP client is built on the first request.
+    /// A source for `config`, its requests sent by `http`: an
+    /// [`HttpConfig`](auth_core::http::HttpConfig) (a client of its own, built on the first
+    /// request), or a clone of an [`HttpClient`] shared with other sources (one connection
+    /// pool for a pool of accounts) or built on your reqwest builder
+    /// ([`HttpClient::from_builder`]).
     ///
     /// # Errors
     /// None today; the signature is the one every provider's constructor has.
-    pub fn new(config: KrmPesanConfig, http: HttpConfig) -> Result<Self, Error> {
+    pub fn new(config: KrmPesanConfig, http: impl Into<HttpClient>) -> Result<Self, Error> {
         let endpoint = endpoint(&config.base_url, TOKENS_PATH);
         let held = Mutex::new(config.id_token.clone());
         // Kept out of every server text the exchange hands back.
-        let http = HttpClient::new(http).with_secrets(
+        let http = http.into().with_secrets(
             [&config.refresh_token, &config.device_key]
                 .into_iter()
                 .chain(config.id_token.as_ref()),
@@ -458,7 +461,7 @@ impl EnvProvider for KrmPesanSource {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         Self::new(KrmPesanConfig::from_lookup(lookup)?, http)
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use async_trait::async_trait;
 use auth_core::{
     Credential, Error, FetchRequest, Fetched, StoreKey, TokenSource,
-    http::{HttpClient, HttpConfig, Method, Url, endpoint, header, parse_base_url},
+    http::{HttpClient, Method, Url, endpoint, header, parse_base_url},
     provider::{Declaration, EnvProvider, Vars},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -132,13 +132,16 @@ pub struct SatusehatSource {
 }
 
 impl SatusehatSource {
-    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
-    /// HTTP client is built on the first request.
+    /// A source for `config`, its requests sent by `http`: an
+    /// [`HttpConfig`](auth_core::http::HttpConfig) (a client of its own, built on the first
+    /// request), or a clone of an [`HttpClient`] shared with other sources (one connection
+    /// pool for a pool of accounts) or built on your reqwest builder
+    /// ([`HttpClient::from_builder`]).
     ///
     /// # Errors
     /// None today; the signature is the one every provider's constructor has.
-    pub fn new(config: SatusehatConfig, http: HttpConfig) -> Result<Self, Error> {
-        let http = HttpClient::new(http).with_secrets([&config.client_secret]);
+    pub fn new(config: SatusehatConfig, http: impl Into<HttpClient>) -> Result<Self, Error> {
+        let http = http.into().with_secrets([&config.client_secret]);
         let mut url = endpoint(&config.base_url, TOKEN_PATH);
         url.query_pairs_mut()
             .append_pair("grant_type", "client_credentials");
@@ -195,7 +198,7 @@ impl EnvProvider for SatusehatSource {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         Self::new(SatusehatConfig::from_lookup(lookup)?, http)
     }
@@ -219,6 +222,7 @@ fn form_encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auth_core::http::HttpConfig;
 
     #[test]
     fn the_environment_picks_the_base_url_and_the_url_carries_the_grant() {

@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 use auth_core::{
     Error, ErrorKind, FetchRequest, Fetched, SharedClock, StoreKey, TokenSource,
-    http::{HttpClient, HttpConfig, Url, endpoint},
+    http::{HttpClient, Url, endpoint},
     provider::{Declaration, EnvProvider},
 };
 use http::{Method, header};
@@ -38,14 +38,17 @@ pub struct SehatMuSource {
 }
 
 impl SehatMuSource {
-    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
-    /// HTTP client is built on the first request.
+    /// A source for `config`, its requests sent by `http`: an
+    /// [`HttpConfig`](auth_core::http::HttpConfig) (a client of its own, built on the first
+    /// request), or a clone of an [`HttpClient`] shared with other sources (one connection
+    /// pool for a pool of accounts) or built on your reqwest builder
+    /// ([`HttpClient::from_builder`]).
     ///
     /// # Errors
     /// None today; the signature is the one every provider's constructor has.
-    pub fn new(config: SehatMuConfig, http: HttpConfig) -> Result<Self, Error> {
+    pub fn new(config: SehatMuConfig, http: impl Into<HttpClient>) -> Result<Self, Error> {
         // The client secret is kept out of every server text the exchange hands back.
-        let client = HttpClient::new(http).with_secrets([&config.client_secret]);
+        let client = http.into().with_secrets([&config.client_secret]);
         let mut url = endpoint(&config.base_url, TOKEN_PATH);
         url.query_pairs_mut()
             .append_pair("grant_type", "client_credentials");
@@ -92,7 +95,7 @@ impl EnvProvider for SehatMuSource {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         Self::new(SehatMuConfig::from_lookup(lookup)?, http)
     }
@@ -157,6 +160,7 @@ impl TokenSource for SehatMuSource {
 
 #[cfg(test)]
 mod tests {
+    use auth_core::http::HttpConfig;
     use secrecy::SecretString;
 
     use super::*;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use auth_core::{
     AuthScheme, Error, FetchRequest, Fetched, SharedClock, StoreKey, Token, TokenSource,
-    http::{HttpClient, HttpConfig, Url, endpoint},
+    http::{HttpClient, Url, endpoint},
     provider::{Declaration, EnvProvider},
 };
 use http::{HeaderValue, Method, header};
@@ -33,12 +33,15 @@ pub struct StampsSource {
 }
 
 impl StampsSource {
-    /// A source for `config`, its requests sent with `http`'s timeouts and limits. Cheap: the
-    /// HTTP client is built on the first request.
+    /// A source for `config`, its requests sent by `http`: an
+    /// [`HttpConfig`](auth_core::http::HttpConfig) (a client of its own, built on the first
+    /// request), or a clone of an [`HttpClient`] shared with other sources (one connection
+    /// pool for a pool of accounts) or built on your reqwest builder
+    /// ([`HttpClient::from_builder`]).
     ///
     /// # Errors
     /// A configuration error when a static token cannot be sent in an HTTP header.
-    pub fn new(config: StampsConfig, http: HttpConfig) -> Result<Self, Error> {
+    pub fn new(config: StampsConfig, http: impl Into<HttpClient>) -> Result<Self, Error> {
         if let Credentials::Static(token) = &config.credentials {
             static_token(token, OffsetDateTime::UNIX_EPOCH).map_err(|_| {
                 Error::configuration(
@@ -50,7 +53,7 @@ impl StampsSource {
         let secret = match &config.credentials {
             Credentials::Jwt { token, .. } | Credentials::Static(token) => token,
         };
-        let client = HttpClient::new(http).with_secrets([secret]);
+        let client = http.into().with_secrets([secret]);
         let get_url = endpoint(&config.base_url, GET_ACCESS_TOKEN_PATH);
         let verify_url = endpoint(&config.base_url, VERIFY_TOKEN_PATH);
         Ok(Self {
@@ -124,7 +127,7 @@ impl EnvProvider for StampsSource {
 
     fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
-        http: HttpConfig,
+        http: impl Into<HttpClient>,
     ) -> Result<Self, Error> {
         Self::new(StampsConfig::from_lookup(lookup)?, http)
     }
@@ -165,6 +168,7 @@ impl TokenSource for StampsSource {
 #[cfg(test)]
 mod tests {
     use auth_core::ErrorKind;
+    use auth_core::http::HttpConfig;
 
     use super::*;
 

@@ -2,7 +2,8 @@
 //! by `cargo xtask bench agent`) on the warm token route over the Unix socket, while the token
 //! refreshes every ~3 s (Stamps simulator, 3 s tokens, file store); `kunci token` per call
 //! beside it, through the agent and alone; and the resident memory of an idle agent serving
-//! 100 profiles. Prints `report:` lines; `harness = false`, run only under `cargo bench`.
+//! 100 profiles (alone: `cargo bench -p kunci-cli --bench agent -- idle-memory`). Prints
+//! `report:` lines; `harness = false`, run only under `cargo bench`.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -89,20 +90,71 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Part 3: the resident memory of an idle agent serving 100 profiles (KrmPesan accounts,
+/// 24 h tokens), beside one serving 1.
+fn idle_memory(rt: &tokio::runtime::Runtime, dir: &Path) {
+    let krm = rt.block_on(KrmPesanSim::start()).unwrap();
+    let krm_env = [
+        ("KRM_RT", krm.refresh_token().to_owned()),
+        ("KRM_DK", krm.device_key().to_owned()),
+    ];
+    // The resident memory of an agent serving `profiles` (config file `name`), 3 s after ready.
+    let rss_serving = |name: &str, profiles: &[String]| {
+        let mut config = String::new();
+        for (i, account) in profiles.iter().enumerate() {
+            write!(
+                config,
+                "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"{account}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
+                krm.base_url()
+            )
+            .unwrap();
+        }
+        let config_path = dir.join(name);
+        std::fs::write(&config_path, config).unwrap();
+        let running = agent(
+            dir,
+            &dir.join("run/idle.sock"),
+            &krm_env,
+            &[
+                "--config",
+                config_path.to_str().unwrap(),
+                "--store",
+                "memory:",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        rss_kib(running.child.id())
+    };
+    let many: Vec<String> = (0..PROFILES).map(|i| format!("acct-{i}")).collect();
+    let rss_many = rss_serving("many.toml", &many);
+    let fetched = krm.request_count();
+    let rss_one = rss_serving("one.toml", &["solo".to_owned()]);
+    println!(
+        "report: idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
+        (rss_many.saturating_sub(rss_one)) as f64 / (PROFILES - 1) as f64
+    );
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("skipped: run with `cargo bench` or `cargo xtask bench agent`");
         return;
     }
-    let oha = std::env::var_os("KUNCI_BENCH_OHA")
-        .map(PathBuf::from)
-        .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // `cargo bench -p kunci-cli --bench agent -- idle-memory`: only the memory figure (no
+    // load generator needed).
+    if std::env::args().any(|a| a == "idle-memory") {
+        idle_memory(&rt, dir.path());
+        return;
+    }
+    let oha = std::env::var_os("KUNCI_BENCH_OHA")
+        .map(PathBuf::from)
+        .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
     let socket = dir.path().join("run/agent.sock");
 
     // 1. the warm token route under load while the token refreshes every ~3 s
@@ -200,64 +252,5 @@ fn main() {
         percentile(&alone, 0.9),
     );
 
-    // 3. an idle agent serving 100 profiles (KrmPesan accounts, 24 h tokens)
-    let krm = rt.block_on(KrmPesanSim::start()).unwrap();
-    let mut config = String::new();
-    for i in 0..PROFILES {
-        write!(
-            config,
-            "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"acct-{i}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
-            krm.base_url()
-        )
-        .unwrap();
-    }
-    let config_path = dir.path().join("many.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let many_socket = dir.path().join("run/many.sock");
-    let krm_env = [
-        ("KRM_RT", krm.refresh_token().to_owned()),
-        ("KRM_DK", krm.device_key().to_owned()),
-    ];
-    let many = agent(
-        dir.path(),
-        &many_socket,
-        &krm_env,
-        &[
-            "--config",
-            config_path.to_str().unwrap(),
-            "--store",
-            "memory:",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let rss_many = rss_kib(many.child.id());
-    let fetched = krm.request_count();
-    drop(many);
-    let one_config = dir.path().join("one.toml");
-    std::fs::write(
-        &one_config,
-        format!(
-            "[profiles.p0]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"solo\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n",
-            krm.base_url()
-        ),
-    )
-    .unwrap();
-    let one = agent(
-        dir.path(),
-        &many_socket,
-        &krm_env,
-        &[
-            "--config",
-            one_config.to_str().unwrap(),
-            "--store",
-            "memory:",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let rss_one = rss_kib(one.child.id());
-    drop(one);
-    println!(
-        "report: idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
-        (rss_many.saturating_sub(rss_one)) as f64 / (PROFILES - 1) as f64
-    );
+    idle_memory(&rt, dir.path());
 }

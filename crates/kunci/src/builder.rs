@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use auth_core::{
     Error, RefreshPolicy, SharedClock, SharedTokenSource, SharedTokenStore, StoreKey, TokenManager,
-    http::HttpConfig, provider::Vars,
+    http::{HttpClient, HttpConfig},
+    provider::Vars,
 };
 use auth_store::Cipher;
 
@@ -178,7 +179,7 @@ pub async fn from_env(kind: ProviderKind) -> Result<TokenManager, Error> {
 pub async fn from_lookup(
     kind: ProviderKind,
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
-    http: HttpConfig,
+    http: impl Into<HttpClient>,
 ) -> Result<TokenManager, Error> {
     let source = kind.source_from_lookup(lookup, http)?;
     let spec = StoreSpec::parse(&lookup(ENV_STORE).unwrap_or_default())?;

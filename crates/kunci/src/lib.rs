@@ -48,10 +48,18 @@ pub mod tower;
 /// `#[kunci::async_trait]`, re-exported so a custom source needs no `async-trait` dependency.
 pub use async_trait::async_trait;
 
-pub use auth_core::http::HttpConfig;
 /// Installs this build's rustls crypto provider unless the program installed one: call it
 /// before building a reqwest client of your own (kunci's reqwest has no default provider).
 pub use auth_core::http::ensure_crypto_provider;
+/// reqwest 0.13: the version [`HttpClient::from_builder`] takes a builder of, and the one
+/// `AuthMiddleware` is built on (feature `reqwest-middleware`). Build your client from this
+/// path and the versions always match.
+pub use auth_core::http::reqwest;
+/// The HTTP exchange of every provider: [`HttpConfig`] (timeouts and limits) for a client of a
+/// source's own, or one [`HttpClient`] shared by many sources (a [`TokenPool`]'s accounts) or
+/// built on your own [`reqwest::ClientBuilder`] (a proxy, a private CA, mTLS) with kunci's
+/// rules on top — see `HttpClient::from_builder` and the `own_client` example.
+pub use auth_core::http::{HttpClient, HttpConfig};
 pub use auth_core::provider::{Declaration, EnvProvider, Variable};
 /// Many accounts of one provider in one process (see `docs/pool.md`).
 pub use auth_core::{AccountSpec, Budget, PoolStats, TokenPool, TokenPoolBuilder};
@@ -68,10 +76,6 @@ pub use builder::{ENV_STORE, ENV_STORE_CA, ENV_STORE_KEY, ManagerBuilder, from_e
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::AuthMiddleware;
 pub use providers::ProviderKind;
-/// reqwest 0.13, the version [`AuthMiddleware`] is built on (feature `reqwest-middleware`):
-/// build your client from this path and the versions always match.
-#[cfg(feature = "reqwest-middleware")]
-pub use reqwest;
 /// reqwest-middleware 0.5, the version [`AuthMiddleware`] implements `Middleware` of
 /// (feature `reqwest-middleware`).
 #[cfg(feature = "reqwest-middleware")]

@@ -64,7 +64,7 @@ macro_rules! providers {
             pub fn source_from_lookup(
                 self,
                 lookup: &dyn Fn(&str) -> Option<String>,
-                http: auth_core::http::HttpConfig,
+                http: impl Into<auth_core::http::HttpClient>,
             ) -> Result<auth_core::SharedTokenSource, auth_core::Error> {
                 match self {
                     $(

@@ -2,9 +2,12 @@
 //! "invalidate a rejected token", "where each profile stands", "tell me when a token changes",
 //! and keeping every token fresh in the background.
 //!
-//! Today each profile is one [`TokenManager`] with its own `keep_fresh()` task. When the token
-//! pool (one scheduler for many accounts) exists, it replaces the inside of this module and
-//! nothing else: the HTTP routes, the sinks, `kunci exec` and the metrics only use [`Tokens`].
+//! Each profile is one [`TokenManager`] with its own `keep_fresh()` task, not an account of a
+//! `TokenPool`: the agent serves a small, fixed set of configured profiles of different
+//! providers, reports per-profile cache hits (a pooled account counts none), and must never
+//! evict one — `docs/agent.md` ("Why not the token pool") has the reasons. The profiles of one
+//! provider share one HTTP client (one connection pool, one TLS setup). The HTTP routes, the
+//! sinks, `kunci exec` and the metrics only use [`Tokens`].
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,7 +20,7 @@ use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use auth_core::{Clock as _, Freshness, SystemClock, TokenGuard};
 use kunci::{
-    Error, ManagerBuilder, ProviderKind, SharedTokenSource, SharedTokenStore, StoreKey,
+    Error, HttpClient, ManagerBuilder, ProviderKind, SharedTokenSource, SharedTokenStore, StoreKey,
     TokenManager, TokenSource,
     core::{FetchRequest, Fetched, KeepFresh},
     metrics::Metrics,
@@ -230,8 +233,16 @@ impl Tokens {
             None => configured_profiles(ctx, store).await?,
         };
         let mut slots = BTreeMap::new();
+        // One HTTP client per provider, cloned into every source of that provider built by
+        // this (re)load, so profiles of one provider share a connection pool. A profile kept
+        // from before a reload keeps the client it was built with.
+        let mut clients: HashMap<ProviderKind, HttpClient> = HashMap::new();
         for profile in profiles {
-            let slot = match Self::serve(ctx, store, &profile, previous, metrics).await {
+            let http = clients
+                .entry(profile.kind)
+                .or_insert_with(|| HttpClient::new(ctx.http.clone()))
+                .clone();
+            let slot = match Self::serve(ctx, store, &profile, http, previous, metrics).await {
                 Ok(served) => Slot::Ready(served),
                 Err(failure) if failure.code == code::CONFIGURATION => {
                     tracing::warn!(profile = %profile.name, error = failure.message(), "profile not served");
@@ -260,14 +271,15 @@ impl Tokens {
         ctx: &Context,
         store: &SharedTokenStore,
         profile: &Profile,
+        http: HttpClient,
         previous: Option<&Tokens>,
         metrics: &Metrics,
     ) -> Result<Arc<Served>, Failure> {
         let vars: HashMap<String, String> = ctx.variables(profile, store).await?;
-        // Building a source is cheap: its HTTP client is built on its first request.
+        // Building a source is cheap: the provider's HTTP client is built on its first request.
         let built = profile
             .kind
-            .source_from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
+            .source_from_lookup(&|name| vars.get(name).cloned(), http)
             .map_err(|e| crate::commands::configuration_hint(e.into(), profile))?;
         let key = crate::commands::store_key(&built)?;
         let sorted: BTreeMap<String, String> =
