@@ -1,21 +1,29 @@
-//! The commands that work on a profile: token, header, status, login, logout, verify.
+//! What every command that works on a profile needs, decided once from the global options,
+//! the environment and the config file: the profile (and with it the provider's declaration),
+//! the store, the HTTP settings, the refresh policy and the clock.
+//!
+//! Building a [`Context`] reads the config file and parses the store's description; it opens
+//! nothing. A command opens the store with [`Context::open_store`] when it may write, or with
+//! [`Context::open_store_to_read`] when it only reads (which creates no directory).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use auth_core::{RefreshPolicy, StoreKey, StoredEntry, SystemClock};
+use auth_core::{MemoryStore, RefreshPolicy, StoreKey, SystemClock};
 use kunci::{
-    Cipher, EnvProvider as _, HttpConfig, ManagerBuilder, ProviderKind, SharedTokenSource,
-    SharedTokenStore, StoreSpec, TokenManager, providers::stamps,
+    Cipher, HttpConfig, ManagerBuilder, SharedTokenSource, SharedTokenStore, StoreSpec,
+    TokenManager,
 };
-use secrecy::{ExposeSecret as _, SecretString};
 use time::UtcOffset;
 
 use crate::{
     cli::Global,
     config::{Config, Profile},
-    failure::{Failure, code, out_line},
-    login, status,
+    failure::{Failure, code},
+    logins,
 };
+
+/// The variable that names the profile a command uses when none is given.
+pub(crate) const ENV_PROFILE: &str = "KUNCI_PROFILE";
 
 /// What every profile command needs: the config, the store and the HTTP settings.
 #[derive(Debug)]
@@ -23,9 +31,13 @@ pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) spec: StoreSpec,
     cipher: Option<Cipher>,
-    store_ca: Option<std::path::PathBuf>,
+    store_ca: Option<PathBuf>,
     pub(crate) http: HttpConfig,
     pub(crate) timeout: Duration,
+    /// The wall clock expiry dates are read from.
+    pub(crate) clock: SystemClock,
+    /// The local UTC offset, when it is known and the command shows local times.
+    pub(crate) offset: Option<UtcOffset>,
 }
 
 impl Context {
@@ -65,10 +77,32 @@ impl Context {
             store_ca: global.store_ca.clone(),
             http,
             timeout: global.timeout,
+            clock: SystemClock::new(),
+            offset: None,
         })
     }
 
-    /// Opens the store (connects, for Redis and PostgreSQL).
+    /// Shows times in `offset` (read by `main` while it was the only thread).
+    #[must_use]
+    pub(crate) fn with_local_offset(mut self, offset: Option<UtcOffset>) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The profile a command names, else the default one: the command line, then
+    /// `KUNCI_PROFILE`, then the config file's `default_profile`.
+    pub(crate) fn profile(&self, named: Option<&str>) -> Result<Profile, Failure> {
+        let from_env = std::env::var(ENV_PROFILE).ok();
+        let name = default_profile(named, from_env.as_deref(), self.config.default_profile.as_deref())
+            .ok_or_else(|| {
+                Failure::configuration("no PROFILE was given").hint(format!(
+                    "name one (`kunci token sehatmu`), set {ENV_PROFILE}, or set `default_profile` in the config file"
+                ))
+            })?;
+        self.config.profile(name)
+    }
+
+    /// Opens the store (connects, for Redis and PostgreSQL; creates a file store's directory).
     pub(crate) async fn open_store(&self) -> Result<SharedTokenStore, Failure> {
         self.spec
             .open_with(self.cipher.clone(), self.store_ca.as_deref())
@@ -79,6 +113,30 @@ impl Context {
                     self.spec.describe()
                 ))
             })
+    }
+
+    /// Opens the store to read it, and answers it with its description. A file store whose
+    /// directory does not exist holds nothing: it is not created, and an empty store stands
+    /// in for it (commands that only read create no directory).
+    pub(crate) async fn open_store_to_read(&self) -> Result<(SharedTokenStore, String), Failure> {
+        let dir = match &self.spec {
+            StoreSpec::File(dir) => Some(dir.clone()),
+            StoreSpec::DefaultFile => kunci::FileStore::default_location().ok(),
+            _ => None,
+        };
+        if let Some(dir) = dir
+            && self.store_ca.is_none()
+            && !dir.exists()
+        {
+            tracing::debug!(dir = %dir.display(), "the store directory does not exist: nothing is stored");
+            return Ok((
+                SharedTokenStore::new(MemoryStore::new()),
+                self.spec.describe(),
+            ));
+        }
+        let store = self.open_store().await?;
+        let described = store.describe();
+        Ok((store, described))
     }
 
     /// The refresh policy: the default, with room for one request of `--timeout`.
@@ -96,7 +154,7 @@ impl Context {
         profile: &Profile,
         store: &SharedTokenStore,
     ) -> Result<HashMap<String, String>, Failure> {
-        let login = login::load(store, profile).await?;
+        let login = logins::load(store, profile).await?;
         profile.variables(&login, &|name| std::env::var(name).ok())
     }
 
@@ -107,18 +165,26 @@ impl Context {
         store: &SharedTokenStore,
     ) -> Result<(SharedTokenSource, StoreKey), Failure> {
         let vars = self.variables(profile, store).await?;
-        let lookup = |name: &str| vars.get(name).cloned();
-        let hint = |e: kunci::Error| configuration_hint(e.into(), profile);
-        // Building a source is cheap: its HTTP client is built only if a request is sent.
+        self.source_from(profile, &vars)
+            .map_err(|e| configuration_hint(e, profile))
+    }
+
+    /// The source `vars` configure for `profile`, and its store key. Building a source is
+    /// cheap: its HTTP client is built only if a request is sent.
+    pub(crate) fn source_from(
+        &self,
+        profile: &Profile,
+        vars: &HashMap<String, String>,
+    ) -> Result<(SharedTokenSource, StoreKey), Failure> {
         let source = profile
             .kind
-            .source_from_lookup(&lookup, self.http.clone())
-            .map_err(hint)?;
+            .source_from_lookup(&|name| vars.get(name).cloned(), self.http.clone())?;
         let key = store_key(&source)?;
         Ok((source, key))
     }
 
-    async fn manager(
+    /// A manager of `source`'s token under `key` in `store`, with this context's policy.
+    pub(crate) async fn manager(
         &self,
         source: SharedTokenSource,
         key: StoreKey,
@@ -130,6 +196,20 @@ impl Context {
             .build()
             .await?)
     }
+}
+
+/// The profile to use: the one `named` on the command line, else `from_env`
+/// (`KUNCI_PROFILE`), else the config file's `default_profile`; empty values count as unset.
+pub(crate) fn default_profile<'a>(
+    named: Option<&'a str>,
+    from_env: Option<&'a str>,
+    from_file: Option<&'a str>,
+) -> Option<&'a str> {
+    [named, from_env, from_file]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|name| !name.is_empty())
 }
 
 /// The store key of the account `source` serves: its own, else `<name>:default` (the
@@ -161,7 +241,7 @@ pub(crate) fn configuration_hint(failure: Failure, profile: &Profile) -> Failure
 }
 
 /// Adds what to do after a rejection.
-fn outcome_hint(failure: Failure, profile: &Profile) -> Failure {
+pub(crate) fn outcome_hint(failure: Failure, profile: &Profile) -> Failure {
     match failure.code {
         code::REAUTHENTICATE => failure.or_hint(format!(
             "run `kunci login {0}` with new credentials (or `kunci logout {0}` before setting new environment variables)",
@@ -171,253 +251,22 @@ fn outcome_hint(failure: Failure, profile: &Profile) -> Failure {
     }
 }
 
-async fn fetch(ctx: &Context, profile_name: &str) -> Result<(Profile, kunci::TokenGuard), Failure> {
-    let profile = ctx.config.profile(profile_name)?;
-    let store = ctx.open_store().await?;
-    let (source, key) = ctx.source(&profile, &store).await?;
-    let manager = ctx.manager(source, key, store).await?;
-    let token = manager
-        .token()
-        .await
-        .map_err(|e| outcome_hint(e.into(), &profile))?;
-    Ok((profile, token))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `kunci token PROFILE`: from a running agent when one answers, else alone.
-pub(crate) async fn token(ctx: &Context, profile: &str) -> Result<(), Failure> {
-    let name = ctx.config.profile(profile)?.name;
-    if let Some(reply) = crate::agent::client::ask(&name, ctx.timeout).await? {
-        return out_line(reply.token.expose_secret());
+    #[test]
+    fn the_profile_named_on_the_command_line_wins_over_kunci_profile_which_wins_over_the_file() {
+        assert_eq!(
+            default_profile(Some("flag"), Some("env"), Some("file")),
+            Some("flag")
+        );
+        assert_eq!(
+            default_profile(None, Some("env"), Some("file")),
+            Some("env")
+        );
+        assert_eq!(default_profile(None, None, Some("file")), Some("file"));
+        assert_eq!(default_profile(None, Some(""), Some("file")), Some("file"));
+        assert_eq!(default_profile(None, None, None), None);
     }
-    let (_, token) = fetch(ctx, profile).await?;
-    out_line(token.secret().expose_secret())
-}
-
-/// `kunci header PROFILE`: from a running agent when one answers, else alone.
-pub(crate) async fn header(ctx: &Context, profile: &str) -> Result<(), Failure> {
-    let name = ctx.config.profile(profile)?.name;
-    if let Some(reply) = crate::agent::client::ask(&name, ctx.timeout).await? {
-        return out_line(&format!(
-            "Authorization: {} {}",
-            reply.scheme,
-            reply.token.expose_secret()
-        ));
-    }
-    let (_, token) = fetch(ctx, profile).await?;
-    out_line(&format!(
-        "Authorization: {} {}",
-        token.scheme(),
-        token.secret().expose_secret()
-    ))
-}
-
-/// `kunci verify PROFILE`: Stamps' verify-token on the current token.
-pub(crate) async fn verify(ctx: &Context, profile_name: &str) -> Result<(), Failure> {
-    let profile = ctx.config.profile(profile_name)?;
-    if profile.kind != ProviderKind::Stamps {
-        return Err(Failure::configuration(format!(
-            "`kunci verify` is for Stamps tokens; profile `{}` is {}",
-            profile.name,
-            profile.kind.display_name()
-        )));
-    }
-    let store = ctx.open_store().await?;
-    let vars = ctx.variables(&profile, &store).await?;
-    let source =
-        stamps::StampsSource::from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
-            .map_err(|e| configuration_hint(e.into(), &profile))?;
-    if matches!(
-        source.config().credentials(),
-        stamps::Credentials::Static(_)
-    ) {
-        return Err(Failure::configuration(
-            "a Stamps static token is not a JWT and cannot be verified (verify-token checks access tokens from STAMPS_TOKEN and STAMPS_MERCHANT_ID)",
-        ));
-    }
-    let key = source.config().store_key();
-    let manager = ctx
-        .manager(SharedTokenSource::new(source.clone()), key, store)
-        .await?;
-    let token = manager
-        .token()
-        .await
-        .map_err(|e| outcome_hint(e.into(), &profile))?;
-    match source.verify(token.secret()).await? {
-        stamps::Verification::Valid(claims) => {
-            // Every claim as Stamps wrote it (a `user_id` string stays a string), documented
-            // ones first in simplejwt's order.
-            let text = serde_json::to_string_pretty(&claims)
-                .map_err(|e| Failure::new(code::OTHER, format!("cannot render the claims: {e}")))?;
-            out_line(&text)
-        }
-        stamps::Verification::Rejected(rejection) if rejection.is_token_not_valid() => {
-            Err(Failure::new(
-                code::REAUTHENTICATE,
-                format!("stamps refused the stored token: {rejection}"),
-            )
-            .hint(format!(
-                "run `kunci logout {0}` and `kunci token {0}` to get a new one",
-                profile.name
-            )))
-        }
-        stamps::Verification::Rejected(rejection) => Err(Failure::new(
-            code::REAUTHENTICATE,
-            format!("stamps refused the credential behind the stored token: {rejection}"),
-        )
-        .hint(
-            "a new token will not help: check STAMPS_TOKEN and STAMPS_MERCHANT_ID, or ask Stamps about the account",
-        )),
-        other => Err(Failure::new(
-            code::PROTOCOL,
-            format!("stamps answered verify-token in an unknown way: {other:?}"),
-        )),
-    }
-}
-
-/// `kunci logout PROFILE`: removes the token entry and the saved login.
-pub(crate) async fn logout(ctx: &Context, profile_name: &str) -> Result<(), Failure> {
-    let profile = ctx.config.profile(profile_name)?;
-    let store = ctx.open_store().await?;
-    let login_key = profile.login_key()?;
-    let had_login = store
-        .load(&login_key)
-        .await
-        .map_err(kunci::Error::from)?
-        .is_some();
-    let token_key = match ctx.source(&profile, &store).await {
-        Ok((_, key)) => Some(key),
-        Err(e) if e.code == code::CONFIGURATION => None,
-        Err(e) => return Err(e),
-    };
-    let mut removed = Vec::new();
-    if let Some(key) = &token_key {
-        let had_token = store.load(key).await.map_err(kunci::Error::from)?.is_some();
-        store.delete(key).await.map_err(kunci::Error::from)?;
-        if had_token {
-            removed.push(format!("the token entry `{key}`"));
-        }
-    }
-    if had_login {
-        store.delete(&login_key).await.map_err(kunci::Error::from)?;
-        removed.push("the saved login".to_owned());
-    }
-    if token_key.is_none() && !had_login {
-        return Err(Failure::configuration(format!(
-            "cannot tell which account profile `{}` is: its variables are not set and there is no saved login",
-            profile.name
-        ))
-        .hint("set the same variables as for `kunci token`"));
-    }
-    let what = if removed.is_empty() {
-        "nothing was stored".to_owned()
-    } else {
-        format!("removed {}", removed.join(" and "))
-    };
-    crate::failure::err_line(&format!("{}: {what} ({})", profile.name, store.describe()));
-    Ok(())
-}
-
-/// `kunci status [PROFILE]`.
-pub(crate) async fn status(
-    ctx: &Context,
-    profile: Option<&str>,
-    offset: Option<UtcOffset>,
-) -> Result<(), Failure> {
-    let store = ctx.open_store().await?;
-    let clock = SystemClock::new();
-    // In a listing an unconfigured profile is a row; asked for by name, it is an error.
-    let listing = profile.is_none();
-    let profiles = match profile {
-        Some(name) => vec![ctx.config.profile(name)?],
-        None => {
-            let mut profiles: Vec<Profile> = ctx.config.profiles.values().cloned().collect();
-            for kind in ProviderKind::all() {
-                if ctx.config.profiles.contains_key(kind.name()) {
-                    continue;
-                }
-                let profile = ctx.config.profile(kind.name())?;
-                let any_env = kind
-                    .variables()
-                    .iter()
-                    .any(|v| std::env::var_os(v.name).is_some());
-                let has_login = store
-                    .load(&profile.login_key()?)
-                    .await
-                    .map_err(kunci::Error::from)?
-                    .is_some();
-                if any_env || has_login {
-                    profiles.push(profile);
-                }
-            }
-            profiles
-        }
-    };
-    let mut rows = Vec::new();
-    for profile in &profiles {
-        let row = match ctx.source(profile, &store).await {
-            Ok((source, key)) => {
-                let entry = store.load(&key).await.map_err(kunci::Error::from)?;
-                status::Row::from_entry(profile, &key, entry.as_ref(), &clock, offset)
-                    .with_credential_expiry(source.credential_expires_at())
-            }
-            Err(e) if e.code == code::CONFIGURATION && listing => {
-                status::Row::not_configured(profile)
-            }
-            Err(e) => return Err(e),
-        };
-        rows.push(row);
-    }
-    if rows.is_empty() {
-        crate::failure::err_line(&format!(
-            "no profile is configured: set a provider's variables, run `kunci login PROVIDER`, or add profiles to the config file (store: {})",
-            ctx.spec.describe()
-        ));
-        return Ok(());
-    }
-    let table = status::render(&rows, &store.describe(), offset, &clock);
-    out_line(table.trim_end())
-}
-
-/// Saves the login of `profile` and drops the token entry of the account it names. Answers
-/// that account's store key and the source the login configures.
-pub(crate) async fn save_login(
-    ctx: &Context,
-    profile: &Profile,
-    store: &SharedTokenStore,
-    secrets: HashMap<String, String>,
-) -> Result<(StoreKey, SharedTokenSource), Failure> {
-    let vars = profile.variables(&secrets, &|name| std::env::var(name).ok())?;
-    // For a bare provider name the environment wins over a saved login; here the values just
-    // typed must be the ones checked, so they are laid over the environment's.
-    let vars: HashMap<String, String> = vars.into_iter().chain(secrets.clone()).collect();
-    let source = profile
-        .kind
-        .source_from_lookup(&|name| vars.get(name).cloned(), ctx.http.clone())
-        .map_err(|e| Failure::from(e).hint("nothing was saved"))?;
-    let key = store_key(&source)?;
-    let login_key = profile.login_key()?;
-    let json = serde_json::to_string(&secrets)
-        .map_err(|e| Failure::new(code::OTHER, format!("cannot encode the login: {e}")))?;
-    let mut entry = StoredEntry::default();
-    entry.refresh = Some(SecretString::from(json));
-    for _ in 0..3 {
-        let version = store
-            .load(&login_key)
-            .await
-            .map_err(kunci::Error::from)?
-            .map_or(0, |e| e.version);
-        match store.save(&login_key, &entry, version).await {
-            Ok(_) => {
-                // A token or rotated refresh token of the old login must not outlive it.
-                store.delete(&key).await.map_err(kunci::Error::from)?;
-                return Ok((key, source));
-            }
-            Err(auth_core::StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(kunci::Error::from(e).into()),
-        }
-    }
-    Err(Failure::new(
-        code::UNAVAILABLE,
-        "the saved login kept being changed by another process; try again",
-    ))
 }

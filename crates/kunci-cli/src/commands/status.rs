@@ -1,23 +1,90 @@
-//! The `kunci status` table: what the store holds for each profile, never a secret.
+//! `kunci status [PROFILE] [--json]`: what the store holds for each profile — state, expiry,
+//! key, store — as a table or as JSON, never a secret. It only reads: a store that does not
+//! exist is not created.
 
-use std::time::Duration;
+use auth_core::{Clock, StoreKey, StoredEntry};
+use kunci::ProviderKind;
+use time::{OffsetDateTime, UtcOffset};
 
-use auth_core::{Clock, Freshness, RefreshPolicy, StoreKey, StoredEntry};
-use time::{OffsetDateTime, UtcOffset, macros::format_description};
+use crate::{
+    config::Profile,
+    context::Context,
+    failure::{Failure, code},
+    logins,
+    output::{State, err_line, local_time, out_json, out_line, relative, rfc3339},
+};
 
-use crate::config::Profile;
+/// `kunci status [PROFILE]`.
+pub(crate) async fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<(), Failure> {
+    let (store, described) = ctx.open_store_to_read().await?;
+    // In a listing an unconfigured profile is a row; asked for by name, it is an error.
+    let listing = profile.is_none();
+    let profiles = match profile {
+        Some(name) => vec![ctx.config.profile(name)?],
+        None => {
+            let mut profiles: Vec<Profile> = ctx.config.profiles.values().cloned().collect();
+            for kind in ProviderKind::all() {
+                if ctx.config.profiles.contains_key(kind.name()) {
+                    continue;
+                }
+                let profile = ctx.config.profile(kind.name())?;
+                let any_env = kind
+                    .variables()
+                    .iter()
+                    .any(|v| std::env::var_os(v.name).is_some());
+                if any_env || logins::exists(&store, &profile).await? {
+                    profiles.push(profile);
+                }
+            }
+            profiles
+        }
+    };
+    let mut rows = Vec::new();
+    for profile in &profiles {
+        let row = match ctx.source(profile, &store).await {
+            Ok((source, key)) => {
+                let entry = store.load(&key).await.map_err(kunci::Error::from)?;
+                Row::from_entry(profile, &key, entry.as_ref(), &ctx.clock)
+                    .with_credential_expiry(source.credential_expires_at())
+            }
+            Err(e) if e.code == code::CONFIGURATION && listing => Row::not_configured(profile),
+            Err(e) => return Err(e),
+        };
+        rows.push(row);
+    }
+    if json {
+        return out_json(&StatusJson {
+            store: &described,
+            profiles: rows.iter().map(RowJson::from).collect(),
+        });
+    }
+    if rows.is_empty() {
+        err_line(&format!(
+            "no profile is configured: set a provider's variables, run `kunci login PROVIDER`, or add profiles to the config file (store: {described})"
+        ));
+        return Ok(());
+    }
+    let table = render(&rows, &described, ctx.offset, &ctx.clock);
+    out_line(table.trim_end())
+}
 
-/// One line of the table.
+/// What the store holds for one profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Row {
     pub(crate) profile: String,
     pub(crate) provider: &'static str,
-    pub(crate) key: String,
-    pub(crate) state: String,
-    pub(crate) expires: String,
-    pub(crate) remaining: String,
+    /// The account's store key; `None` when the profile is not configured.
+    pub(crate) key: Option<String>,
+    pub(crate) state: State,
+    /// When the stored token expires (`None`: no token, or one that never expires).
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    /// A stored token that never expires.
+    pub(crate) permanent: bool,
+    /// Until when nothing is sent after a failed attempt, when that is still ahead.
+    pub(crate) cooldown_until: Option<OffsetDateTime>,
     /// When the configured credential stops working (Kalsel.dev's refresh token), if known.
     pub(crate) credential_expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
 }
 
 impl Row {
@@ -26,11 +93,13 @@ impl Row {
         Self {
             profile: profile.name.clone(),
             provider: profile.kind.name(),
-            key: "-".to_owned(),
-            state: "not configured".to_owned(),
-            expires: "-".to_owned(),
-            remaining: "-".to_owned(),
+            key: None,
+            state: State::None,
+            expires_at: None,
+            permanent: false,
+            cooldown_until: None,
             credential_expires_at: None,
+            now: OffsetDateTime::UNIX_EPOCH,
         }
     }
 
@@ -47,48 +116,49 @@ impl Row {
         key: &StoreKey,
         entry: Option<&StoredEntry>,
         clock: &dyn Clock,
-        offset: Option<UtcOffset>,
     ) -> Self {
         let now = clock.now();
         let token = entry.and_then(|e| e.token.as_ref());
-        let cooling = entry
-            .and_then(|e| e.cooldown_until)
-            .filter(|until| *until > now);
-        let freshness = token.map(|t| {
-            let mono = clock.monotonic();
-            RefreshPolicy::default()
-                .deadlines(t.issued_at(), t.expires_at(), now, mono, 0.0)
-                .freshness(mono)
-        });
-        let mut state = match freshness {
-            None => "none".to_owned(),
-            Some(Freshness::Fresh) => "fresh".to_owned(),
-            Some(Freshness::Expiring) => "expiring".to_owned(),
-            Some(Freshness::Expired) => "expired".to_owned(),
-        };
-        if let Some(until) = cooling {
-            let until = local_time(until, offset);
-            state = if token.is_some() {
-                format!("{state}, cooling down until {until}")
-            } else {
-                format!("cooling down until {until}")
-            };
-        }
-        let (expires, remaining) = match token {
-            None => ("-".to_owned(), "-".to_owned()),
-            Some(t) => match t.expires_at() {
-                None => ("never".to_owned(), "-".to_owned()),
-                Some(at) => (local_time(at, offset), relative(at - now)),
-            },
-        };
         Self {
             profile: profile.name.clone(),
             provider: profile.kind.name(),
-            key: key.to_string(),
-            state,
-            expires,
-            remaining,
+            key: Some(key.to_string()),
+            state: State::of(token, clock),
+            expires_at: token.and_then(|t| t.expires_at()),
+            permanent: token.is_some_and(|t| t.expires_at().is_none()),
+            cooldown_until: entry
+                .and_then(|e| e.cooldown_until)
+                .filter(|until| *until > now),
             credential_expires_at: None,
+            now,
+        }
+    }
+
+    /// The STATE cell: `fresh`, `expiring`, `expired`, `none`, `not configured`, with a
+    /// cool-down after it.
+    fn state_text(&self, offset: Option<UtcOffset>) -> String {
+        if self.key.is_none() {
+            return "not configured".to_owned();
+        }
+        match (self.cooldown_until, self.state) {
+            (None, state) => state.as_str().to_owned(),
+            (Some(until), State::None) => {
+                format!("cooling down until {}", local_time(until, offset))
+            }
+            (Some(until), state) => format!(
+                "{}, cooling down until {}",
+                state.as_str(),
+                local_time(until, offset)
+            ),
+        }
+    }
+
+    /// The EXPIRES cell: `-`, `never`, or the local time and how far it is.
+    fn expires_text(&self, offset: Option<UtcOffset>) -> String {
+        match self.expires_at {
+            None if self.permanent => "never".to_owned(),
+            None => "-".to_owned(),
+            Some(at) => format!("{} ({})", local_time(at, offset), relative(at - self.now)),
         }
     }
 
@@ -121,41 +191,41 @@ impl Row {
     }
 }
 
-/// `2026-11-22 14:03:12 +07:00` in the local offset (UTC when it is unknown, and when the
-/// moment cannot be shown in the local offset: 9999-12-31 23:59:59 UTC is in the year 10000
-/// at +07:00).
-pub(crate) fn local_time(at: OffsetDateTime, offset: Option<UtcOffset>) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory]:[offset_minute]"
-    );
-    at.checked_to_offset(offset.unwrap_or(UtcOffset::UTC))
-        .unwrap_or_else(|| at.to_offset(UtcOffset::UTC))
-        .format(format)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+/// `kunci status --json` (documented in docs/cli.md): no secret can be in it, as [`Row`]
+/// holds none.
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    store: &'a str,
+    profiles: Vec<RowJson<'a>>,
 }
 
-/// `in 3h 12m`, `in 42s`, `5m 3s ago`.
-pub(crate) fn relative(d: time::Duration) -> String {
-    let text = human(Duration::from_secs(d.whole_seconds().unsigned_abs()));
-    if d.is_negative() {
-        format!("{text} ago")
-    } else {
-        format!("in {text}")
-    }
+#[derive(serde::Serialize)]
+struct RowJson<'a> {
+    profile: &'a str,
+    provider: &'static str,
+    /// `false`: the profile's variables are missing or wrong (`key` and the rest are null).
+    configured: bool,
+    key: Option<&'a str>,
+    /// `fresh`, `expiring`, `expired`, `none` (nothing stored); null when not configured.
+    state: Option<State>,
+    expires_at: Option<String>,
+    cooldown_until: Option<String>,
+    credential_expires_at: Option<String>,
 }
 
-/// `3d 4h`, `3h 12m`, `5m 3s`, `42s`: the two largest units.
-pub(crate) fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
-    } else if hours > 0 {
-        format!("{hours}h {minutes}m")
-    } else if minutes > 0 {
-        format!("{minutes}m {seconds}s")
-    } else {
-        format!("{seconds}s")
+impl<'a> From<&'a Row> for RowJson<'a> {
+    fn from(row: &'a Row) -> Self {
+        let configured = row.key.is_some();
+        Self {
+            profile: &row.profile,
+            provider: row.provider,
+            configured,
+            key: row.key.as_deref(),
+            state: configured.then_some(row.state),
+            expires_at: row.expires_at.and_then(rfc3339),
+            cooldown_until: row.cooldown_until.and_then(rfc3339),
+            credential_expires_at: row.credential_expires_at.and_then(rfc3339),
+        }
     }
 }
 
@@ -168,26 +238,26 @@ pub(crate) fn render(
     clock: &dyn Clock,
 ) -> String {
     let header = ["PROFILE", "PROVIDER", "STATE", "EXPIRES", "KEY", "STORE"];
-    let expiries: Vec<String> = rows
+    let texts: Vec<[String; 3]> = rows
         .iter()
         .map(|r| {
-            if r.remaining == "-" {
-                r.expires.clone()
-            } else {
-                format!("{} ({})", r.expires, r.remaining)
-            }
+            [
+                r.state_text(offset),
+                r.expires_text(offset),
+                r.key.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
         })
         .collect();
     let cells: Vec<[&str; 6]> = rows
         .iter()
-        .zip(&expiries)
-        .map(|(r, expires)| {
+        .zip(&texts)
+        .map(|(r, [state, expires, key])| {
             [
                 r.profile.as_str(),
                 r.provider,
-                r.state.as_str(),
+                state.as_str(),
                 expires.as_str(),
-                r.key.as_str(),
+                key.as_str(),
                 store,
             ]
         })
@@ -201,10 +271,8 @@ pub(crate) fn render(
     let line = |cells: &[&str; 6]| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(cell);
+            out.push_str(cell);
+            if i + 1 < cells.len() {
                 out.push_str(&" ".repeat(w - cell.chars().count() + 2));
             }
         }
@@ -237,25 +305,6 @@ mod tests {
     use crate::config::Config;
 
     #[test]
-    fn durations() {
-        assert_eq!(human(Duration::from_secs(3 * 3600 + 12 * 60 + 5)), "3h 12m");
-        assert_eq!(human(Duration::from_secs(42)), "42s");
-        assert_eq!(human(Duration::from_secs(2 * 86_400 + 3600)), "2d 1h");
-        assert_eq!(relative(time::Duration::seconds(-303)), "5m 3s ago");
-        assert_eq!(relative(time::Duration::seconds(65)), "in 1m 5s");
-    }
-
-    #[test]
-    fn local_times() {
-        let at = datetime!(2026-11-22 07:00:00 UTC);
-        assert_eq!(
-            local_time(at, Some(offset!(+7))),
-            "2026-11-22 14:00:00 +07:00"
-        );
-        assert_eq!(local_time(at, None), "2026-11-22 07:00:00 +00:00");
-    }
-
-    #[test]
     fn far_future_and_far_past_times_never_panic_in_a_non_utc_offset() {
         let end = datetime!(9999-12-31 23:59:59 UTC);
         // +07:00 would be the year 10000: shown in UTC instead
@@ -276,7 +325,6 @@ mod tests {
                 &key,
                 Some(&StoredEntry::with_token(token)),
                 &*clock,
-                Some(offset!(+7)),
             )
             .with_credential_expiry(Some(at));
             let table = render(&[row], "memory:", Some(offset!(+7)), &*clock);
@@ -290,10 +338,8 @@ mod tests {
         let clock: Arc<ManualClock> = ManualClock::new(now);
         let profile = Config::default().profile("kalsel").unwrap();
         let key = StoreKey::new("kalsel:default").unwrap();
-        let row = |at| {
-            Row::from_entry(&profile, &key, None, &*clock, Some(offset!(+7)))
-                .with_credential_expiry(Some(at))
-        };
+        let row =
+            |at| Row::from_entry(&profile, &key, None, &*clock).with_credential_expiry(Some(at));
         let week = row(now + time::Duration::days(7));
         assert_eq!(
             week.credential_note(now, Some(offset!(+7))).unwrap(),
@@ -330,8 +376,14 @@ mod tests {
         let clock: Arc<ManualClock> = ManualClock::new(now);
         let profile = Config::default().profile("sehatmu").unwrap();
         let key = StoreKey::new("sehatmu:abc").unwrap();
-        let row = Row::from_entry(&profile, &key, None, &*clock, None);
-        assert_eq!((row.state.as_str(), row.expires.as_str()), ("none", "-"));
+        let row = Row::from_entry(&profile, &key, None, &*clock);
+        assert_eq!(
+            (
+                row.state_text(None).as_str(),
+                row.expires_text(None).as_str()
+            ),
+            ("none", "-")
+        );
 
         let token = Token::bearer(
             SecretString::from("t0k3n"),
@@ -341,14 +393,33 @@ mod tests {
         .unwrap();
         let mut entry = StoredEntry::with_token(token);
         entry.cooldown_until = Some(now + time::Duration::minutes(1));
-        let row = Row::from_entry(&profile, &key, Some(&entry), &*clock, Some(offset!(+7)));
+        let row = Row::from_entry(&profile, &key, Some(&entry), &*clock);
         assert_eq!(
-            row.state,
-            "fresh, cooling down until 2026-11-22 07:01:00 +07:00".replace("07:01", "14:01")
+            row.state_text(Some(offset!(+7))),
+            "fresh, cooling down until 2026-11-22 14:01:00 +07:00"
         );
-        assert_eq!(row.remaining, "in 3h 0m");
-        let table = render(&[row], "memory:", Some(offset!(+7)), &*clock);
+        assert!(row.expires_text(Some(offset!(+7))).ends_with("(in 3h 0m)"));
+        let table = render(
+            std::slice::from_ref(&row),
+            "memory:",
+            Some(offset!(+7)),
+            &*clock,
+        );
         assert!(table.starts_with("PROFILE"), "{table}");
         assert!(!table.contains("t0k3n"));
+        let json = serde_json::to_string(&RowJson::from(&row)).unwrap();
+        assert!(!json.contains("t0k3n"), "{json}");
+        assert!(
+            json.contains(r#""state":"fresh""#)
+                && json.contains(r#""expires_at":"2026-11-22T10:00:00Z""#),
+            "{json}"
+        );
+        let unconfigured =
+            serde_json::to_string(&RowJson::from(&Row::not_configured(&profile))).unwrap();
+        assert!(
+            unconfigured.contains(r#""configured":false"#)
+                && unconfigured.contains(r#""state":null"#),
+            "{unconfigured}"
+        );
     }
 }
