@@ -65,14 +65,14 @@ pub(crate) async fn run(
             "nothing was entered; nothing was saved",
         ));
     }
-    let (key, _) = save_login(ctx, &profile, &store, secrets.clone()).await?;
+    let (key, _, kept) = save_login(ctx, &profile, &store, secrets.clone()).await?;
     let mut names: Vec<&str> = secrets.keys().map(String::as_str).collect();
     names.sort_unstable();
     err_line(&format!(
         "{}: saved {} for {key} in {}",
         profile.name,
         names.join(", "),
-        store.describe()
+        where_kept(kept, &store)
     ));
     Ok(())
 }
@@ -119,7 +119,7 @@ async fn with_password(ctx: &Context, profile: &Profile, email: &str) -> Result<
         kalsel::ENV_REFRESH_TOKEN.to_owned(),
         login.refresh_token.expose_secret().to_owned(),
     )]);
-    let (key, source) = save_login(ctx, profile, &store, secrets).await?;
+    let (key, source, kept) = save_login(ctx, profile, &store, secrets).await?;
     // Best effort: without it the next command refreshes once. Tied to the new login's
     // credential, as the manager ties what it saves, or the manager would not adopt it.
     let mut entry = StoredEntry::with_token(login.access_token);
@@ -141,19 +141,27 @@ async fn with_password(ctx: &Context, profile: &Profile, email: &str) -> Result<
         profile.name,
         request.email(),
         kalsel::ENV_REFRESH_TOKEN,
-        store.describe()
+        where_kept(kept, &store)
     ));
     Ok(())
 }
 
+/// `file:/home/me/.local/share/kunci`, or `the OS keychain (named in file:…)`.
+fn where_kept(kept: logins::Kept, store: &SharedTokenStore) -> String {
+    match kept {
+        logins::Kept::Store => store.describe(),
+        logins::Kept::Keychain => format!("the OS keychain (named in {})", store.describe()),
+    }
+}
+
 /// Saves the login of `profile` and drops the token entry of the account it names. Answers
-/// that account's store key and the source the login configures.
+/// that account's store key, the source the login configures and where the secrets were kept.
 async fn save_login(
     ctx: &Context,
     profile: &Profile,
     store: &SharedTokenStore,
     secrets: HashMap<String, String>,
-) -> Result<(StoreKey, SharedTokenSource), Failure> {
+) -> Result<(StoreKey, SharedTokenSource, logins::Kept), Failure> {
     let vars = profile.variables(&secrets, &|name| std::env::var(name).ok())?;
     // For a bare provider name the environment wins over a saved login; here the values just
     // typed must be the ones checked, so they are laid over the environment's.
@@ -161,8 +169,8 @@ async fn save_login(
     let (source, key) = ctx
         .source_from(profile, &vars)
         .map_err(|e| e.hint("nothing was saved"))?;
-    logins::save(store, profile, &secrets, &key).await?;
-    Ok((key, source))
+    let kept = logins::save(store, profile, &secrets, &key).await?;
+    Ok((key, source, kept))
 }
 
 /// The password: without echo on a terminal, else stdin's first line.

@@ -21,7 +21,6 @@ pub(crate) async fn run(ctx: &Context, profile: Option<&str>) -> Result<(), Fail
     let profile = ctx.profile(profile)?;
     let (store, described) = ctx.open_store_to_read().await?;
     let login = logins::load(&store, &profile).await.unwrap_or_default();
-    let had_login = logins::exists(&store, &profile).await?;
     let vars = profile.available_variables(&login, &|name| std::env::var(name).ok());
     let token_key = account_key(ctx, &profile, &vars);
     let mut removed = Vec::new();
@@ -32,11 +31,8 @@ pub(crate) async fn run(ctx: &Context, profile: Option<&str>) -> Result<(), Fail
             removed.push(format!("the token entry `{key}`"));
         }
     }
+    let had_login = logins::delete(&store, &profile).await?;
     if had_login {
-        store
-            .delete(&profile.login_key()?)
-            .await
-            .map_err(kunci::Error::from)?;
         removed.push("the saved login".to_owned());
     }
     if token_key.is_none() && !had_login {

@@ -81,12 +81,11 @@ impl Kunci {
         let input = input.to_owned();
         let output = tokio::task::spawn_blocking(move || {
             let mut child = cmd.spawn().unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            // A command refused before it reads stdin may be gone already: a broken pipe.
+            match child.stdin.take().unwrap().write_all(input.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.unwrap(),
+            }
             child.wait_with_output().unwrap()
         })
         .await
