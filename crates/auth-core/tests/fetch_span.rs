@@ -29,8 +29,18 @@ impl Write for Buf {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn fetch_span_records_provider_and_outcome_but_no_secret() {
+impl Buf {
+    /// What was logged, once the spans that were open have closed.
+    async fn logs(&self) -> String {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Captures this thread's logs, spans' closing included, until the guard is dropped.
+fn capture() -> (Buf, tracing::subscriber::DefaultGuard) {
     let buf = Buf::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -38,7 +48,12 @@ async fn fetch_span_records_provider_and_outcome_but_no_secret() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_span_records_provider_and_outcome_but_no_secret() {
+    let (buf, _guard) = capture();
     let source = from_fn("test", |req: FetchRequest| async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
         Ok(Fetched::new(Token::bearer(
@@ -56,10 +71,7 @@ async fn fetch_span_records_provider_and_outcome_but_no_secret() {
         .build()
         .unwrap();
     m.token().await.unwrap();
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = buf.logs().await;
     assert!(logs.contains("kunci.fetch"), "{logs}");
     assert!(
         logs.contains("provider=\"test\"") || logs.contains("provider=test"),
@@ -92,14 +104,7 @@ impl Clock for CoarseClock {
 
 #[tokio::test(start_paused = true)]
 async fn the_fetch_spans_latency_comes_from_the_precise_clock_to_the_microsecond() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = capture();
     // The request takes exactly 5.25 ms of (paused, injected) time: a coarse reading would
     // report 4 or 8.
     let source = from_fn("test", |req: FetchRequest| async move {
@@ -119,9 +124,6 @@ async fn the_fetch_spans_latency_comes_from_the_precise_clock_to_the_microsecond
         .build()
         .unwrap();
     m.token().await.unwrap();
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = buf.logs().await;
     assert!(logs.contains("latency_ms=5.25"), "{logs}");
 }

@@ -155,6 +155,14 @@ mod tests {
             "2026-11-22 14:00:00 +07:00"
         );
         assert_eq!(local_time(at, None), "2026-11-22 07:00:00 +00:00");
+        // +07:00 would be the year 10000: shown in UTC instead
+        let end = datetime!(9999-12-31 23:59:59 UTC);
+        assert_eq!(
+            local_time(end, Some(offset!(+7))),
+            "9999-12-31 23:59:59 +00:00"
+        );
+        let start = datetime!(-9999-01-01 00:00:00 UTC);
+        assert!(!local_time(start, Some(offset!(-7))).is_empty());
     }
 
     #[test]
