@@ -10,8 +10,8 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use auth_core::{MemoryStore, RefreshPolicy, StoreKey, SystemClock};
 use kunci::{
-    Cipher, HttpConfig, ManagerBuilder, SharedTokenSource, SharedTokenStore, StoreSpec,
-    TokenManager,
+    Cipher, HttpConfig, ManagerBuilder, ProviderKind, SharedTokenSource, SharedTokenStore,
+    StoreSpec, TokenManager,
 };
 use time::UtcOffset;
 
@@ -100,6 +100,29 @@ impl Context {
                 ))
             })?;
         self.config.profile(name)
+    }
+
+    /// Every config profile, and every provider with a variable set or a saved login in
+    /// `store`: what `kunci status` lists (and `kunci agent` serves).
+    pub(crate) async fn configured_profiles(
+        &self,
+        store: &SharedTokenStore,
+    ) -> Result<Vec<Profile>, Failure> {
+        let mut profiles: Vec<Profile> = self.config.profiles.values().cloned().collect();
+        for kind in ProviderKind::all() {
+            if self.config.profiles.contains_key(kind.name()) {
+                continue;
+            }
+            let profile = self.config.profile(kind.name())?;
+            let any_env = kind
+                .variables()
+                .iter()
+                .any(|v| std::env::var_os(v.name).is_some());
+            if any_env || logins::exists(store, &profile).await? {
+                profiles.push(profile);
+            }
+        }
+        Ok(profiles)
     }
 
     /// Opens the store (connects, for Redis and PostgreSQL; creates a file store's directory).

@@ -3,14 +3,12 @@
 //! exist is not created.
 
 use auth_core::{Clock, StoreKey, StoredEntry};
-use kunci::ProviderKind;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::{
     config::Profile,
     context::Context,
     failure::{Failure, code},
-    logins,
     output::{State, err_line, local_time, out_json, out_line, relative, rfc3339},
 };
 
@@ -21,23 +19,7 @@ pub(crate) async fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Res
     let listing = profile.is_none();
     let profiles = match profile {
         Some(name) => vec![ctx.config.profile(name)?],
-        None => {
-            let mut profiles: Vec<Profile> = ctx.config.profiles.values().cloned().collect();
-            for kind in ProviderKind::all() {
-                if ctx.config.profiles.contains_key(kind.name()) {
-                    continue;
-                }
-                let profile = ctx.config.profile(kind.name())?;
-                let any_env = kind
-                    .variables()
-                    .iter()
-                    .any(|v| std::env::var_os(v.name).is_some());
-                if any_env || logins::exists(&store, &profile).await? {
-                    profiles.push(profile);
-                }
-            }
-            profiles
-        }
+        None => ctx.configured_profiles(&store).await?,
     };
     let mut rows = Vec::new();
     for profile in &profiles {
