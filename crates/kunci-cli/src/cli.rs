@@ -5,10 +5,6 @@ use std::{path::PathBuf, time::Duration};
 use clap::{ArgAction, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-PROFILE is a profile of the config file, or a provider name (krmpesan, kalsel, stamps, sehatmu)
-configured from its environment variables (KRMPESAN_*, KALSEL_*, STAMPS_*, SEHATMU_*) or from
-secrets saved by `kunci login`.
-
 Environment (besides the variables of the options above and the providers' own):
   KUNCI_PROFILE    the profile a command uses when none is named (before the config file's
                    `default_profile`)
@@ -21,14 +17,27 @@ Exit codes: 0 ok, 2 usage or configuration, 3 credentials rejected or re-authent
 required, 4 rate limited (local cool-down or the server), 5 provider or token store unavailable
 (connection error, timeout, 5xx), 6 protocol error (malformed, unexpected or oversized answer).";
 
-/// The text after the options; the demo is offered where it is built in (feature `demo`).
+/// The text after the options: the providers compiled in, the environment, the exit codes;
+/// the demo is offered where it is built in (feature `demo`).
 fn after_help() -> String {
+    let kinds = kunci::ProviderKind::ALL;
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let prefixes: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}_*", n.to_ascii_uppercase()))
+        .collect();
     let demo = if cfg!(feature = "demo") {
         "Try `kunci demo`. "
     } else {
         ""
     };
-    format!("{AFTER_HELP}\n\n{demo}Reference: docs/cli.md.")
+    format!(
+        "PROFILE is a profile of the config file, or a provider name ({}) configured from its\n\
+         environment variables ({}) or from secrets saved by `kunci login`.\n\n\
+         {AFTER_HELP}\n\n{demo}Reference: docs/cli.md.",
+        names.join(", "),
+        prefixes.join(", ")
+    )
 }
 
 /// API tokens for Indonesian REST APIs: got, cached, refreshed, stored and shared.
@@ -252,6 +261,10 @@ mod tests {
         let help = Args::command().render_long_help().to_string();
         assert!(help.contains("KUNCI_STORE_KEY"), "{help}");
         assert!(help.contains("KUNCI_PROFILE"), "{help}");
+        // every provider compiled in is named, with no edit here
+        for kind in kunci::ProviderKind::ALL {
+            assert!(help.contains(kind.name()), "{}: {help}", kind.name());
+        }
         assert!(help.contains("[env: KUNCI_TIMEOUT]"), "{help}");
         assert!(!help.contains("=]"), "{help}");
     }
