@@ -1,7 +1,8 @@
 //! kunci's repository automation, run as `cargo xtask <command>`.
 //!
 //! * `ci` — everything CI checks: rustfmt, clippy with warnings denied on all targets, the tidy
-//!   rules, generated files fresh, each facade feature building on its own, the whole test
+//!   rules, generated files fresh, each facade feature building on its own, the CLI building
+//!   without its demo (and with no simulator compiled in), the whole test
 //!   suite with the real upstreams of `conformance/` running (so the conformance scenarios run
 //!   in it), and rustdoc with warnings denied.
 //! * `test` — the whole test suite alone.
@@ -17,6 +18,8 @@
 //! * `conformance` — the provider crates against the real upstream libraries their servers are
 //!   built on (`conformance/`): installs them (once, into a cache outside the checkout), starts
 //!   them on loopback and runs the `kunci-conformance` scenarios against them.
+//! * `man [DIR]` — writes the `kunci` man pages (`kunci.1`, `kunci-token.1`, …) into DIR
+//!   (default `target/man`), generated from the CLI's clap definition by the CLI itself.
 //! * `bench` — runs the criterion benchmarks and rewrites the generated tables in
 //!   `docs/benchmarks.md` from criterion's own estimates.
 #![allow(
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("new-provider") => scaffold::run(&root, &args[1..]),
         Some("new-provider-check") => scaffold::check(&root),
+        Some("man") => man(&root, args.get(1).map(String::as_str)),
         Some("codegen") => {
             let mode = if args.iter().any(|a| a == "--check") {
                 codegen::Mode::Check
@@ -64,11 +68,36 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | new-provider-check | conformance | bench [--quick] [SUITE…]>"
+                "usage: cargo xtask <ci | test | examples | package | tidy | codegen [--check] | new-provider NAME | new-provider-check | conformance | man [DIR] | bench [--quick] [SUITE…]>"
             );
             bail!("unknown or missing command")
         }
     }
+}
+
+/// `cargo xtask man [DIR]`: the CLI writes its own man pages (hidden `kunci generate-man`),
+/// with clap_mangen over its clap definition. xtask stays light: it does not link the CLI
+/// (which would compile the whole workspace into xtask) and needs no clap_mangen of its own.
+fn man(root: &Path, dir: Option<&str>) -> Result<()> {
+    let dir = dir.map_or_else(|| root.join("target").join("man"), PathBuf::from);
+    let dir = dir
+        .to_str()
+        .context("the man page directory is not valid UTF-8")?
+        .to_owned();
+    run(
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "-p",
+            "kunci-cli",
+            "--",
+            "generate-man",
+            &dir,
+        ],
+    )?;
+    eprintln!("xtask man: wrote the man pages into {dir} (view one: man -l {dir}/kunci.1)");
+    Ok(())
 }
 
 pub(crate) fn workspace_root() -> PathBuf {
@@ -167,7 +196,43 @@ fn features() -> Result<()> {
             ],
         )?;
     }
-    one_tls_stack()
+    one_tls_stack()?;
+    cli_without_demo()
+}
+
+/// `kunci-cli --no-default-features` (a release build without the demo) builds, and compiles
+/// no simulator in.
+fn cli_without_demo() -> Result<()> {
+    run(
+        "cargo",
+        &["check", "-p", "kunci-cli", "--no-default-features"],
+    )?;
+    let args = [
+        "tree",
+        "-p",
+        "kunci-cli",
+        "--no-default-features",
+        "-e",
+        "normal",
+        "-i",
+        "auth-testkit",
+    ];
+    let output = Command::new("cargo")
+        .args(args)
+        .output()
+        .context("running cargo tree")?;
+    let found = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    if found.lines().any(|l| l.starts_with("auth-testkit")) {
+        bail!("kunci-cli without its `demo` feature still compiles the simulators:\n{found}");
+    }
+    if !(errors.contains("did not match any packages") || errors.contains("nothing to print")) {
+        bail!(
+            "cargo {} did not run as expected:\n{errors}",
+            args.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Exactly one TLS crypto stack is compiled in: *ring* by default, AWS-LC alone when chosen.

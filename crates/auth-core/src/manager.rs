@@ -1352,7 +1352,6 @@ impl Inner {
         let fetched = match self
             .fetch(
                 FetchRequest::new(held.clone(), sent.wall),
-                sent.mono,
                 under.remaining(self),
             )
             .await
@@ -1599,12 +1598,7 @@ impl Inner {
 
     /// Step 6: one request to the source, in its own span, bounded by what is left of the
     /// refresh deadline.
-    async fn fetch(
-        &self,
-        request: FetchRequest,
-        sent_mono: MonoTime,
-        timeout: Duration,
-    ) -> Result<Fetched, Error> {
+    async fn fetch(&self, request: FetchRequest, timeout: Duration) -> Result<Fetched, Error> {
         let span = tracing::info_span!(
             "kunci.fetch",
             provider = self.source.name(),
@@ -1613,6 +1607,9 @@ impl Inner {
             latency_ms = field::Empty,
         );
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        // The latency is measured on the precise clock: the monotonic one the deadlines use
+        // is coarse (a scheduler tick, up to 4 ms) on Linux.
+        let started = self.clock.precise_monotonic();
         let result = match tokio::time::timeout(
             timeout,
             self.source.fetch(request).instrument(span.clone()),
@@ -1625,7 +1622,10 @@ impl Inner {
                 self.source.name()
             ))),
         };
-        let latency = self.clock.monotonic().saturating_duration_since(sent_mono);
+        let latency = self
+            .clock
+            .precise_monotonic()
+            .saturating_duration_since(started);
         span.record("latency_ms", latency.as_secs_f64() * 1000.0);
         match &result {
             Ok(_) => {

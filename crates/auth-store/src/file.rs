@@ -112,12 +112,12 @@ impl FileStore {
     /// themselves are always 0600).
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        create_private_dir(&dir).map_err(|e| {
-            io_error(
-                format!("cannot create the store directory {}", dir.display()),
-                e,
-            )
-        })?;
+        if dir.as_os_str().is_empty() {
+            return Err(StoreError::Configuration {
+                message: "the store directory is empty: name a directory".to_owned(),
+            });
+        }
+        create_private_dir(&dir).map_err(|e| create_error(&dir, e))?;
         check_trusted_dir(&dir)?;
         remove_stale_temp_files(&dir);
         Ok(Self {
@@ -134,10 +134,9 @@ impl FileStore {
     /// `%APPDATA%\kunci\data` on Windows.
     pub fn default_location() -> Result<PathBuf, StoreError> {
         directories::ProjectDirs::from("", "", "kunci").map(|dirs| dirs.data_dir().to_owned()).ok_or_else(|| {
-            StoreError::Other {
+            StoreError::Configuration {
                 message: "no home directory is known, so there is no default token store location; pass a directory"
                     .to_owned(),
-                source: None,
             }
         })
     }
@@ -387,6 +386,26 @@ fn corrupt(path: &Path, e: &DecodeError, aside: Option<&Path>) -> StoreError {
 
 fn io_error(message: String, e: io::Error) -> StoreError {
     StoreError::other(message, e)
+}
+
+/// Why the store directory could not be created. A location that cannot be a directory of
+/// this user's (a file is in the way, a parent is not a directory or not writable, a
+/// read-only file system) is the configuration's fault: a retry will not help, choosing
+/// another directory will. Anything else (a full disk, an I/O error) is the store failing.
+fn create_error(dir: &Path, e: io::Error) -> StoreError {
+    use io::ErrorKind as K;
+    let message = format!("cannot create the store directory {}", dir.display());
+    match e.kind() {
+        K::AlreadyExists
+        | K::NotADirectory
+        | K::NotFound
+        | K::PermissionDenied
+        | K::ReadOnlyFilesystem
+        | K::InvalidInput => StoreError::Configuration {
+            message: format!("{message}: {e}; choose another directory"),
+        },
+        _ => io_error(message, e),
+    }
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {

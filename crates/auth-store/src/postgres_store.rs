@@ -652,6 +652,9 @@ fn parse_url(
         format!("{base}?{kept}")
     };
     let mut config = Config::from_str(&rebuilt).map_err(|e| bad(e.to_string()))?;
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(bad("it names no host".to_owned()));
+    }
     let tls = match sslmode.as_deref() {
         Some("disable") => Tls::Off,
         Some("prefer" | "allow") => Tls::Prefer,

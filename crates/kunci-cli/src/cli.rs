@@ -5,19 +5,44 @@ use std::{path::PathBuf, time::Duration};
 use clap::{ArgAction, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-PROFILE is a profile of the config file, or a provider name (krmpesan, kalsel, stamps, sehatmu)
-configured from its environment variables (KRMPESAN_*, KALSEL_*, STAMPS_*, SEHATMU_*) or from
-secrets saved by `kunci login`.
+Environment (besides the variables of the options above and the providers' own):
+  KUNCI_PROFILE    the profile a command uses when none is named (before the config file's
+                   `default_profile`)
+  KUNCI_STORE_KEY  32 bytes in base64 or hex: stored entries (tokens, saved logins) are
+                   encrypted at rest; set but unusable is exit 2, never plaintext
+  KUNCI_AGENT      the socket of a `kunci agent` that `token` and `header` ask first (`off`:
+                   never)
 
 Exit codes: 0 ok, 2 usage or configuration, 3 credentials rejected or re-authentication
 required, 4 rate limited (local cool-down or the server), 5 provider or token store unavailable
-(connection error, timeout, 5xx), 6 protocol error (malformed, unexpected or oversized answer).
+(connection error, timeout, 5xx), 6 protocol error (malformed, unexpected or oversized answer).";
 
-Try `kunci demo`. Reference: docs/cli.md.";
+/// The text after the options: the providers compiled in, the environment, the exit codes;
+/// the demo is offered where it is built in (feature `demo`).
+fn after_help() -> String {
+    let kinds = kunci::ProviderKind::ALL;
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let prefixes: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}_*", n.to_ascii_uppercase()))
+        .collect();
+    let demo = if cfg!(feature = "demo") {
+        "Try `kunci demo`. "
+    } else {
+        ""
+    };
+    format!(
+        "PROFILE is a profile of the config file, or a provider name ({}) configured from its\n\
+         environment variables ({}) or from secrets saved by `kunci login`.\n\n\
+         {AFTER_HELP}\n\n{demo}Reference: docs/cli.md.",
+        names.join(", "),
+        prefixes.join(", ")
+    )
+}
 
 /// API tokens for Indonesian REST APIs: got, cached, refreshed, stored and shared.
 #[derive(Debug, Parser)]
-#[command(name = "kunci", version, after_help = AFTER_HELP)]
+#[command(name = "kunci", version, after_help = after_help())]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -78,6 +103,7 @@ pub(crate) struct Global {
         long,
         env = "KUNCI_TIMEOUT",
         global = true,
+        hide_env_values = true,
         value_name = "SECONDS",
         default_value = "30",
         value_parser = parse_timeout
@@ -93,24 +119,35 @@ pub(crate) struct Global {
 pub(crate) enum Command {
     /// Print the token alone on one line (from the store while valid; refreshed when needed)
     Token {
-        /// A config profile or a provider name
-        profile: String,
+        /// A config profile or a provider name [default: KUNCI_PROFILE, else the config
+        /// file's `default_profile`]
+        profile: Option<String>,
+        /// Print one JSON object: profile, provider, token, scheme, expires_at (RFC 3339),
+        /// state
+        #[arg(long)]
+        json: bool,
     },
     /// Print `Authorization: Bearer <token>` (`Token <token>` for a Stamps static token)
     Header {
-        /// A config profile or a provider name
-        profile: String,
+        /// A config profile or a provider name [default: KUNCI_PROFILE, else the config
+        /// file's `default_profile`]
+        profile: Option<String>,
     },
     /// Show what the store holds: state, expiry, store; never a secret
     Status {
         /// One profile; without it, every configured profile and provider
         profile: Option<String>,
+        /// Print one JSON object: the store and, per profile, its key, state and expiry
+        /// (RFC 3339); never a secret
+        #[arg(long)]
+        json: bool,
     },
     /// Read secrets (without echo on a terminal, else one line each from stdin) and keep them
     /// in the store, so later commands need no environment variables
     Login {
-        /// A config profile or a provider name
-        profile: String,
+        /// A config profile or a provider name [default: KUNCI_PROFILE, else the config
+        /// file's `default_profile`]
+        profile: Option<String>,
         /// Kalsel.dev: log in with this account's email and its password (read without echo,
         /// or as the first line of stdin), sent once to get the refresh token; the password is
         /// never stored
@@ -119,15 +156,18 @@ pub(crate) enum Command {
     },
     /// Remove the stored token and the saved login of a profile
     Logout {
-        /// A config profile or a provider name
-        profile: String,
+        /// A config profile or a provider name [default: KUNCI_PROFILE, else the config
+        /// file's `default_profile`]
+        profile: Option<String>,
     },
     /// Stamps: ask verify-token about the current token and print its claims as JSON
     Verify {
-        /// A config profile or a provider name (Stamps)
-        profile: String,
+        /// A config profile or a provider name (Stamps) [default: KUNCI_PROFILE, else the
+        /// config file's `default_profile`]
+        profile: Option<String>,
     },
-    /// Run the four providers' simulators in-process and walk through a token's life
+    /// Run every provider's simulator in-process and walk through a token's life
+    #[cfg(feature = "demo")]
     Demo,
     /// Serve every configured profile's token over HTTP on a Unix socket, refreshed ahead in
     /// the background, for programs in any language (docs/agent.md)
@@ -135,6 +175,18 @@ pub(crate) enum Command {
     /// Run a command with tokens in its environment, restarting it (or signalling it) when a
     /// token it holds is refreshed
     Exec(ExecArgs),
+    /// Print a completion script for SHELL on stdout (`kunci completions bash >
+    /// ~/.local/share/bash-completion/completions/kunci`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (kunci.1, kunci-token.1, …) into DIR (`cargo xtask man`)
+    #[command(hide = true)]
+    GenerateMan {
+        /// The directory to write them into (created when missing)
+        dir: PathBuf,
+    },
 }
 
 /// `kunci agent`'s options.
@@ -199,7 +251,22 @@ mod tests {
             .unwrap();
         assert_eq!(args.global.store.as_deref(), Some("memory:"));
         assert_eq!(args.global.verbose, 2);
-        assert!(matches!(args.command, Command::Token { ref profile } if profile == "stamps"));
+        assert!(
+            matches!(args.command, Command::Token { ref profile, json: false } if profile.as_deref() == Some("stamps"))
+        );
+    }
+
+    #[test]
+    fn help_names_kunci_store_key_and_shows_no_empty_environment_value() {
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("KUNCI_STORE_KEY"), "{help}");
+        assert!(help.contains("KUNCI_PROFILE"), "{help}");
+        // every provider compiled in is named, with no edit here
+        for kind in kunci::ProviderKind::ALL {
+            assert!(help.contains(kind.name()), "{}: {help}", kind.name());
+        }
+        assert!(help.contains("[env: KUNCI_TIMEOUT]"), "{help}");
+        assert!(!help.contains("=]"), "{help}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! store = "/var/lib/kunci"                    # optional; --store and KUNCI_STORE win
+//! default_profile = "klinik"                  # optional; PROFILE and KUNCI_PROFILE win
 //!
 //! [profiles.klinik]
 //! provider = "sehatmu"
@@ -27,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) path: Option<PathBuf>,
     /// Its `store`, if any.
     pub(crate) store: Option<String>,
+    /// Its `default_profile`: the profile a command uses when none is named and
+    /// `KUNCI_PROFILE` is unset.
+    pub(crate) default_profile: Option<String>,
     pub(crate) profiles: BTreeMap<String, Profile>,
     /// The `[agent]` table, read by `kunci agent` (`agent::settings`).
     pub(crate) agent: Option<toml::Table>,
@@ -131,6 +135,10 @@ impl Config {
         for (key, value) in table {
             match (key.as_str(), value) {
                 ("store", toml::Value::String(store)) => config.store = Some(store),
+                ("default_profile", toml::Value::String(name)) => {
+                    check_profile_name(&name)?;
+                    config.default_profile = Some(name);
+                }
                 ("agent", toml::Value::Table(agent)) => config.agent = Some(agent),
                 ("profiles", toml::Value::Table(profiles)) => {
                     for (name, profile) in profiles {
@@ -145,7 +153,7 @@ impl Config {
                 }
                 (other, _) => {
                     return Err(Failure::configuration(format!(
-                        "unknown or mistyped top-level key `{other}` (known: store, profiles, agent)"
+                        "unknown or mistyped top-level key `{other}` (known: store, default_profile, profiles, agent)"
                     )));
                 }
             }
@@ -286,37 +294,61 @@ impl Profile {
         login: &HashMap<String, String>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<HashMap<String, String>, Failure> {
-        let at = |msg: String| Failure::configuration(format!("profile `{}`: {msg}", self.name));
         let mut vars = HashMap::new();
         for var in self.kind.declaration().names() {
-            let from_env = || env(var).filter(|v| !v.is_empty());
-            let from_login = || login.get(var).cloned();
-            let value =
-                match self.settings.get(var) {
-                    Some(Setting::Value(v)) => Some(v.clone()),
-                    Some(Setting::Env(name)) => Some(env(name).ok_or_else(|| {
-                        at(format!("{var} comes from env:{name}, which is not set"))
-                    })?),
-                    Some(Setting::File(path)) => Some(read_secret_file(path).map_err(|e| {
-                        at(format!(
-                            "{var} comes from file:{}, which cannot be read: {e}",
-                            path.display()
-                        ))
-                    })?),
-                    Some(Setting::Login) => Some(from_login().ok_or_else(|| {
-                        at(format!(
-                            "{var} comes from the saved login, and there is none"
-                        ))
-                        .hint(format!("run `kunci login {}`", self.name))
-                    })?),
-                    None if self.from_config => from_login().or_else(from_env),
-                    None => from_env().or_else(from_login),
-                };
-            if let Some(value) = value {
+            if let Some(value) = self.variable(var, login, env)? {
                 vars.insert(var.to_owned(), value);
             }
         }
         Ok(vars)
+    }
+
+    /// The variables that can be read, leaving out those whose setting cannot (an unset
+    /// `env:` variable, an unreadable file, a `login` without one): what is known of the
+    /// account when its credentials are not at hand (`kunci logout`).
+    pub(crate) fn available_variables(
+        &self,
+        login: &HashMap<String, String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> HashMap<String, String> {
+        self.kind
+            .declaration()
+            .names()
+            .filter_map(|var| Some((var.to_owned(), self.variable(var, login, env).ok()??)))
+            .collect()
+    }
+
+    /// One variable's value, by the precedence of [`variables`](Self::variables).
+    fn variable(
+        &self,
+        var: &str,
+        login: &HashMap<String, String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, Failure> {
+        let at = |msg: String| Failure::configuration(format!("profile `{}`: {msg}", self.name));
+        let from_env = || env(var).filter(|v| !v.is_empty());
+        let from_login = || login.get(var).cloned();
+        Ok(match self.settings.get(var) {
+            Some(Setting::Value(v)) => Some(v.clone()),
+            Some(Setting::Env(name)) => Some(
+                env(name)
+                    .ok_or_else(|| at(format!("{var} comes from env:{name}, which is not set")))?,
+            ),
+            Some(Setting::File(path)) => Some(read_secret_file(path).map_err(|e| {
+                at(format!(
+                    "{var} comes from file:{}, which cannot be read: {e}",
+                    path.display()
+                ))
+            })?),
+            Some(Setting::Login) => Some(from_login().ok_or_else(|| {
+                at(format!(
+                    "{var} comes from the saved login, and there is none"
+                ))
+                .hint(format!("run `kunci login {}`", self.name))
+            })?),
+            None if self.from_config => from_login().or_else(from_env),
+            None => from_env().or_else(from_login),
+        })
     }
 }
 
@@ -333,6 +365,7 @@ mod tests {
 
     const FILE: &str = r#"
 store = "memory:"
+default_profile = "klinik"
 
 [profiles.klinik]
 provider = "sehatmu"
@@ -350,6 +383,7 @@ token = "login"
     fn parses_profiles() {
         let config = Config::parse(FILE).unwrap();
         assert_eq!(config.store.as_deref(), Some("memory:"));
+        assert_eq!(config.default_profile.as_deref(), Some("klinik"));
         let klinik = config.profile("klinik").unwrap();
         assert_eq!(klinik.kind, ProviderKind::SehatMu);
         assert_eq!(

@@ -1,12 +1,11 @@
 //! Failures as the user sees them: one `error: …` line (plus a hint where useful) and an exit
-//! code, and the writes to stdout and stderr that never panic.
+//! code.
 
-use std::{
-    error::Error as StdError,
-    io::{self, Write as _},
-};
+use std::{error::Error as StdError, io};
 
 use kunci::ErrorKind;
+
+use crate::output::err_line;
 
 /// The exit codes, a contract for scripts (see `docs/cli.md`).
 pub(crate) mod code {
@@ -131,25 +130,6 @@ fn root_io_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
         next = cause.source();
     }
     found
-}
-
-/// Writes one line to stdout. A closed pipe is not an error worth a panic (`kunci token | head`).
-pub(crate) fn out_line(line: &str) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    match writeln!(out, "{line}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::new(
-            code::OTHER,
-            format!("cannot write to stdout: {e}"),
-        )),
-    }
-}
-
-/// Writes one line to stderr, ignoring failures (there is nowhere left to report them).
-pub(crate) fn err_line(line: &str) {
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "{line}");
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
-    reason = "a command-line program prints; output goes through failure::out_line/err_line"
+    reason = "a command-line program prints; output goes through output::out_line/err_line"
 )]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -24,13 +24,11 @@ mod agent;
 mod cli;
 mod commands;
 mod config;
-mod demo;
-mod exec;
+mod context;
 mod failure;
 mod logging;
-mod login;
-mod spinner;
-mod status;
+mod logins;
+mod output;
 
 use std::process::ExitCode;
 
@@ -38,7 +36,7 @@ use clap::Parser as _;
 
 use crate::{
     cli::{Args, Command},
-    commands::Context,
+    context::Context,
     failure::{Failure, code},
 };
 
@@ -90,20 +88,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure> {
-    if let Command::Demo = args.command {
-        return demo::run().await;
-    }
-    let ctx = Context::new(&args.global)?;
+    // The commands that need no profile, config or store.
     match &args.command {
-        Command::Token { profile } => commands::token(&ctx, profile).await,
-        Command::Header { profile } => commands::header(&ctx, profile).await,
-        Command::Status { profile } => commands::status(&ctx, profile.as_deref(), offset).await,
-        Command::Login { profile, email } => {
-            login::run(&ctx, profile, email.as_deref(), offset).await
+        #[cfg(feature = "demo")]
+        Command::Demo => return commands::demo::run().await,
+        Command::Completions { shell } => return commands::completions::print(*shell),
+        Command::GenerateMan { dir } => return commands::completions::man_pages(dir),
+        _ => {}
+    }
+    let ctx = Context::new(&args.global)?.with_local_offset(offset);
+    match &args.command {
+        Command::Token { profile, json } => {
+            commands::token::run(&ctx, profile.as_deref(), *json).await
         }
-        Command::Logout { profile } => commands::logout(&ctx, profile).await,
-        Command::Verify { profile } => commands::verify(&ctx, profile).await,
-        Command::Demo => demo::run().await,
+        Command::Header { profile } => commands::header::run(&ctx, profile.as_deref()).await,
+        Command::Status { profile, json } => {
+            commands::status::run(&ctx, profile.as_deref(), *json).await
+        }
+        Command::Login { profile, email } => {
+            commands::login::run(&ctx, profile.as_deref(), email.as_deref()).await
+        }
+        Command::Logout { profile } => commands::logout::run(&ctx, profile.as_deref()).await,
+        Command::Verify { profile } => commands::verify::run(&ctx, profile.as_deref()).await,
         Command::Agent(agent) => {
             let overrides = agent::settings::Overrides {
                 socket: agent.socket.clone(),
@@ -112,6 +118,9 @@ async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure>
             };
             agent::run(&args.global, overrides).await
         }
-        Command::Exec(exec) => exec::run(&ctx, exec).await,
+        Command::Exec(exec) => commands::exec::run(&ctx, exec).await,
+        #[cfg(feature = "demo")]
+        Command::Demo => commands::demo::run().await,
+        Command::Completions { .. } | Command::GenerateMan { .. } => Ok(()),
     }
 }

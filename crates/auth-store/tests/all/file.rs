@@ -484,3 +484,23 @@ async fn versions_never_wrap_around() {
         assert_eq!(store.load(&key()).await.unwrap().unwrap().version, version);
     }
 }
+
+#[test]
+fn a_location_that_cannot_be_a_directory_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    // a file where the directory should be; a file as a parent; no directory at all
+    for location in [file.clone(), file.join("store"), std::path::PathBuf::new()] {
+        let err = FileStore::new(&location).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Configuration { .. }),
+            "{}: {err:?}",
+            location.display()
+        );
+        assert_eq!(
+            auth_core::Error::from(err).kind(),
+            auth_core::ErrorKind::Configuration
+        );
+    }
+}

@@ -379,6 +379,7 @@ async fn verify_tells_a_refused_token_from_a_refused_account() {
     assert!(run.stderr.contains("user_inactive"), "{}", run.stderr);
 }
 
+#[cfg(feature = "demo")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_exits_zero() {
     let k = Kunci::new();
@@ -418,9 +419,14 @@ async fn help_and_version() {
         "logout",
         "verify",
         "demo",
+        "completions",
         "Exit codes",
+        "KUNCI_STORE_KEY",
+        "KUNCI_PROFILE",
     ] {
         assert!(help.stdout.contains(word), "{word}: {}", help.stdout);
     }
+    // an unset variable's value is not shown as empty (`[env: KUNCI_TIMEOUT=]`)
+    assert!(!help.stdout.contains("=]"), "{}", help.stdout);
     k.run(&["--version"]).await.expect(0);
 }

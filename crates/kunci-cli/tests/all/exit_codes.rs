@@ -59,6 +59,21 @@ async fn usage_and_configuration_exit_2() {
     k.run(&["token", "stamps", "--store", "ftp://host"])
         .await
         .expect_error(2, "store");
+    // stores that are understood but cannot be used as given: configuration, not "retry later"
+    std::fs::write(k.path("a-file"), "x").unwrap();
+    let a_file = k.path("a-file");
+    let under_a_file = a_file.join("store");
+    for store in [
+        a_file.to_str().unwrap(),
+        under_a_file.to_str().unwrap(),
+        "file://",
+        "postgres://",
+        "rediss://",
+    ] {
+        k.run(&["token", "stamps", "--store", store])
+            .await
+            .expect_error(2, "store");
+    }
     // a config file that does not exist
     k.run(&["token", "stamps", "--config", "/nonexistent/kunci.toml"])
         .await

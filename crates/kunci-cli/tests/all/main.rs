@@ -16,3 +16,4 @@ mod commands;
 mod config;
 mod exit_codes;
 mod security;
+mod shell;

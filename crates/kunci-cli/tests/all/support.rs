@@ -23,6 +23,14 @@ impl Kunci {
         }
     }
 
+    /// A sandbox in `home` (another's, taken over), with no variables: a new shell.
+    pub(crate) fn reusing(home: TempDir) -> Self {
+        Self {
+            home,
+            envs: Vec::new(),
+        }
+    }
+
     /// The store directory of this sandbox (passed as `KUNCI_STORE`).
     pub(crate) fn store(&self) -> PathBuf {
         self.home.path().join("store")
@@ -60,12 +68,7 @@ impl Kunci {
 
     /// Runs `kunci ARGS` to completion (off the async runtime, so simulators keep serving).
     pub(crate) async fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = self.command(args);
-        Run::from(
-            tokio::task::spawn_blocking(move || cmd.output().unwrap())
-                .await
-                .unwrap(),
-        )
+        run_command(self.command(args)).await
     }
 
     /// Runs `kunci ARGS` with `input` on stdin.
@@ -78,12 +81,11 @@ impl Kunci {
         let input = input.to_owned();
         let output = tokio::task::spawn_blocking(move || {
             let mut child = cmd.spawn().unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            // A command refused before it reads stdin may be gone already: a broken pipe.
+            match child.stdin.take().unwrap().write_all(input.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.unwrap(),
+            }
             child.wait_with_output().unwrap()
         })
         .await
@@ -161,6 +163,32 @@ impl Run {
         assert!(lines.next().is_none(), "one line wanted: {}", self.stdout);
         line
     }
+}
+
+/// Runs a command made by [`Kunci::command`] (and changed) to completion.
+pub(crate) async fn run_command(mut cmd: Command) -> Run {
+    Run::from(
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap(),
+    )
+}
+
+/// Every path under `dir`, relative to it, sorted.
+pub(crate) fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            found.push(path.strip_prefix(dir).unwrap().to_owned());
+        }
+    }
+    found.sort();
+    found
 }
 
 /// The mode bits of a file.

@@ -1,6 +1,5 @@
-//! `kunci login`: secrets read from the terminal (without echo) or stdin, kept in the store
-//! under `login:<profile>` as a JSON object in the entry's secret field (the file store writes
-//! it mode 0600, encrypted at rest with `KUNCI_STORE_KEY`).
+//! `kunci login [PROFILE] [--email EMAIL]`: secrets read from the terminal (without echo) or
+//! stdin, kept in the store as the profile's saved login ([`crate::logins`]).
 //!
 //! Kalsel.dev can also be logged in to with email and password (`--email`): they are sent
 //! once to its login route, and only the refresh token it answers is saved — the password is
@@ -11,41 +10,19 @@ use std::{
     io::{IsTerminal as _, Write as _},
 };
 
-use auth_core::{Clock as _, StoredEntry, SystemClock};
-use kunci::{ProviderKind, SharedTokenStore, core::http::HttpClient, providers::kalsel};
+use auth_core::{Clock as _, StoreKey, StoredEntry};
+use kunci::{
+    ProviderKind, SharedTokenSource, SharedTokenStore, core::http::HttpClient, providers::kalsel,
+};
 use secrecy::{ExposeSecret as _, SecretString};
-use time::UtcOffset;
 
 use crate::{
-    commands::{Context, configuration_hint, save_login},
     config::{Profile, Setting},
-    failure::{Failure, code, err_line},
-    status::{local_time, relative},
+    context::{Context, configuration_hint},
+    failure::{Failure, code},
+    logins,
+    output::{err_line, local_time, relative},
 };
-
-/// The secrets `kunci login` saved for `profile` (empty when there are none).
-pub(crate) async fn load(
-    store: &SharedTokenStore,
-    profile: &Profile,
-) -> Result<HashMap<String, String>, Failure> {
-    let key = profile.login_key()?;
-    let Some(entry) = store.load(&key).await.map_err(kunci::Error::from)? else {
-        return Ok(HashMap::new());
-    };
-    let Some(secret) = entry.refresh else {
-        return Ok(HashMap::new());
-    };
-    serde_json::from_str(secret.expose_secret()).map_err(|_| {
-        Failure::new(
-            code::UNAVAILABLE,
-            format!("the saved login `{key}` is unreadable"),
-        )
-        .hint(format!(
-            "run `kunci logout {0}` and `kunci login {0}` again",
-            profile.name
-        ))
-    })
-}
 
 /// The variables `kunci login` asks for: the provider's credentials that the profile does not
 /// already take from elsewhere.
@@ -63,13 +40,12 @@ pub(crate) fn prompts(profile: &Profile) -> Vec<&'static str> {
 /// `kunci login PROFILE [--email EMAIL]`.
 pub(crate) async fn run(
     ctx: &Context,
-    profile_name: &str,
+    profile: Option<&str>,
     email: Option<&str>,
-    offset: Option<UtcOffset>,
 ) -> Result<(), Failure> {
-    let profile = ctx.config.profile(profile_name)?;
+    let profile = ctx.profile(profile)?;
     if let Some(email) = email {
-        return with_password(ctx, &profile, email, offset).await;
+        return with_password(ctx, &profile, email).await;
     }
     let store = ctx.open_store().await?;
     let prompts = prompts(&profile);
@@ -89,14 +65,14 @@ pub(crate) async fn run(
             "nothing was entered; nothing was saved",
         ));
     }
-    let (key, _) = save_login(ctx, &profile, &store, secrets.clone()).await?;
+    let (key, _, kept) = save_login(ctx, &profile, &store, secrets.clone()).await?;
     let mut names: Vec<&str> = secrets.keys().map(String::as_str).collect();
     names.sort_unstable();
     err_line(&format!(
         "{}: saved {} for {key} in {}",
         profile.name,
         names.join(", "),
-        store.describe()
+        where_kept(kept, &store)
     ));
     Ok(())
 }
@@ -104,12 +80,7 @@ pub(crate) async fn run(
 /// `kunci login kalsel --email EMAIL`: the password read without echo (or as stdin's first
 /// line), exchanged once for the refresh token, which is saved as `KALSEL_REFRESH_TOKEN`; the
 /// login's access token is stored as the account's token, so the next command sends nothing.
-async fn with_password(
-    ctx: &Context,
-    profile: &Profile,
-    email: &str,
-    offset: Option<UtcOffset>,
-) -> Result<(), Failure> {
+async fn with_password(ctx: &Context, profile: &Profile, email: &str) -> Result<(), Failure> {
     if profile.kind != ProviderKind::Kalsel {
         return Err(Failure::configuration(format!(
             "--email is for Kalsel.dev, whose email and password are exchanged for a refresh token; profile `{}` is {}",
@@ -132,7 +103,7 @@ async fn with_password(
         .map_err(|e| configuration_hint(e.into(), profile))?;
     let password = read_password(request.email())?;
     let http = HttpClient::new(ctx.http.clone());
-    let clock = SystemClock::new();
+    let clock = &ctx.clock;
     let login = request
         .send(&http, &password, clock.now())
         .await
@@ -148,7 +119,7 @@ async fn with_password(
         kalsel::ENV_REFRESH_TOKEN.to_owned(),
         login.refresh_token.expose_secret().to_owned(),
     )]);
-    let (key, source) = save_login(ctx, profile, &store, secrets).await?;
+    let (key, source, kept) = save_login(ctx, profile, &store, secrets).await?;
     // Best effort: without it the next command refreshes once. Tied to the new login's
     // credential, as the manager ties what it saves, or the manager would not adopt it.
     let mut entry = StoredEntry::with_token(login.access_token);
@@ -161,7 +132,7 @@ async fn with_password(
         .map_or_else(String::new, |at| {
             format!(
                 "; log in again before {} ({})",
-                local_time(at, offset),
+                local_time(at, ctx.offset),
                 relative(at - clock.now())
             )
         });
@@ -170,9 +141,36 @@ async fn with_password(
         profile.name,
         request.email(),
         kalsel::ENV_REFRESH_TOKEN,
-        store.describe()
+        where_kept(kept, &store)
     ));
     Ok(())
+}
+
+/// `file:/home/me/.local/share/kunci`, or `the OS keychain (named in file:…)`.
+fn where_kept(kept: logins::Kept, store: &SharedTokenStore) -> String {
+    match kept {
+        logins::Kept::Store => store.describe(),
+        logins::Kept::Keychain => format!("the OS keychain (named in {})", store.describe()),
+    }
+}
+
+/// Saves the login of `profile` and drops the token entry of the account it names. Answers
+/// that account's store key, the source the login configures and where the secrets were kept.
+async fn save_login(
+    ctx: &Context,
+    profile: &Profile,
+    store: &SharedTokenStore,
+    secrets: HashMap<String, String>,
+) -> Result<(StoreKey, SharedTokenSource, logins::Kept), Failure> {
+    let vars = profile.variables(&secrets, &|name| std::env::var(name).ok())?;
+    // For a bare provider name the environment wins over a saved login; here the values just
+    // typed must be the ones checked, so they are laid over the environment's.
+    let vars: HashMap<String, String> = vars.into_iter().chain(secrets.clone()).collect();
+    let (source, key) = ctx
+        .source_from(profile, &vars)
+        .map_err(|e| e.hint("nothing was saved"))?;
+    let kept = logins::save(store, profile, &secrets, &key).await?;
+    Ok((key, source, kept))
 }
 
 /// The password: without echo on a terminal, else stdin's first line.

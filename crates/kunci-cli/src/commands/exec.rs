@@ -21,7 +21,7 @@ use tokio::{
 use crate::{
     agent::{AbortOnDrop, tokens::Tokens},
     cli::ExecArgs,
-    commands::Context,
+    context::Context,
     failure::{Failure, code},
 };
 

@@ -22,17 +22,18 @@ use secrecy::ExposeSecret as _;
 use tokio::task::JoinSet;
 
 use crate::{
-    failure::{Failure, code, exit_code, out_line},
-    spinner::Spinner,
-    status::{human, relative},
+    failure::{Failure, code, exit_code},
+    output::{human, out_line, relative},
 };
+
+mod spinner;
+
+use spinner::Spinner;
 
 /// How long the KrmPesan simulator's tokens live: short, so refresh-ahead shows.
 const SHORT_LIFETIME: Duration = Duration::from_secs(4);
 /// Simulated network latency of every token request, so requests are visible in the timings.
 const LATENCY: Duration = Duration::from_millis(25);
-/// The resolution of the coarse monotonic clock the timings are read from (Linux: one tick).
-const RESOLUTION: Duration = Duration::from_millis(4);
 /// Calls on the warm path, averaged.
 const CACHE_CALLS: u32 = 200_000;
 /// Concurrent callers in a burst.
@@ -74,21 +75,14 @@ struct Timer {
 }
 
 impl Timer {
+    /// The precise monotonic clock: the coarse one the token manager's deadlines use rounds
+    /// to a scheduler tick (4 ms on Linux).
     fn now(&self) -> MonoTime {
-        self.clock.monotonic()
+        self.clock.precise_monotonic()
     }
 
     fn since(&self, start: MonoTime) -> Duration {
         self.now().saturating_duration_since(start)
-    }
-}
-
-/// One measured interval, at the clock's resolution.
-fn took(d: Duration) -> String {
-    if d < RESOLUTION {
-        format!("<{} ms", RESOLUTION.as_millis())
-    } else {
-        short(d)
     }
 }
 
@@ -187,7 +181,7 @@ async fn any_provider(timer: &Timer, kind: ProviderKind) -> Result<Summary, Fail
     step(
         &format!("first token, {BURST} concurrent callers"),
         sent,
-        &took(waited),
+        &short(waited),
         &format!("{same} of {BURST} got the same token"),
     )?;
     s.check(sent == 1, "one request for a burst of callers")?;
@@ -299,7 +293,7 @@ async fn krmpesan(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "first token",
         sim.request_count(),
-        &took(waited),
+        &short(waited),
         &format!("expires {}", in_time(timer, expires)),
     )?;
     s.check(
@@ -362,7 +356,7 @@ async fn krmpesan(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "refresh ahead of expiry",
         sim.request_count() - before,
-        &took(caller),
+        &short(caller),
         &format!("caller got the valid old token at once; {margin}"),
     )?;
     s.check(
@@ -415,7 +409,7 @@ async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "first token",
         sim.request_count(),
-        &took(waited),
+        &short(waited),
         &format!(
             "stored before it was handed out; log in again {}",
             in_time(timer, login_before)
@@ -448,7 +442,7 @@ async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "second refresh",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         "the same refresh token, accepted again",
     )?;
     s.check(second.is_ok(), "the second refresh succeeds")?;
@@ -474,7 +468,7 @@ async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "expired refresh token: 422",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         &format!(
             "\"Token is expired\": log in again (`kunci token` exits {})",
             code::REAUTHENTICATE
@@ -539,7 +533,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "first token",
         sim.request_count(),
-        &took(waited),
+        &short(waited),
         &format!("expires {}", in_time(timer, token.expires_at())),
     )?;
     drop(token);
@@ -560,7 +554,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
     step(
         &format!("{BURST} concurrent callers, cold cache"),
         sent,
-        &took(waited),
+        &short(waited),
         &format!("{ok} of {BURST} callers got the same token from one request"),
     )?;
     s.check(sent == 1 && ok == BURST, "a burst sends one request")?;
@@ -582,7 +576,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "wrong client secret",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         &format!(
             "credentials rejected (exit {}); a 60 s cool-down starts",
             code::REAUTHENTICATE
@@ -604,7 +598,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "trying again at once",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         &format!(
             "refused locally, cool-down ends {} (exit {}); nothing sent",
             in_time(timer, until),
@@ -631,7 +625,7 @@ async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "another process, same store",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         "the cool-down recorded in the store is honoured too",
     )?;
     s.check(
@@ -703,7 +697,7 @@ async fn stamps(timer: &Timer) -> Result<Summary, Failure> {
     step(
         &format!("first token, {BURST} concurrent callers"),
         sent,
-        &took(waited),
+        &short(waited),
         &format!("{ok} of {BURST} callers got the same token from one request"),
     )?;
     s.check(sent == 1 && ok == BURST, "a burst sends one request")?;
@@ -728,7 +722,7 @@ async fn stamps(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "verify-token",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         &note,
     )?;
     let exp_matches = match &verified {
@@ -756,7 +750,7 @@ async fn stamps(timer: &Timer) -> Result<Summary, Failure> {
     step(
         "static token",
         sim.request_count() - before,
-        &took(waited),
+        &short(waited),
         &format!("permanent, sent as `Authorization: {scheme} …`; no token endpoint"),
     )?;
     s.check(
