@@ -2,7 +2,8 @@
 //!
 //! This is the only module allowed to read the system clocks (`clippy.toml` bans
 //! `SystemTime::now`, `Instant::now` and `OffsetDateTime::now_utc` everywhere else), so every
-//! time-dependent behaviour can be tested with [`ManualClock`] or tokio's paused time.
+//! time-dependent behaviour can be tested with `ManualClock` (feature `test-util`) or tokio's
+//! paused time.
 //!
 //! A cached token is checked against both clocks: the monotonic one is immune to the wall
 //! clock being set back, the wall clock keeps counting while the machine sleeps (the monotonic

@@ -37,7 +37,7 @@ impl StoreSpec {
             Ok(Self::Postgres(spec.to_owned()))
         } else if let Some(path) = spec.strip_prefix("file://") {
             Ok(Self::File(PathBuf::from(path)))
-        } else if spec.contains("://") {
+        } else if spec.contains("://") || Self::misspelt_scheme(spec) {
             Err(Error::configuration(format!(
                 "the store `{}` is not understood: use a directory, file://DIR, redis://HOST, rediss://HOST, postgres://HOST/DB or memory:",
                 redact_url(spec)
@@ -45,6 +45,22 @@ impl StoreSpec {
         } else {
             Ok(Self::File(PathBuf::from(spec)))
         }
+    }
+
+    /// `memory:x`, `redis:host`, `file:dir`: a known scheme written wrong, which would
+    /// otherwise be taken as a directory of that name.
+    fn misspelt_scheme(spec: &str) -> bool {
+        spec.split_once(':').is_some_and(|(scheme, _)| {
+            [
+                "memory",
+                "file",
+                "redis",
+                "rediss",
+                "postgres",
+                "postgresql",
+            ]
+            .contains(&scheme.to_ascii_lowercase().as_str())
+        })
     }
 
     /// Opens the store; with `cipher`, entries are encrypted at rest.
@@ -162,6 +178,16 @@ mod tests {
         );
         assert_eq!(StoreSpec::parse("").unwrap(), StoreSpec::DefaultFile);
         assert!(StoreSpec::parse("ftp://x").is_err());
+        for misspelt in ["memory:x", "redis:localhost", "file:tokens", "Postgres:db"] {
+            assert!(
+                StoreSpec::parse(misspelt).is_err(),
+                "{misspelt} was taken as a directory"
+            );
+        }
+        assert_eq!(
+            StoreSpec::parse("tokens:2026").unwrap(),
+            StoreSpec::File("tokens:2026".into())
+        );
     }
 
     #[test]

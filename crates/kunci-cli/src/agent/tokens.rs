@@ -230,7 +230,7 @@ impl Tokens {
                 .iter()
                 .map(|n| ctx.config.profile(n))
                 .collect::<Result<Vec<_>, _>>()?,
-            None => configured_profiles(ctx, store).await?,
+            None => ctx.configured_profiles(store).await?,
         };
         let mut slots = BTreeMap::new();
         // One HTTP client per provider, cloned into every source of that provider built by
@@ -413,34 +413,6 @@ impl Tokens {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Every config profile, and every provider with a variable set or a saved login (as
-/// `kunci status` lists them).
-async fn configured_profiles(
-    ctx: &Context,
-    store: &SharedTokenStore,
-) -> Result<Vec<Profile>, Failure> {
-    let mut profiles: Vec<Profile> = ctx.config.profiles.values().cloned().collect();
-    for kind in ProviderKind::all() {
-        if ctx.config.profiles.contains_key(kind.name()) {
-            continue;
-        }
-        let profile = ctx.config.profile(kind.name())?;
-        let any_env = kind
-            .variables()
-            .iter()
-            .any(|v| std::env::var_os(v.name).is_some());
-        let has_login = store
-            .load(&profile.login_key()?)
-            .await
-            .map_err(kunci::Error::from)?
-            .is_some();
-        if any_env || has_login {
-            profiles.push(profile);
-        }
-    }
-    Ok(profiles)
 }
 
 #[cfg(test)]
