@@ -14,7 +14,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     scaffold(root, name)?;
     codegen::run(root, codegen::Mode::Write)?;
     eprintln!(
-        "new provider crate: crates/auth-{name}\n  next: DECLARATION in src/lib.rs (the variables), src/source.rs (request, parsing, error mapping), src/testing.rs (the simulator), the fault table in tests/all/conformance.rs, docs/providers/{name}.md; then `cargo test -p auth-{name} --all-features`"
+        "new provider crate: crates/auth-{name}\n  next: DECLARATION in src/lib.rs (the variables), src/source.rs (request, parsing, error mapping), src/testing.rs (the simulator and the fault table), docs/providers/{name}.md; then `cargo test -p auth-{name} --all-features`"
     );
     Ok(())
 }
@@ -361,9 +361,10 @@ const TESTING_RS: &str = r#"//! {{Title}}'s simulator (feature `testing`): a stu
 //! conformance kit run {{Title}} too. Make it faithful to the provider's document.
 
 use auth_testkit::{
-    Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated, Simulator,
-    Started, simulator::replace_variable,
+    Fault, Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated,
+    conformance::{FaultCase, Yields, transport_faults},
 };
+use serde_json::json;
 
 use crate::{ENV_API_KEY, ENV_BASE_URL, {{Title}}Source};
 
@@ -388,41 +389,56 @@ impl Handler for {{Title}}Handler {
                 ctx.record_issued(&token);
                 SimResponse::json(
                     200,
-                    &serde_json::json!({ "access_token": token, "expires_in": ctx.token_lifetime().as_secs() }),
+                    &json!({ "access_token": token, "expires_in": ctx.token_lifetime().as_secs() }),
                 )
             }
-            _ => SimResponse::json(401, &serde_json::json!({ "error": "invalid api key" })),
+            _ => SimResponse::json(401, &json!({ "error": "invalid api key" })),
         }
     }
 }
 
-/// The running simulator.
-#[derive(Debug)]
-pub struct {{Title}}Sim(SimServer);
+impl Simulated for {{Title}}Source {
+    type Sim = SimServer;
 
-impl Simulator for {{Title}}Sim {
-    fn server(&self) -> &SimServer {
-        &self.0
+    const CREDENTIAL: &'static str = ENV_API_KEY;
+
+    async fn start(builder: SimBuilder) -> std::io::Result<SimServer> {
+        builder.start({{Title}}Handler).await
     }
 
-    fn variables(&self) -> Vec<(&'static str, String)> {
+    fn variables(sim: &SimServer) -> Vec<(&'static str, String)> {
         vec![
-            (ENV_BASE_URL, self.0.base_url()),
+            (ENV_BASE_URL, sim.base_url()),
             (ENV_API_KEY, API_KEY.to_owned()),
         ]
     }
 
-    fn other_credential(&self) -> Vec<(&'static str, String)> {
-        replace_variable(self.variables(), ENV_API_KEY, "another-api-key")
+    fn other_credential(_: &SimServer) -> String {
+        "another-api-key".to_owned()
     }
-}
 
-impl Simulated for {{Title}}Source {
-    fn start_simulator(builder: SimBuilder) -> Started {
-        Box::pin(async move {
-            let server = builder.start({{Title}}Handler).await?;
-            Ok(Box::new({{Title}}Sim(server)) as Box<dyn Simulator>)
-        })
+    /// Every answer this provider's document gives beyond the transport faults every
+    /// provider shares, and what it yields: the conformance kit and the reliability suite
+    /// inject each one.
+    fn faults() -> Vec<FaultCase> {
+        let mut faults = transport_faults();
+        faults.extend([
+            (
+                "401",
+                Fault::json(401, &json!({"error": "invalid api key"})),
+                Yields::Reauthentication,
+            ),
+            (
+                "no expiry",
+                Fault::json(200, &json!({"access_token": "abc"})),
+                Yields::Protocol,
+            ),
+        ]);
+        faults
+    }
+
+    fn refusal(text: &str) -> Fault {
+        Fault::json(401, &json!({ "error": text }))
     }
 }
 "#;
@@ -446,36 +462,14 @@ fn missing_variables_name_the_variable() {
 "#;
 
 const TEST_CONFORMANCE: &str = r#"//! {{Title}}Source meets the provider contract (`auth_testkit::conformance`): its table of
-//! faults and the error kinds they yield; the kit checks the rest.
+//! expectations is `Simulated::faults` in `src/testing.rs`; the kit checks it and the rest.
 
-use auth_testkit::{
-    Fault,
-    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
-};
+use auth_testkit::conformance::{assert_conforms, subject};
 use auth_{{name}}::{{Title}}Source;
-use serde_json::json;
-
-/// This provider's answers beyond the transport faults every provider shares.
-fn faults() -> Vec<FaultCase> {
-    let mut faults = transport_faults();
-    faults.extend([
-        (
-            "401",
-            Fault::json(401, &json!({"error": "invalid api key"})),
-            Yields::Reauthentication,
-        ),
-        (
-            "no expiry",
-            Fault::json(200, &json!({"access_token": "abc"})),
-            Yields::Protocol,
-        ),
-    ]);
-    faults
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn {{name}}_meets_the_provider_contract() {
-    assert_conforms(&subject::<{{Title}}Source>(faults())).await;
+    assert_conforms(&subject::<{{Title}}Source>()).await;
 }
 "#;
 
@@ -487,10 +481,11 @@ should do.
 "#;
 
 /// `cargo xtask new-provider-check`: in a copy of the workspace, `new-provider acme`, then
-/// everything `cargo xtask ci` runs but the real upstreams (rustfmt, clippy with warnings
-/// denied, tidy, generated files fresh, the whole test suite, rustdoc), and `acme` must be in
-/// the facade, the demo's table, the reliability suite's provider list and the docs — with no
-/// hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
+/// everything `cargo xtask ci` runs but the real upstreams, the other providers' feature
+/// builds and packaging (rustfmt, clippy with warnings denied, tidy, generated files fresh,
+/// the whole test suite, the facade with `acme` alone, rustdoc, the examples), and `acme` must
+/// be in the facade, the demo's table, the `providers` example, the reliability suite's
+/// provider list and the docs — with no hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
 /// `target/new-provider-check`.
 pub(crate) fn check(root: &Path) -> Result<()> {
     let copy = tempfile::tempdir()?;
@@ -534,6 +529,42 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     cargo(&["run", "-q", "-p", "xtask", "--", "codegen", "--check"])?;
     cargo(&["test", "--workspace", "--all-features", "--all-targets"])?;
     cargo(&["test", "--workspace", "--all-features", "--doc"])?;
+    // The facade with the new provider alone (as `ci` builds each provider feature), rustdoc
+    // with warnings denied, and the facade's examples.
+    cargo(&[
+        "check",
+        "-p",
+        "kunci",
+        "--no-default-features",
+        "--features",
+        "acme",
+    ])?;
+    eprintln!(
+        "$ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features (in the copy)"
+    );
+    let doc = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()?;
+    if !doc.success() {
+        bail!("cargo doc reported warnings in the copy with the new provider");
+    }
+    cargo(&["run", "-q", "-p", "xtask", "--", "examples"])?;
+    let example = cargo(&[
+        "run",
+        "-q",
+        "-p",
+        "kunci",
+        "--features",
+        "testing",
+        "--example",
+        "providers",
+    ])?;
+    if !String::from_utf8_lossy(&example.stdout).contains("Acme (acme):") {
+        bail!("acme is not in the `providers` example");
+    }
     let demo = cargo(&["run", "-q", "-p", "kunci-cli", "--", "demo"])?;
     let demo = String::from_utf8_lossy(&demo.stdout);
     if !demo
@@ -556,8 +587,9 @@ pub(crate) fn check(root: &Path) -> Result<()> {
             bail!("{rel} lacks {needle}");
         }
     }
-    // The reliability suite's `every_provider` test loops over `ProviderKind::ALL`, which the
-    // list above feeds; it ran in the suite.
+    // The reliability suite loops over `ProviderKind::ALL`, which the list above feeds, and
+    // asserts it holds every provider of the workspace: acme ran in it (the fault table, the
+    // leak flows, the conformance kit) as part of the suite above.
     eprintln!("new-provider-check: acme scaffolded, wired in and the whole suite passed");
     Ok(())
 }

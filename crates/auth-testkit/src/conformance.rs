@@ -1,16 +1,16 @@
-//! The provider contract as a kit: any provider's source against its simulator. Each provider
-//! crate's tests call [`check`] with a [`Subject`] — its declaration, how to build its source
-//! from variables, how to start its simulator, and its table of faults and the error kinds
-//! they must yield — and keep only that table; the facade's reliability suite runs the same
-//! kit over every provider compiled in.
+//! The provider contract as a kit: any provider's source against its simulator. A provider's
+//! table of expectations — each answer its document gives and the error kind it must yield —
+//! is [`Simulated::faults`](crate::Simulated::faults), in the provider's `src/testing.rs`;
+//! its crate's tests call [`assert_conforms`] on [`subject`] in one line, and the facade's
+//! reliability suite runs the same kit, table included, over every provider compiled in.
 //!
 //! What it checks:
 //!
 //! 1. **the declaration** is well formed ([`Declaration::problems`]), the source answers the
 //!    declared name and a store key under it;
 //! 2. **a first token** is fetched from the simulator with the variables it gives;
-//! 3. **the fault table**: each injected fault yields its error kind (or a token), and no error
-//!    message or `Debug` holds a secret;
+//! 3. **the fault table** ([`Simulator::faults`](crate::Simulator::faults)): each injected
+//!    fault yields its error kind (or a token), and no error message or `Debug` holds a secret;
 //! 4. **arbitrary answers never panic**: random statuses, content types and bodies (JSON with
 //!    absurd numbers, wrong types, text, bytes) are answered with a result, never a panic;
 //! 5. **TRACE logs hold no secret**: everything logged while checks 2 to 4 ran is searched for
@@ -48,7 +48,8 @@ pub enum Yields {
 }
 
 impl Yields {
-    fn of(result: &Result<auth_core::Fetched, Error>) -> Self {
+    /// What `result` yielded.
+    pub fn of<T>(result: &Result<T, Error>) -> Self {
         match result {
             Ok(_) => Self::Token,
             Err(e) => match e.kind() {
@@ -79,16 +80,12 @@ pub struct Subject {
     pub start: Arc<dyn Fn(SimBuilder) -> Started + Send + Sync>,
     /// Builds its source from variables (`EnvProvider::from_lookup`).
     pub build: Arc<Build>,
-    /// Its fault table: each fault, injected before one fetch, and what that fetch yields.
-    /// Start from [`transport_faults`], which every provider shares.
-    pub faults: Vec<FaultCase>,
 }
 
 impl fmt::Debug for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subject")
             .field("provider", &self.declaration.name)
-            .field("faults", &self.faults.len())
             .finish_non_exhaustive()
     }
 }
@@ -202,8 +199,15 @@ pub async fn check(subject: &Subject) -> Vec<String> {
     }
 
     // 3. The fault table (a row repeating an earlier fault is run once).
-    for (i, (case, fault, expected)) in subject.faults.iter().enumerate() {
-        if subject.faults[..i].iter().any(|(_, f, _)| f == fault) {
+    let faults = sim.faults();
+    if !transport_faults()
+        .iter()
+        .all(|(_, shared, _)| faults.iter().any(|(_, f, _)| f == shared))
+    {
+        fail("the fault table does not start from `transport_faults()`".to_owned());
+    }
+    for (i, (case, fault, expected)) in faults.iter().enumerate() {
+        if faults[..i].iter().any(|(_, f, _)| f == fault) {
             continue;
         }
         sim.server().clear_faults();
@@ -290,17 +294,13 @@ pub async fn check(subject: &Subject) -> Vec<String> {
     failures
 }
 
-/// The subject for provider source `S`: its declaration, its simulator, its
-/// `EnvProvider::from_lookup`, and `faults`.
-pub fn subject<S>(faults: Vec<FaultCase>) -> Subject
-where
-    S: auth_core::provider::EnvProvider + crate::Simulated,
-{
+/// The subject for provider source `S`: its declaration, its simulator (and so its fault
+/// table), its `EnvProvider::from_lookup`.
+pub fn subject<S: crate::Simulated>() -> Subject {
     Subject {
         declaration: S::DECLARATION,
         start: Arc::new(S::start_simulator),
         build: Arc::new(|lookup, http| Ok(SharedTokenSource::new(S::from_lookup(lookup, http)?))),
-        faults,
     }
 }
 
@@ -322,11 +322,7 @@ pub async fn assert_conforms(subject: &Subject) {
 pub const ARBITRARY_ANSWERS: usize = 96;
 
 fn manager(source: SharedTokenSource, store: &MemoryStore) -> TokenManager {
-    let mut builder = TokenManager::builder(source.clone()).store(store.clone());
-    if let Some(key) = source.store_key() {
-        builder = builder.key(key);
-    }
-    match builder.build() {
+    match TokenManager::builder(source).store(store.clone()).build() {
         Ok(manager) => manager,
         Err(e) => unreachable_manager(&e),
     }

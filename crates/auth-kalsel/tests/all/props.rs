@@ -1,89 +1,39 @@
 //! Property tests of the response handling. The parser is private, so arbitrary answers are
-//! served by a loopback [`SimServer`] whose handler returns them, and the real source reads
+//! served by a loopback server (`auth_testkit::answers`), and the real source reads
 //! them: never a panic, always a token or a typed error; valid answers round-trip.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _,
+    ErrorKind, SharedClock,
     http::HttpConfig,
     time::{Duration as TimeDuration, OffsetDateTime},
 };
 use auth_kalsel::{KalselConfig, KalselSource};
-use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
+use auth_testkit::answers::{Answer, Answering};
 use proptest::{prelude::*, test_runner::TestRunner};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-#[derive(Clone, Debug, Default)]
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-    /// A `Date` header replacing the simulator's.
-    date: Option<String>,
-}
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    answer: Arc<Mutex<Answer>>,
-    source: KalselSource,
-    _sim: SimServer,
-}
-
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let answer = Arc::new(Mutex::new(Answer::default()));
-        let served = answer.clone();
-        let sim = runtime
-            .block_on(
-                SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
-                    let a = served.lock().unwrap().clone();
-                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
-                    match &a.date {
-                        Some(date) => response.with_header("date", date),
-                        None => response,
-                    }
-                }),
-            )
-            .unwrap();
+fn harness() -> Answering<KalselSource> {
+    Answering::start(|base_url| {
         let config = KalselConfig::new(SecretString::from("refresh-secret-for-props"))
             .unwrap()
-            .with_base_url(&sim.base_url())
+            .with_base_url(base_url)
             .unwrap();
         let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
-        Self {
-            runtime,
-            answer,
-            source: KalselSource::new(config, http).unwrap(),
-            _sim: sim,
-        }
-    }
+        KalselSource::new(config, http).unwrap()
+    })
+}
 
-    fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
-        self.fetch_at(answer).1
-    }
-
-    /// The moment sent, and the outcome.
-    fn fetch_at(
-        &self,
-        answer: Answer,
-    ) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
-        *self.answer.lock().unwrap() = answer;
-        let sent_at = SharedClock::system().now();
-        let outcome = self
-            .runtime
-            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)));
-        (sent_at, outcome)
-    }
+/// The moment sent, and the outcome.
+fn fetch_now(
+    h: &Answering<KalselSource>,
+    answer: Answer,
+) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
+    let sent_at = SharedClock::system().now();
+    (sent_at, h.fetch_at(answer, sent_at))
 }
 
 fn runner(cases: u32) -> TestRunner {
@@ -181,7 +131,7 @@ fn expected_kind(status: u16, body: &[u8]) -> Option<ErrorKind> {
 /// server errors get their documented kinds.
 #[test]
 fn arbitrary_answers_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (
         prop_oneof![200u16..600, Just(422u16), Just(421u16), Just(404u16)],
         content_type(),
@@ -225,18 +175,21 @@ fn arbitrary_answers_never_panic() {
 /// and no refresh material: nothing rotates.
 #[test]
 fn valid_answers_round_trip() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = ("[A-Za-z0-9._-]{1,400}", 5i64..(400 * 86_400));
     runner(128)
         .run(&strategy, |(token, life)| {
             let expired = SharedClock::system().now().unix_timestamp() + life;
             let body = json!({"access_token": token, "expired": expired});
-            let (sent_at, fetched) = h.fetch_at(Answer {
-                status: 200,
-                content_type: Some("application/json".to_owned()),
-                body: body.to_string().into_bytes(),
-                date: None,
-            });
+            let (sent_at, fetched) = fetch_now(
+                &h,
+                Answer {
+                    status: 200,
+                    content_type: Some("application/json".to_owned()),
+                    body: body.to_string().into_bytes(),
+                    date: None,
+                },
+            );
             let fetched = fetched.unwrap();
             prop_assert_eq!(fetched.token.secret().expose_secret(), token.as_str());
             prop_assert!(fetched.refresh.is_none());
@@ -255,7 +208,7 @@ fn valid_answers_round_trip() {
 /// never a panic.
 #[test]
 fn extreme_expiries_under_skewed_dates_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let expired = prop_oneof![
         any::<i64>(),
         Just(i64::MAX),
@@ -282,12 +235,15 @@ fn extreme_expiries_under_skewed_dates_never_panic() {
                     .unwrap()
             });
             let body = format!(r#"{{"access_token":"tok","expired":{expired}}}"#);
-            let (sent_at, outcome) = h.fetch_at(Answer {
-                status: 200,
-                content_type: Some("application/json".to_owned()),
-                body: body.into_bytes(),
-                date,
-            });
+            let (sent_at, outcome) = fetch_now(
+                &h,
+                Answer {
+                    status: 200,
+                    content_type: Some("application/json".to_owned()),
+                    body: body.into_bytes(),
+                    date,
+                },
+            );
             match outcome {
                 Ok(fetched) => {
                     let at = fetched.token.expires_at().unwrap();

@@ -1,87 +1,29 @@
 //! Property tests of the response handling. The parser is private, so arbitrary answers are
-//! served by a loopback [`SimServer`] whose handler returns them, and the real source reads
+//! served by a loopback server (`auth_testkit::answers`), and the real source reads
 //! them: never a panic, always a token or a typed error; valid answers round-trip.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _, http::HttpConfig, time::OffsetDateTime,
-};
+use auth_core::{ErrorKind, SharedClock, http::HttpConfig, time::OffsetDateTime};
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
-use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
+use auth_testkit::answers::{Answer, Answering};
 use proptest::{prelude::*, test_runner::TestRunner};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-#[derive(Clone, Debug, Default)]
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-    /// A `Date` header in place of the simulator's own.
-    date: Option<String>,
-}
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    answer: Arc<Mutex<Answer>>,
-    source: KrmPesanSource,
-    _sim: SimServer,
-}
-
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let answer = Arc::new(Mutex::new(Answer::default()));
-        let served = answer.clone();
-        let sim = runtime
-            .block_on(
-                SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
-                    let a = served.lock().unwrap().clone();
-                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
-                    match &a.date {
-                        Some(date) => response.with_header("date", date),
-                        None => response,
-                    }
-                }),
-            )
-            .unwrap();
+fn harness() -> Answering<KrmPesanSource> {
+    Answering::start(|base_url| {
         let config = KrmPesanConfig::new(
             SecretString::from("refresh-secret-for-props"),
             SecretString::from("device-secret-for-props"),
         )
         .unwrap()
-        .with_base_url(&sim.base_url())
+        .with_base_url(base_url)
         .unwrap();
         let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
-        Self {
-            runtime,
-            answer,
-            source: KrmPesanSource::new(config, http).unwrap(),
-            _sim: sim,
-        }
-    }
-
-    fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
-        self.fetch_at(answer, SharedClock::system().now())
-    }
-
-    fn fetch_at(
-        &self,
-        answer: Answer,
-        sent_at: OffsetDateTime,
-    ) -> Result<auth_core::Fetched, auth_core::Error> {
-        *self.answer.lock().unwrap() = answer;
-        self.runtime
-            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)))
-    }
+        KrmPesanSource::new(config, http).unwrap()
+    })
 }
 
 fn runner(cases: u32) -> TestRunner {
@@ -139,7 +81,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 /// server errors get their documented kinds.
 #[test]
 fn arbitrary_answers_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (200u16..600, content_type(), body());
     runner(192)
         .run(&strategy, |(status, content_type, body)| {
@@ -183,7 +125,7 @@ fn arbitrary_answers_never_panic() {
 /// `ExpiresIn` seconds after the request was sent (or at the IdToken's `exp`, when earlier).
 #[test]
 fn valid_answers_round_trip() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (
         "[A-Za-z0-9_-]{1,300}",
         1u32..(400 * 86_400),
@@ -293,7 +235,7 @@ fn sent_at() -> impl Strategy<Value = OffsetDateTime> {
 /// protocol error, never a panic; a token always expires after it was asked for.
 #[test]
 fn extreme_expiries_with_skewed_dates_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (extreme_expires_in(), id_token(), date(), sent_at());
     runner(192)
         .run(&strategy, |(expires_in, id_token, date, sent_at)| {
