@@ -200,8 +200,9 @@ fn one_tls_stack() -> Result<()> {
 }
 
 /// The features the facade's examples are built with: the defaults (every provider, *ring*)
-/// plus the front-ends and Redis. Not `--all-features`, which would compile AWS-LC too.
-const EXAMPLE_FEATURES: &str = "reqwest-middleware,tower,redis";
+/// plus the front-ends, Redis and the simulators (`testing`, for the `providers` example).
+/// Not `--all-features`, which would compile AWS-LC too.
+const EXAMPLE_FEATURES: &str = "reqwest-middleware,tower,redis,testing";
 
 /// Runs every example of the facade (`crates/kunci/examples/*.rs`) and fails on a non-zero
 /// exit. They run against loopback simulators; `redis_fleet` needs `KUNCI_TEST_REDIS_URL`
