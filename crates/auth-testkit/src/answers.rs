@@ -113,3 +113,58 @@ impl<S: TokenSource> Answering<S> {
             .block_on(self.source.fetch(FetchRequest::new(None, sent_at)))
     }
 }
+
+/// The strategies the providers' property tests share (feature `proptest`): the statuses,
+/// content types and JSON values an arbitrary answer is made of; each provider's tests add
+/// the bodies of its own shapes.
+#[cfg(feature = "proptest")]
+pub mod strategies {
+    use proptest::{prelude::*, test_runner::TestRunner};
+    use serde_json::json;
+
+    /// `cases` cases, nothing persisted (a failure prints its input).
+    pub fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A runner of [`config`]`(cases)`, for tests that hold a harness across cases.
+    pub fn runner(cases: u32) -> TestRunner {
+        TestRunner::new(config(cases))
+    }
+
+    /// Any status from 100 to 599.
+    pub fn status() -> impl Strategy<Value = http::StatusCode> {
+        (100u16..600).prop_map(|s| {
+            http::StatusCode::from_u16(s).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+        })
+    }
+
+    /// No content type, a JSON one, an HTML or text one, or any printable text.
+    pub fn content_type() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some("application/json".to_owned())),
+            Just(Some("application/fhir+json".to_owned())),
+            Just(Some("text/html; charset=utf-8".to_owned())),
+            Just(Some("text/plain".to_owned())),
+            "[ -~]{0,40}".prop_map(Some),
+        ]
+    }
+
+    /// A JSON value of any type: numbers at every size, text, null, a boolean, nesting.
+    pub fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,80}".prop_map(|s| json!(s)),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!({"a": [1]})),
+            Just(json!([{"details": {"text": 5}}])),
+        ]
+    }
+}

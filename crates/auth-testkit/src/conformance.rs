@@ -16,13 +16,16 @@
 //! 5. **TRACE logs hold no secret**: everything logged while checks 2 to 4 ran is searched for
 //!    every secret variable's value and every token the simulator issued;
 //! 6. **a credential change is noticed**: a token stored by a source with one credential is
-//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential)).
+//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential));
+//! 7. **an expired token is refreshed once**: through a manager on a manual clock shared with
+//!    the simulator, calls while the token is valid send nothing more, and once it expired,
+//!    twenty callers at once cause exactly one request and all get the one new token.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use auth_core::{
-    Error, ErrorKind, FetchRequest, MemoryStore, SharedTokenSource, TokenManager, clock::Clock,
-    http::HttpConfig, provider::Declaration,
+    Error, ErrorKind, FetchRequest, ManualClock, MemoryStore, SharedClock, SharedTokenSource,
+    TokenManager, clock::Clock, http::HttpConfig, provider::Declaration,
 };
 use secrecy::ExposeSecret as _;
 
@@ -273,6 +276,11 @@ pub async fn check(subject: &Subject) -> Vec<String> {
         Err(e) => fail(format!("no token through a manager: {e}")),
     }
 
+    // 7. An expired token is refreshed once for many callers.
+    if let Err(what) = expiry_is_refreshed_once(subject).await {
+        fail(what);
+    }
+
     // 5. Nothing secret in the logs.
     drop(guard);
     let text = logs.text();
@@ -302,6 +310,67 @@ pub fn subject<S: crate::Simulated>() -> Subject {
         start: Arc::new(S::start_simulator),
         build: Arc::new(|lookup, http| Ok(SharedTokenSource::new(S::from_lookup(lookup, http)?))),
     }
+}
+
+/// Check 7 on a simulator of its own, whose clock is the manager's.
+async fn expiry_is_refreshed_once(subject: &Subject) -> Result<(), String> {
+    let clock = ManualClock::new(auth_core::SystemClock::new().now());
+    let sim = (subject.start)(
+        SimServer::builder()
+            .clock(SharedClock::from(clock.clone()))
+            .token_lifetime(Duration::from_secs(3600)),
+    )
+    .await
+    .map_err(|e| format!("its simulator did not start on a manual clock: {e}"))?;
+    let vars = sim.variables();
+    let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+    let source = (subject.build)(&lookup, HttpConfig::default().with_timeout(TIMEOUT))
+        .map_err(|e| format!("expiry: the source cannot be built: {e}"))?;
+    let manager = TokenManager::builder(source)
+        .clock(SharedClock::from(clock.clone()))
+        .build()
+        .map_err(|e| format!("expiry: no manager: {e}"))?;
+    let secret = |m: TokenManager| async move {
+        m.token()
+            .await
+            .map(|t| t.secret().expose_secret().to_owned())
+    };
+    let first = secret(manager.clone())
+        .await
+        .map_err(|e| format!("expiry: no first token: {e}"))?;
+    for _ in 0..5 {
+        secret(manager.clone())
+            .await
+            .map_err(|e| format!("expiry: a cached token refused: {e}"))?;
+    }
+    let before = sim.server().request_count();
+    if before != 1 {
+        return Err(format!(
+            "expiry: {before} requests for one token and five cached calls"
+        ));
+    }
+    clock.advance(Duration::from_secs(2 * 3600));
+    let callers: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(secret(manager.clone())))
+        .collect();
+    let mut secrets = Vec::new();
+    for caller in callers {
+        match caller.await {
+            Ok(Ok(s)) => secrets.push(s),
+            Ok(Err(e)) => return Err(format!("expiry: a caller got no token: {e}")),
+            Err(e) => return Err(format!("expiry: a caller panicked: {e}")),
+        }
+    }
+    let sent = sim.server().request_count() - before;
+    if sent != 1 {
+        return Err(format!(
+            "expiry: twenty callers after expiry caused {sent} requests, not one"
+        ));
+    }
+    if secrets.iter().any(|s| *s != secrets[0]) || secrets[0] == first {
+        return Err("expiry: the callers did not all get the one new token".to_owned());
+    }
+    Ok(())
 }
 
 /// [`check`], asserting that nothing failed.

@@ -11,8 +11,11 @@ use auth_core::{
     time::{Duration as TimeDuration, OffsetDateTime},
 };
 use auth_kalsel::{KalselConfig, KalselSource};
-use auth_testkit::answers::{Answer, Answering};
-use proptest::{prelude::*, test_runner::TestRunner};
+use auth_testkit::answers::{
+    Answer, Answering,
+    strategies::{content_type, json_value, runner},
+};
+use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
@@ -34,33 +37,6 @@ fn fetch_now(
 ) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
     let sent_at = SharedClock::system().now();
     (sent_at, h.fetch_at(answer, sent_at))
-}
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("text/html; charset=utf-8".to_owned())),
-        "[!-~]{1,40}".prop_map(Some),
-    ]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        "\\PC{0,80}".prop_map(|s| json!(s)),
-        Just(json!(null)),
-        Just(json!({"a": [1]})),
-    ]
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {

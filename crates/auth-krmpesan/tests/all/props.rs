@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use auth_core::{ErrorKind, SharedClock, http::HttpConfig, time::OffsetDateTime};
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
-use auth_testkit::answers::{Answer, Answering};
-use proptest::{prelude::*, test_runner::TestRunner};
+use auth_testkit::answers::{
+    Answer, Answering,
+    strategies::{content_type, json_value, runner},
+};
+use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
@@ -24,33 +27,6 @@ fn harness() -> Answering<KrmPesanSource> {
         let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
         KrmPesanSource::new(config, http).unwrap()
     })
-}
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("text/html; charset=utf-8".to_owned())),
-        "[!-~]{1,40}".prop_map(Some),
-    ]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        "\\PC{0,80}".prop_map(|s| json!(s)),
-        Just(json!(null)),
-        Just(json!({"a": [1]})),
-    ]
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
