@@ -594,7 +594,9 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the workspace's files (tracked and untracked-but-not-ignored) into `dest`.
+/// Copies the workspace's files (tracked and untracked-but-not-ignored) into `dest`. Outside a
+/// git checkout (in `new-provider-check`'s own copy, where this runs again in the suite) every
+/// file but `target/` and `.git/`.
 fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
     let out = std::process::Command::new("git")
         .args([
@@ -606,8 +608,16 @@ fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
         ])
         .current_dir(root)
         .output()?;
-    for rel in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        let rel = std::str::from_utf8(rel)?;
+    let files: Vec<String> = if out.status.success() {
+        out.stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    } else {
+        files_below(root, Path::new(""))?
+    };
+    for rel in &files {
         let from = root.join(rel);
         if !from.is_file() {
             continue;
@@ -621,6 +631,25 @@ fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The files below `root/rel`, relative to `root`, but `target/` and `.git/`.
+fn files_below(root: &Path, rel: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let path = rel.join(&name);
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if name != "target" && name != ".git" {
+                files.extend(files_below(root, &path)?);
+            }
+        } else {
+            files.push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,30 +659,39 @@ mod tests {
         let root = crate::workspace_root();
         let copy = tempfile::tempdir().unwrap();
         copy_workspace(&root, copy.path()).unwrap();
+        // `acme`, unless the checkout has one already (as in `new-provider-check`'s copy).
+        let name = ["acme", "acmetwo"]
+            .into_iter()
+            .find(|n| !root.join(format!("crates/auth-{n}")).exists())
+            .unwrap();
+        let title = format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..]);
 
-        scaffold(copy.path(), "acme").unwrap();
+        scaffold(copy.path(), name).unwrap();
         // The variable tables are rendered by the facade's test (a build); the rest is text.
         codegen::run_with(copy.path(), codegen::Mode::Write, false).unwrap();
 
         let list =
             fs::read_to_string(copy.path().join("crates/kunci/src/providers/list.rs")).unwrap();
         assert!(
-            list.contains("acme \"acme\" Acme => auth_acme::AcmeSource"),
+            list.contains(&format!(
+                "{name} \"{name}\" {title} => auth_{name}::{title}Source"
+            )),
             "the facade's list gained the new provider:\n{list}"
         );
         let facade = fs::read_to_string(copy.path().join("crates/kunci/Cargo.toml")).unwrap();
         assert!(
-            facade.contains("acme = [\"dep:auth-acme\"]") && facade.contains("auth-acme?/testing")
+            facade.contains(&format!("{name} = [\"dep:auth-{name}\"]"))
+                && facade.contains(&format!("auth-{name}?/testing"))
         );
         assert!(
             fs::read_to_string(copy.path().join("docs/providers.md"))
                 .unwrap()
-                .contains("auth-acme")
+                .contains(&format!("auth-{name}"))
         );
         assert!(
             fs::read_to_string(copy.path().join(".github/CODEOWNERS"))
                 .unwrap()
-                .contains("@kunci-rs/acme-team")
+                .contains(&format!("@kunci-rs/{name}-team"))
         );
         for file in [
             "src/lib.rs",
@@ -662,12 +700,15 @@ mod tests {
             "tests/all/conformance.rs",
         ] {
             assert!(
-                copy.path().join("crates/auth-acme").join(file).is_file(),
+                copy.path()
+                    .join(format!("crates/auth-{name}"))
+                    .join(file)
+                    .is_file(),
                 "{file}"
             );
         }
         codegen::run_with(copy.path(), codegen::Mode::Check, false).unwrap();
-        let crate_dir = copy.path().join("crates/auth-acme");
+        let crate_dir = copy.path().join(format!("crates/auth-{name}"));
         let formatted = std::process::Command::new("rustfmt")
             .args(["--edition", "2024", "--check"])
             .args(

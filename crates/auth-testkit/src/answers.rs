@@ -119,8 +119,11 @@ impl<S: TokenSource> Answering<S> {
 /// the bodies of its own shapes.
 #[cfg(feature = "proptest")]
 pub mod strategies {
+    use auth_core::{ErrorKind, TokenSource};
     use proptest::{prelude::*, test_runner::TestRunner};
     use serde_json::json;
+
+    use super::{Answer, Answering};
 
     /// `cases` cases, nothing persisted (a failure prints its input).
     pub fn config(cases: u32) -> ProptestConfig {
@@ -166,5 +169,60 @@ pub mod strategies {
             Just(json!({"a": [1]})),
             Just(json!([{"details": {"text": 5}}])),
         ]
+    }
+
+    /// `cases` answers of a status from `statuses`, any [`content_type`] and a body from
+    /// `bodies`, each fetched by `h`'s source: a token only for a 200 (with an expiry), else an
+    /// error of the kind `expected(status, body)` gives (`None`: rate-limited, whatever its
+    /// `until`) whose text and `Debug` hold none of `secrets` — and never a panic.
+    ///
+    /// # Panics
+    /// When an answer gets anything else, with the shrunk answer.
+    #[allow(
+        clippy::panic,
+        reason = "a test helper: a failed property is a failed test"
+    )]
+    pub fn assert_kinds_of_arbitrary_answers<S: TokenSource>(
+        h: &Answering<S>,
+        cases: u32,
+        statuses: impl Strategy<Value = u16>,
+        bodies: impl Strategy<Value = Vec<u8>>,
+        expected: impl Fn(u16, &[u8]) -> Option<ErrorKind>,
+        secrets: &[&str],
+    ) {
+        let strategy = (statuses, content_type(), bodies);
+        let outcome = runner(cases).run(&strategy, |(status, content_type, body)| {
+            let expected = expected(status, &body);
+            let answer = Answer {
+                status,
+                content_type,
+                body,
+                date: None,
+            };
+            match h.fetch(answer) {
+                Ok(fetched) => {
+                    prop_assert_eq!(status, 200);
+                    prop_assert!(fetched.token.expires_at().is_some());
+                }
+                Err(e) => {
+                    match expected {
+                        Some(kind) => prop_assert_eq!(e.kind(), kind, "{}", e),
+                        None => prop_assert!(
+                            matches!(e.kind(), ErrorKind::RateLimited { .. }),
+                            "{:?}",
+                            e
+                        ),
+                    }
+                    let printed = format!("{e} {e:?}");
+                    for secret in secrets {
+                        prop_assert!(!printed.contains(secret), "a secret in {}", printed);
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use auth_core::{
 use auth_kalsel::{KalselConfig, KalselSource};
 use auth_testkit::answers::{
     Answer, Answering,
-    strategies::{content_type, json_value, runner},
+    strategies::{assert_kinds_of_arbitrary_answers, json_value, runner},
 };
 use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -107,43 +107,14 @@ fn expected_kind(status: u16, body: &[u8]) -> Option<ErrorKind> {
 /// server errors get their documented kinds.
 #[test]
 fn arbitrary_answers_never_panic() {
-    let h = harness();
-    let strategy = (
+    assert_kinds_of_arbitrary_answers(
+        &harness(),
+        256,
         prop_oneof![200u16..600, Just(422u16), Just(421u16), Just(404u16)],
-        content_type(),
         body(),
+        expected_kind,
+        &["refresh-secret-for-props"],
     );
-    runner(256)
-        .run(&strategy, |(status, content_type, body)| {
-            let expected = expected_kind(status, &body);
-            let result = h.fetch(Answer {
-                status,
-                content_type,
-                body,
-                date: None,
-            });
-            match result {
-                Ok(fetched) => {
-                    prop_assert_eq!(status, 200);
-                    prop_assert!(fetched.token.expires_at().is_some());
-                    prop_assert!(fetched.refresh.is_none());
-                }
-                Err(e) => {
-                    match expected {
-                        Some(kind) => prop_assert_eq!(e.kind(), kind, "{}", e),
-                        None => prop_assert!(
-                            matches!(e.kind(), ErrorKind::RateLimited { .. }),
-                            "{:?}",
-                            e
-                        ),
-                    }
-                    let printed = format!("{e} {e:?}");
-                    prop_assert!(!printed.contains("refresh-secret-for-props"));
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
 }
 
 /// A documented answer comes back as a token with `access_token` as its secret, expiring at
