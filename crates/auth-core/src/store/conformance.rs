@@ -71,7 +71,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -944,13 +944,14 @@ where
 }
 
 /// A source that counts its calls, waits `delay` (a slow provider) and answers `tok-<n>`
-/// valid for `lifetime` from the moment the request was sent, issued `age` before it.
-fn counting_source(
+/// valid for `lifetime` from the moment the request was sent, issued `age` before it — the
+/// provider of the kit's manager checks, and of a backend's own tests beside them.
+pub fn counting_source(
     delay: Duration,
     age: Duration,
     lifetime: Duration,
-) -> (SharedTokenSource, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
+) -> (SharedTokenSource, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&calls);
     let source = source::from_fn("count", move |request: FetchRequest| {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
