@@ -72,7 +72,13 @@ fn main() -> Result<()> {
 }
 
 pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo names this package's directory at run time too (`cargo run`, `cargo test`); that
+    // one wins over the directory it was compiled in: `new-provider-check` builds a copy of
+    // the workspace in the same target directory, and the binary it leaves there must still
+    // work on the checkout it is run from.
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }

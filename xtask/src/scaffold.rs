@@ -486,7 +486,11 @@ should do.
 /// the whole test suite, the facade with `acme` alone, rustdoc, the examples), and `acme` must
 /// be in the facade, the demo's table, the `providers` example, the reliability suite's
 /// provider list and the docs — with no hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
-/// `target/new-provider-check`.
+/// `target/new-provider-check`. A shared target directory is left holding the copy's
+/// binaries (`debug/kunci`, `debug/xtask`, the examples, with `acme` compiled in) where cargo
+/// still counts the checkout's own as fresh: touch a source of each (or build once with
+/// another profile) before running them again from there. xtask roots itself at run time, so
+/// `cargo xtask` keeps working either way.
 pub(crate) fn check(root: &Path) -> Result<()> {
     let copy = tempfile::tempdir()?;
     let dir = copy.path();
