@@ -101,7 +101,13 @@ fn man(root: &Path, dir: Option<&str>) -> Result<()> {
 }
 
 pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo names this package's directory at run time too (`cargo run`, `cargo test`); that
+    // one wins over the directory it was compiled in: `new-provider-check` builds a copy of
+    // the workspace in the same target directory, and the binary it leaves there must still
+    // work on the checkout it is run from.
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
@@ -265,8 +271,9 @@ fn one_tls_stack() -> Result<()> {
 }
 
 /// The features the facade's examples are built with: the defaults (every provider, *ring*)
-/// plus the front-ends and Redis. Not `--all-features`, which would compile AWS-LC too.
-const EXAMPLE_FEATURES: &str = "reqwest-middleware,tower,redis";
+/// plus the front-ends, Redis and the simulators (`testing`, for the `providers` example).
+/// Not `--all-features`, which would compile AWS-LC too.
+const EXAMPLE_FEATURES: &str = "reqwest-middleware,tower,redis,testing";
 
 /// Runs every example of the facade (`crates/kunci/examples/*.rs`) and fails on a non-zero
 /// exit. They run against loopback simulators; `redis_fleet` needs `KUNCI_TEST_REDIS_URL`

@@ -14,7 +14,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     scaffold(root, name)?;
     codegen::run(root, codegen::Mode::Write)?;
     eprintln!(
-        "new provider crate: crates/auth-{name}\n  next: DECLARATION in src/lib.rs (the variables), src/source.rs (request, parsing, error mapping), src/testing.rs (the simulator), the fault table in tests/all/conformance.rs, docs/providers/{name}.md; then `cargo test -p auth-{name} --all-features`"
+        "new provider crate: crates/auth-{name}\n  next: DECLARATION in src/lib.rs (the variables), src/source.rs (request, parsing, error mapping), src/testing.rs (the simulator and the fault table), docs/providers/{name}.md; then `cargo test -p auth-{name} --all-features`"
     );
     Ok(())
 }
@@ -365,9 +365,10 @@ const TESTING_RS: &str = r#"//! {{Title}}'s simulator (feature `testing`): a stu
 //! conformance kit run {{Title}} too. Make it faithful to the provider's document.
 
 use auth_testkit::{
-    Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated, Simulator,
-    Started, simulator::replace_variable,
+    Fault, Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated,
+    conformance::{FaultCase, Yields, transport_faults},
 };
+use serde_json::json;
 
 use crate::{ENV_API_KEY, ENV_BASE_URL, {{Title}}Source};
 
@@ -392,41 +393,56 @@ impl Handler for {{Title}}Handler {
                 ctx.record_issued(&token);
                 SimResponse::json(
                     200,
-                    &serde_json::json!({ "access_token": token, "expires_in": ctx.token_lifetime().as_secs() }),
+                    &json!({ "access_token": token, "expires_in": ctx.token_lifetime().as_secs() }),
                 )
             }
-            _ => SimResponse::json(401, &serde_json::json!({ "error": "invalid api key" })),
+            _ => SimResponse::json(401, &json!({ "error": "invalid api key" })),
         }
     }
 }
 
-/// The running simulator.
-#[derive(Debug)]
-pub struct {{Title}}Sim(SimServer);
+impl Simulated for {{Title}}Source {
+    type Sim = SimServer;
 
-impl Simulator for {{Title}}Sim {
-    fn server(&self) -> &SimServer {
-        &self.0
+    const CREDENTIAL: &'static str = ENV_API_KEY;
+
+    async fn start(builder: SimBuilder) -> std::io::Result<SimServer> {
+        builder.start({{Title}}Handler).await
     }
 
-    fn variables(&self) -> Vec<(&'static str, String)> {
+    fn variables(sim: &SimServer) -> Vec<(&'static str, String)> {
         vec![
-            (ENV_BASE_URL, self.0.base_url()),
+            (ENV_BASE_URL, sim.base_url()),
             (ENV_API_KEY, API_KEY.to_owned()),
         ]
     }
 
-    fn other_credential(&self) -> Vec<(&'static str, String)> {
-        replace_variable(self.variables(), ENV_API_KEY, "another-api-key")
+    fn other_credential(_: &SimServer) -> String {
+        "another-api-key".to_owned()
     }
-}
 
-impl Simulated for {{Title}}Source {
-    fn start_simulator(builder: SimBuilder) -> Started {
-        Box::pin(async move {
-            let server = builder.start({{Title}}Handler).await?;
-            Ok(Box::new({{Title}}Sim(server)) as Box<dyn Simulator>)
-        })
+    /// Every answer this provider's document gives beyond the transport faults every
+    /// provider shares, and what it yields: the conformance kit and the reliability suite
+    /// inject each one.
+    fn faults() -> Vec<FaultCase> {
+        let mut faults = transport_faults();
+        faults.extend([
+            (
+                "401",
+                Fault::json(401, &json!({"error": "invalid api key"})),
+                Yields::Reauthentication,
+            ),
+            (
+                "no expiry",
+                Fault::json(200, &json!({"access_token": "abc"})),
+                Yields::Protocol,
+            ),
+        ]);
+        faults
+    }
+
+    fn refusal(text: &str) -> Fault {
+        Fault::json(401, &json!({ "error": text }))
     }
 }
 "#;
@@ -450,36 +466,14 @@ fn missing_variables_name_the_variable() {
 "#;
 
 const TEST_CONFORMANCE: &str = r#"//! {{Title}}Source meets the provider contract (`auth_testkit::conformance`): its table of
-//! faults and the error kinds they yield; the kit checks the rest.
+//! expectations is `Simulated::faults` in `src/testing.rs`; the kit checks it and the rest.
 
-use auth_testkit::{
-    Fault,
-    conformance::{FaultCase, Yields, assert_conforms, subject, transport_faults},
-};
+use auth_testkit::conformance::{assert_conforms, subject};
 use auth_{{name}}::{{Title}}Source;
-use serde_json::json;
-
-/// This provider's answers beyond the transport faults every provider shares.
-fn faults() -> Vec<FaultCase> {
-    let mut faults = transport_faults();
-    faults.extend([
-        (
-            "401",
-            Fault::json(401, &json!({"error": "invalid api key"})),
-            Yields::Reauthentication,
-        ),
-        (
-            "no expiry",
-            Fault::json(200, &json!({"access_token": "abc"})),
-            Yields::Protocol,
-        ),
-    ]);
-    faults
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn {{name}}_meets_the_provider_contract() {
-    assert_conforms(&subject::<{{Title}}Source>(faults())).await;
+    assert_conforms(&subject::<{{Title}}Source>()).await;
 }
 "#;
 
@@ -491,11 +485,16 @@ should do.
 "#;
 
 /// `cargo xtask new-provider-check`: in a copy of the workspace, `new-provider acme`, then
-/// everything `cargo xtask ci` runs but the real upstreams (rustfmt, clippy with warnings
-/// denied, tidy, generated files fresh, the whole test suite, rustdoc), and `acme` must be in
-/// the facade, the demo's table, the reliability suite's provider list and the docs — with no
-/// hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
-/// `target/new-provider-check`.
+/// everything `cargo xtask ci` runs but the real upstreams, the other providers' feature
+/// builds and packaging (rustfmt, clippy with warnings denied, tidy, generated files fresh,
+/// the whole test suite, the facade with `acme` alone, rustdoc, the examples), and `acme` must
+/// be in the facade, the demo's table, the `providers` example, the reliability suite's
+/// provider list and the docs — with no hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
+/// `target/new-provider-check`. A shared target directory is left holding the copy's
+/// binaries (`debug/kunci`, `debug/xtask`, the examples, with `acme` compiled in) where cargo
+/// still counts the checkout's own as fresh: touch a source of each (or build once with
+/// another profile) before running them again from there. xtask roots itself at run time, so
+/// `cargo xtask` keeps working either way.
 pub(crate) fn check(root: &Path) -> Result<()> {
     let copy = tempfile::tempdir()?;
     let dir = copy.path();
@@ -538,6 +537,42 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     cargo(&["run", "-q", "-p", "xtask", "--", "codegen", "--check"])?;
     cargo(&["test", "--workspace", "--all-features", "--all-targets"])?;
     cargo(&["test", "--workspace", "--all-features", "--doc"])?;
+    // The facade with the new provider alone (as `ci` builds each provider feature), rustdoc
+    // with warnings denied, and the facade's examples.
+    cargo(&[
+        "check",
+        "-p",
+        "kunci",
+        "--no-default-features",
+        "--features",
+        "acme",
+    ])?;
+    eprintln!(
+        "$ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features (in the copy)"
+    );
+    let doc = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()?;
+    if !doc.success() {
+        bail!("cargo doc reported warnings in the copy with the new provider");
+    }
+    cargo(&["run", "-q", "-p", "xtask", "--", "examples"])?;
+    let example = cargo(&[
+        "run",
+        "-q",
+        "-p",
+        "kunci",
+        "--features",
+        "testing",
+        "--example",
+        "providers",
+    ])?;
+    if !String::from_utf8_lossy(&example.stdout).contains("Acme (acme):") {
+        bail!("acme is not in the `providers` example");
+    }
     let demo = cargo(&["run", "-q", "-p", "kunci-cli", "--", "demo"])?;
     let demo = String::from_utf8_lossy(&demo.stdout);
     if !demo
@@ -560,13 +595,16 @@ pub(crate) fn check(root: &Path) -> Result<()> {
             bail!("{rel} lacks {needle}");
         }
     }
-    // The reliability suite's `every_provider` test loops over `ProviderKind::ALL`, which the
-    // list above feeds; it ran in the suite.
+    // The reliability suite loops over `ProviderKind::ALL`, which the list above feeds, and
+    // asserts it holds every provider of the workspace: acme ran in it (the fault table, the
+    // leak flows, the conformance kit) as part of the suite above.
     eprintln!("new-provider-check: acme scaffolded, wired in and the whole suite passed");
     Ok(())
 }
 
-/// Copies the workspace's files (tracked and untracked-but-not-ignored) into `dest`.
+/// Copies the workspace's files (tracked and untracked-but-not-ignored) into `dest`. Outside a
+/// git checkout (in `new-provider-check`'s own copy, where this runs again in the suite) every
+/// file but `target/` and `.git/`.
 fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
     let out = std::process::Command::new("git")
         .args([
@@ -578,8 +616,16 @@ fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
         ])
         .current_dir(root)
         .output()?;
-    for rel in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        let rel = std::str::from_utf8(rel)?;
+    let files: Vec<String> = if out.status.success() {
+        out.stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    } else {
+        files_below(root, Path::new(""))?
+    };
+    for rel in &files {
         let from = root.join(rel);
         if !from.is_file() {
             continue;
@@ -593,6 +639,25 @@ fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The files below `root/rel`, relative to `root`, but `target/` and `.git/`.
+fn files_below(root: &Path, rel: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let path = rel.join(&name);
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if name != "target" && name != ".git" {
+                files.extend(files_below(root, &path)?);
+            }
+        } else {
+            files.push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,30 +667,39 @@ mod tests {
         let root = crate::workspace_root();
         let copy = tempfile::tempdir().unwrap();
         copy_workspace(&root, copy.path()).unwrap();
+        // `acme`, unless the checkout has one already (as in `new-provider-check`'s copy).
+        let name = ["acme", "acmetwo"]
+            .into_iter()
+            .find(|n| !root.join(format!("crates/auth-{n}")).exists())
+            .unwrap();
+        let title = format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..]);
 
-        scaffold(copy.path(), "acme").unwrap();
+        scaffold(copy.path(), name).unwrap();
         // The variable tables are rendered by the facade's test (a build); the rest is text.
         codegen::run_with(copy.path(), codegen::Mode::Write, false).unwrap();
 
         let list =
             fs::read_to_string(copy.path().join("crates/kunci/src/providers/list.rs")).unwrap();
         assert!(
-            list.contains("acme \"acme\" Acme => auth_acme::AcmeSource"),
+            list.contains(&format!(
+                "{name} \"{name}\" {title} => auth_{name}::{title}Source"
+            )),
             "the facade's list gained the new provider:\n{list}"
         );
         let facade = fs::read_to_string(copy.path().join("crates/kunci/Cargo.toml")).unwrap();
         assert!(
-            facade.contains("acme = [\"dep:auth-acme\"]") && facade.contains("auth-acme?/testing")
+            facade.contains(&format!("{name} = [\"dep:auth-{name}\"]"))
+                && facade.contains(&format!("auth-{name}?/testing"))
         );
         assert!(
             fs::read_to_string(copy.path().join("docs/providers.md"))
                 .unwrap()
-                .contains("auth-acme")
+                .contains(&format!("auth-{name}"))
         );
         assert!(
             fs::read_to_string(copy.path().join(".github/CODEOWNERS"))
                 .unwrap()
-                .contains("@kunci-rs/acme-team")
+                .contains(&format!("@kunci-rs/{name}-team"))
         );
         for file in [
             "src/lib.rs",
@@ -634,12 +708,15 @@ mod tests {
             "tests/all/conformance.rs",
         ] {
             assert!(
-                copy.path().join("crates/auth-acme").join(file).is_file(),
+                copy.path()
+                    .join(format!("crates/auth-{name}"))
+                    .join(file)
+                    .is_file(),
                 "{file}"
             );
         }
         codegen::run_with(copy.path(), codegen::Mode::Check, false).unwrap();
-        let crate_dir = copy.path().join("crates/auth-acme");
+        let crate_dir = copy.path().join(format!("crates/auth-{name}"));
         let formatted = std::process::Command::new("rustfmt")
             .args(["--edition", "2024", "--check"])
             .args(

@@ -120,3 +120,15 @@ fn check_ignores(dir: &Path, name: &str, problems: &mut Vec<String>) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test -p xtask` (and so `cargo xtask test` and `ci`) checks the rules too: the
+    /// same function `cargo xtask tidy` runs, on this checkout.
+    #[test]
+    fn the_repository_is_tidy() {
+        if let Err(e) = super::run(&crate::workspace_root()) {
+            panic!("`cargo xtask tidy` fails: {e:#} (its problems are printed above)");
+        }
+    }
+}

@@ -628,7 +628,10 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// The store key (default: `<source name>:default`).
+    /// The store key, instead of the source's own: by default the key of the account the
+    /// source serves ([`TokenSource::store_key`](crate::TokenSource::store_key)) — every
+    /// provider's source knows it — or, for a source that does not say (a
+    /// [`source::from_fn`](crate::source::from_fn) closure), `<source name>:default`.
     #[must_use]
     pub fn key(mut self, key: StoreKey) -> Self {
         self.key = Some(key);
@@ -638,7 +641,7 @@ impl TokenManagerBuilder {
     /// Validates the policy and builds the manager.
     pub fn build(self) -> Result<TokenManager, Error> {
         self.policy.validate()?;
-        let key = match self.key {
+        let key = match self.key.or_else(|| self.source.store_key()) {
             Some(key) => key,
             None => StoreKey::for_account(self.source.name(), "default")?,
         };
@@ -672,7 +675,15 @@ impl TokenManagerBuilder {
 }
 
 impl TokenManager {
-    /// Starts building a manager for `source`.
+    /// Starts building a manager for `source`: keyed by the account it serves
+    /// ([`TokenSource::store_key`](crate::TokenSource::store_key), else `<name>:default`), in a
+    /// fresh [`MemoryStore`] of its own, on the system clock, with [`RefreshPolicy::default`].
+    ///
+    /// The facade's `kunci::ManagerBuilder` keys a manager the same way; its store defaults
+    /// differ on purpose: it opens the file store in the platform data directory, because an
+    /// application assembling a manager from its configuration wants tokens that outlive the
+    /// process, whereas this crate opens no file and depends on no store backend — a library
+    /// or test building a manager by hand gets a process-local store unless it passes one.
     pub fn builder(source: impl Into<SharedTokenSource>) -> TokenManagerBuilder {
         TokenManagerBuilder {
             source: source.into(),

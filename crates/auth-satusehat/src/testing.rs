@@ -7,8 +7,8 @@
 //! `status: "approved"`, …). Errors are FHIR `OperationOutcome`s: a wrong client is 401.
 
 use auth_testkit::{
-    Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated, Simulator,
-    Started, simulator::replace_variable,
+    Fault, Handler, SimBuilder, SimContext, SimRequest, SimResponse, SimServer, Simulated,
+    conformance::{FaultCase, Yields, transport_faults},
 };
 use serde_json::json;
 
@@ -78,33 +78,74 @@ impl Handler for SatusehatHandler {
     }
 }
 
-/// The running simulator.
-#[derive(Debug)]
-pub struct SatusehatSim(SimServer);
+impl Simulated for SatusehatSource {
+    type Sim = SimServer;
 
-impl Simulator for SatusehatSim {
-    fn server(&self) -> &SimServer {
-        &self.0
+    const CREDENTIAL: &'static str = ENV_CLIENT_SECRET;
+
+    async fn start(builder: SimBuilder) -> std::io::Result<SimServer> {
+        builder.start(SatusehatHandler).await
     }
 
-    fn variables(&self) -> Vec<(&'static str, String)> {
+    fn variables(sim: &SimServer) -> Vec<(&'static str, String)> {
         vec![
-            (ENV_BASE_URL, self.0.base_url()),
+            (ENV_BASE_URL, sim.base_url()),
             (ENV_CLIENT_ID, CLIENT_ID.to_owned()),
             (ENV_CLIENT_SECRET, CLIENT_SECRET.to_owned()),
         ]
     }
 
-    fn other_credential(&self) -> Vec<(&'static str, String)> {
-        replace_variable(self.variables(), ENV_CLIENT_SECRET, "a-regenerated-secret")
+    fn other_credential(_: &SimServer) -> String {
+        "a-regenerated-secret".to_owned()
     }
-}
 
-impl Simulated for SatusehatSource {
-    fn start_simulator(builder: SimBuilder) -> Started {
-        Box::pin(async move {
-            let server = builder.start(SatusehatHandler).await?;
-            Ok(Box::new(SatusehatSim(server)) as Box<dyn Simulator>)
-        })
+    /// Every answer this provider's document (or its server's source) gives, and what it
+    /// yields.
+    fn faults() -> Vec<FaultCase> {
+        let mut faults = transport_faults();
+        faults.extend([
+            (
+                "401 outcome",
+                Fault::json(
+                    401,
+                    &operation_outcome("invalid", "Invalid client credentials"),
+                ),
+                Yields::Reauthentication,
+            ),
+            (
+                "400 outcome",
+                Fault::json(400, &operation_outcome("invalid", "Invalid grant_type")),
+                Yields::Reauthentication,
+            ),
+            (
+                "429 outcome",
+                Fault::json(429, &operation_outcome("throttled", "Rate limit exceeded")),
+                Yields::RateLimited,
+            ),
+            (
+                "not approved",
+                Fault::json(
+                    200,
+                    &json!({"access_token": "a", "expires_in": "60", "status": "revoked"}),
+                ),
+                Yields::Reauthentication,
+            ),
+            (
+                "expires_in not a number",
+                Fault::json(200, &json!({"access_token": "a", "expires_in": "soon"})),
+                Yields::Protocol,
+            ),
+            (
+                "expires_in as a number",
+                Fault::json(200, &json!({"access_token": "a", "expires_in": 3599})),
+                Yields::Token,
+            ),
+            ("wrong content type", Fault::WrongContentType, Yields::Token),
+        ]);
+        faults
+    }
+
+    fn refusal(text: &str) -> Fault {
+        Fault::json(401, &operation_outcome("invalid", text))
     }
 }

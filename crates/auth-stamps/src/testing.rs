@@ -1,46 +1,82 @@
 //! This provider's simulator as the provider-agnostic suites see it (feature `testing`):
 //! the demo, the reliability suite, the benchmarks and the conformance kit start it through
-//! [`Simulated`], by the facade's `ProviderKind`.
+//! [`Simulated`], by the facade's `ProviderKind`. Only what differs between providers is here:
+//! how the simulator starts, the variables configured against it, the credential it checks,
+//! its fault table (what the conformance kit and the reliability suite inject) and its refusal.
 
 use auth_testkit::{
-    SimBuilder, SimServer, Simulated, Simulator, Started, simulator::replace_variable,
+    Fault, SimBuilder, Simulated,
+    conformance::{FaultCase, Yields, transport_faults},
     stamps::StampsSim,
 };
+use serde_json::json;
 
 use crate::StampsSource;
 
-/// The running simulator.
-#[derive(Debug)]
-struct Sim(StampsSim);
+impl Simulated for StampsSource {
+    type Sim = StampsSim;
 
-impl Simulator for Sim {
-    fn server(&self) -> &SimServer {
-        &self.0
+    const CREDENTIAL: &'static str = crate::ENV_TOKEN;
+
+    async fn start(builder: SimBuilder) -> std::io::Result<StampsSim> {
+        StampsSim::start_with(builder).await
     }
 
-    fn variables(&self) -> Vec<(&'static str, String)> {
+    fn variables(sim: &StampsSim) -> Vec<(&'static str, String)> {
         vec![
-            (crate::ENV_BASE_URL, self.0.base_url()),
-            (crate::ENV_TOKEN, self.0.auth_token().to_owned()),
-            (crate::ENV_MERCHANT_ID, self.0.merchant_id().to_string()),
+            (crate::ENV_BASE_URL, sim.base_url()),
+            (crate::ENV_TOKEN, sim.auth_token().to_owned()),
+            (crate::ENV_MERCHANT_ID, sim.merchant_id().to_string()),
         ]
     }
 
-    fn other_credential(&self) -> Vec<(&'static str, String)> {
+    fn other_credential(sim: &StampsSim) -> String {
         // Another merchant token.
-        replace_variable(
-            self.variables(),
-            crate::ENV_TOKEN,
-            format!("{}-reissued", self.0.auth_token()),
-        )
+        format!("{}-reissued", sim.auth_token())
     }
-}
 
-impl Simulated for StampsSource {
-    fn start_simulator(builder: SimBuilder) -> Started {
-        Box::pin(async move {
-            let sim = StampsSim::start_with(builder).await?;
-            Ok(Box::new(Sim(sim)) as Box<dyn Simulator>)
-        })
+    /// Every answer this provider's document (or its server's source) gives, and what it
+    /// yields.
+    fn faults() -> Vec<FaultCase> {
+        let mut faults = transport_faults();
+        faults.extend(vec![
+            (
+                "504 text",
+                Fault::status(504, Some("text/plain"), "Gateway Timeout"),
+                Yields::Transient,
+            ),
+            (
+                "wrong shape",
+                Fault::json(200, &json!({"token": "x"})),
+                Yields::Protocol,
+            ),
+            (
+                "not a jwt",
+                Fault::json(200, &json!({"access_token": "opaque-token"})),
+                Yields::Protocol,
+            ),
+            ("302", Fault::status(302, None, ""), Yields::Protocol),
+            (
+                "401 detail",
+                Fault::json(401, &json!({"detail": "Invalid token."})),
+                Yields::Reauthentication,
+            ),
+            ("403 html", Fault::html_error(403), Yields::Reauthentication),
+            (
+                "400 field error",
+                Fault::json(
+                    400,
+                    &json!({"crm_merchant_id": ["A valid integer is required."]}),
+                ),
+                Yields::Reauthentication,
+            ),
+            ("wrong content type", Fault::WrongContentType, Yields::Token),
+        ]);
+        faults
+    }
+
+    fn refusal(text: &str) -> Fault {
+        // Django REST framework's `TokenAuthentication` refusal.
+        Fault::json(401, &json!({"detail": text, "code": "token_not_valid"}))
     }
 }

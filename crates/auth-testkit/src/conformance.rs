@@ -1,28 +1,31 @@
-//! The provider contract as a kit: any provider's source against its simulator. Each provider
-//! crate's tests call [`check`] with a [`Subject`] — its declaration, how to build its source
-//! from variables, how to start its simulator, and its table of faults and the error kinds
-//! they must yield — and keep only that table; the facade's reliability suite runs the same
-//! kit over every provider compiled in.
+//! The provider contract as a kit: any provider's source against its simulator. A provider's
+//! table of expectations — each answer its document gives and the error kind it must yield —
+//! is [`Simulated::faults`](crate::Simulated::faults), in the provider's `src/testing.rs`;
+//! its crate's tests call [`assert_conforms`] on [`subject`] in one line, and the facade's
+//! reliability suite runs the same kit, table included, over every provider compiled in.
 //!
 //! What it checks:
 //!
 //! 1. **the declaration** is well formed ([`Declaration::problems`]), the source answers the
 //!    declared name and a store key under it;
 //! 2. **a first token** is fetched from the simulator with the variables it gives;
-//! 3. **the fault table**: each injected fault yields its error kind (or a token), and no error
-//!    message or `Debug` holds a secret;
+//! 3. **the fault table** ([`Simulator::faults`](crate::Simulator::faults)): each injected
+//!    fault yields its error kind (or a token), and no error message or `Debug` holds a secret;
 //! 4. **arbitrary answers never panic**: random statuses, content types and bodies (JSON with
 //!    absurd numbers, wrong types, text, bytes) are answered with a result, never a panic;
 //! 5. **TRACE logs hold no secret**: everything logged while checks 2 to 4 ran is searched for
 //!    every secret variable's value and every token the simulator issued;
 //! 6. **a credential change is noticed**: a token stored by a source with one credential is
-//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential)).
+//!    not served to a source configured with another ([`Simulator::other_credential`](crate::Simulator::other_credential));
+//! 7. **an expired token is refreshed once**: through a manager on a manual clock shared with
+//!    the simulator, calls while the token is valid send nothing more, and once it expired,
+//!    twenty callers at once cause exactly one request and all get the one new token.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use auth_core::{
-    Error, ErrorKind, FetchRequest, MemoryStore, SharedTokenSource, TokenManager, clock::Clock,
-    http::HttpConfig, provider::Declaration,
+    Error, ErrorKind, FetchRequest, ManualClock, MemoryStore, SharedClock, SharedTokenSource,
+    TokenManager, clock::Clock, http::HttpConfig, provider::Declaration,
 };
 use secrecy::ExposeSecret as _;
 
@@ -48,7 +51,8 @@ pub enum Yields {
 }
 
 impl Yields {
-    fn of(result: &Result<auth_core::Fetched, Error>) -> Self {
+    /// What `result` yielded.
+    pub fn of<T>(result: &Result<T, Error>) -> Self {
         match result {
             Ok(_) => Self::Token,
             Err(e) => match e.kind() {
@@ -79,16 +83,12 @@ pub struct Subject {
     pub start: Arc<dyn Fn(SimBuilder) -> Started + Send + Sync>,
     /// Builds its source from variables (`EnvProvider::from_lookup`).
     pub build: Arc<Build>,
-    /// Its fault table: each fault, injected before one fetch, and what that fetch yields.
-    /// Start from [`transport_faults`], which every provider shares.
-    pub faults: Vec<FaultCase>,
 }
 
 impl fmt::Debug for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subject")
             .field("provider", &self.declaration.name)
-            .field("faults", &self.faults.len())
             .finish_non_exhaustive()
     }
 }
@@ -202,8 +202,15 @@ pub async fn check(subject: &Subject) -> Vec<String> {
     }
 
     // 3. The fault table (a row repeating an earlier fault is run once).
-    for (i, (case, fault, expected)) in subject.faults.iter().enumerate() {
-        if subject.faults[..i].iter().any(|(_, f, _)| f == fault) {
+    let faults = sim.faults();
+    if !transport_faults()
+        .iter()
+        .all(|(_, shared, _)| faults.iter().any(|(_, f, _)| f == shared))
+    {
+        fail("the fault table does not start from `transport_faults()`".to_owned());
+    }
+    for (i, (case, fault, expected)) in faults.iter().enumerate() {
+        if faults[..i].iter().any(|(_, f, _)| f == fault) {
             continue;
         }
         sim.server().clear_faults();
@@ -269,6 +276,11 @@ pub async fn check(subject: &Subject) -> Vec<String> {
         Err(e) => fail(format!("no token through a manager: {e}")),
     }
 
+    // 7. An expired token is refreshed once for many callers.
+    if let Err(what) = expiry_is_refreshed_once(subject).await {
+        fail(what);
+    }
+
     // 5. Nothing secret in the logs.
     drop(guard);
     let text = logs.text();
@@ -290,18 +302,75 @@ pub async fn check(subject: &Subject) -> Vec<String> {
     failures
 }
 
-/// The subject for provider source `S`: its declaration, its simulator, its
-/// `EnvProvider::from_lookup`, and `faults`.
-pub fn subject<S>(faults: Vec<FaultCase>) -> Subject
-where
-    S: auth_core::provider::EnvProvider + crate::Simulated,
-{
+/// The subject for provider source `S`: its declaration, its simulator (and so its fault
+/// table), its `EnvProvider::from_lookup`.
+pub fn subject<S: crate::Simulated>() -> Subject {
     Subject {
         declaration: S::DECLARATION,
         start: Arc::new(S::start_simulator),
         build: Arc::new(|lookup, http| Ok(SharedTokenSource::new(S::from_lookup(lookup, http)?))),
-        faults,
     }
+}
+
+/// Check 7 on a simulator of its own, whose clock is the manager's.
+async fn expiry_is_refreshed_once(subject: &Subject) -> Result<(), String> {
+    let clock = ManualClock::new(auth_core::SystemClock::new().now());
+    let sim = (subject.start)(
+        SimServer::builder()
+            .clock(SharedClock::from(clock.clone()))
+            .token_lifetime(Duration::from_secs(3600)),
+    )
+    .await
+    .map_err(|e| format!("its simulator did not start on a manual clock: {e}"))?;
+    let vars = sim.variables();
+    let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+    let source = (subject.build)(&lookup, HttpConfig::default().with_timeout(TIMEOUT))
+        .map_err(|e| format!("expiry: the source cannot be built: {e}"))?;
+    let manager = TokenManager::builder(source)
+        .clock(SharedClock::from(clock.clone()))
+        .build()
+        .map_err(|e| format!("expiry: no manager: {e}"))?;
+    let secret = |m: TokenManager| async move {
+        m.token()
+            .await
+            .map(|t| t.secret().expose_secret().to_owned())
+    };
+    let first = secret(manager.clone())
+        .await
+        .map_err(|e| format!("expiry: no first token: {e}"))?;
+    for _ in 0..5 {
+        secret(manager.clone())
+            .await
+            .map_err(|e| format!("expiry: a cached token refused: {e}"))?;
+    }
+    let before = sim.server().request_count();
+    if before != 1 {
+        return Err(format!(
+            "expiry: {before} requests for one token and five cached calls"
+        ));
+    }
+    clock.advance(Duration::from_secs(2 * 3600));
+    let callers: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(secret(manager.clone())))
+        .collect();
+    let mut secrets = Vec::new();
+    for caller in callers {
+        match caller.await {
+            Ok(Ok(s)) => secrets.push(s),
+            Ok(Err(e)) => return Err(format!("expiry: a caller got no token: {e}")),
+            Err(e) => return Err(format!("expiry: a caller panicked: {e}")),
+        }
+    }
+    let sent = sim.server().request_count() - before;
+    if sent != 1 {
+        return Err(format!(
+            "expiry: twenty callers after expiry caused {sent} requests, not one"
+        ));
+    }
+    if secrets.iter().any(|s| *s != secrets[0]) || secrets[0] == first {
+        return Err("expiry: the callers did not all get the one new token".to_owned());
+    }
+    Ok(())
 }
 
 /// [`check`], asserting that nothing failed.
@@ -322,11 +391,7 @@ pub async fn assert_conforms(subject: &Subject) {
 pub const ARBITRARY_ANSWERS: usize = 96;
 
 fn manager(source: SharedTokenSource, store: &MemoryStore) -> TokenManager {
-    let mut builder = TokenManager::builder(source.clone()).store(store.clone());
-    if let Some(key) = source.store_key() {
-        builder = builder.key(key);
-    }
-    match builder.build() {
+    match TokenManager::builder(source).store(store.clone()).build() {
         Ok(manager) => manager,
         Err(e) => unreachable_manager(&e),
     }

@@ -773,6 +773,12 @@ impl KalselSim {
     }
 }
 
+impl AsRef<SimServer> for KalselSim {
+    fn as_ref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl Deref for KalselSim {
     type Target = SimServer;
     fn deref(&self) -> &SimServer {

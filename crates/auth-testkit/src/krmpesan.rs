@@ -318,6 +318,12 @@ impl KrmPesanSim {
     }
 }
 
+impl AsRef<SimServer> for KrmPesanSim {
+    fn as_ref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl Deref for KrmPesanSim {
     type Target = SimServer;
     fn deref(&self) -> &SimServer {

@@ -38,6 +38,7 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod answers;
 pub mod conformance;
 pub mod jwt;
 pub mod kalsel;

@@ -349,6 +349,12 @@ impl SehatMuSim {
     }
 }
 
+impl AsRef<SimServer> for SehatMuSim {
+    fn as_ref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl Deref for SehatMuSim {
     type Target = SimServer;
     fn deref(&self) -> &SimServer {

@@ -347,6 +347,13 @@ pub struct SimBuilder {
     clock: Option<SharedClock>,
 }
 
+/// A bare server is its own [`Simulated::Sim`](crate::Simulated::Sim).
+impl AsRef<SimServer> for SimServer {
+    fn as_ref(&self) -> &SimServer {
+        self
+    }
+}
+
 impl Default for SimBuilder {
     fn default() -> Self {
         Self {

@@ -542,6 +542,12 @@ impl StampsSim {
     }
 }
 
+impl AsRef<SimServer> for StampsSim {
+    fn as_ref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl Deref for StampsSim {
     type Target = SimServer;
     fn deref(&self) -> &SimServer {

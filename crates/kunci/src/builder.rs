@@ -25,6 +25,17 @@ pub const ENV_STORE_CA: &str = "KUNCI_STORE_CA";
 
 /// Builds a [`TokenManager`]: a source, a store (default: the file store in the platform data
 /// directory) and a refresh policy.
+///
+/// # Defaults, beside [`TokenManager::builder`]
+///
+/// Both key a manager alike — the source's own key
+/// ([`TokenSource::store_key`](auth_core::TokenSource::store_key)), else `<name>:default` —
+/// and both default to the system clock and [`RefreshPolicy::default`]. They differ in the
+/// store only, on purpose: this builder opens the **file store** in the platform data
+/// directory (or what [`store_spec`](Self::store_spec) says), so tokens outlive the process
+/// and are shared by every process of the user, which is what an application configured by
+/// its environment wants; auth-core's builder takes a fresh **memory store**, because
+/// auth-core opens no file and depends on no store backend.
 #[derive(Debug)]
 pub struct ManagerBuilder {
     source: SharedTokenSource,
@@ -138,7 +149,6 @@ impl ManagerBuilder {
                     .await?
             }
         };
-        let key = self.key.or_else(|| self.source.store_key());
         #[cfg(feature = "metrics")]
         let source = match &self.metrics {
             Some((metrics, profile)) => metrics.instrument(profile, self.source),
@@ -149,7 +159,7 @@ impl ManagerBuilder {
         let mut builder = TokenManager::builder(source)
             .store(store)
             .policy(self.policy);
-        if let Some(key) = key {
+        if let Some(key) = self.key {
             builder = builder.key(key);
         }
         if let Some(clock) = self.clock {

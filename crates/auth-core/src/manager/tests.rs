@@ -527,6 +527,24 @@ fn building_needs_no_runtime() {
     assert_eq!(m.freshness(), None);
 }
 
+#[test]
+fn a_manager_is_keyed_by_its_sources_store_key_unless_given_another() {
+    let by_source = TokenManager::builder(crate::testing::ProbeSource)
+        .build()
+        .unwrap();
+    assert_eq!(
+        Some(by_source.key().clone()),
+        crate::TokenSource::store_key(&crate::testing::ProbeSource),
+        "no .key(..): the account the source serves"
+    );
+    let chosen = StoreKey::new("probe:chosen").unwrap();
+    let overridden = TokenManager::builder(crate::testing::ProbeSource)
+        .key(chosen.clone())
+        .build()
+        .unwrap();
+    assert_eq!(overridden.key(), &chosen, ".key(..) wins over the source's");
+}
+
 #[tokio::test(start_paused = true)]
 async fn dropping_the_manager_lets_a_running_refresh_save_and_starts_nothing_new() {
     let store = MemoryStore::new();

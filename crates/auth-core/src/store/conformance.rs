@@ -51,6 +51,13 @@
 //!   lease was lost is refused ([`StoreError::LeaseLost`]) and changes nothing, except a save
 //!   of rotated material whose base is still the stored material, which lands.
 //!
+//! * [`cold_managers_fetch_once`] — [`Expectations::managers`] managers on as many handles,
+//!   asked for a token on a cold key at once, send one request to the provider between them;
+//!   the others adopt the token it saved.
+//!
+//! One more check takes the store's server down and up again, so a backend that has a server
+//! of its own to stop calls it beside [`run`]: [`outage_keeps_the_valid_token_served`].
+//!
 //! When [`StoredEntry`] gains a field, [`assert_same_entry`] stops compiling until the field
 //! is compared, and [`sample_entries`] is where a value for it goes.
 #![allow(
@@ -64,7 +71,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -74,7 +81,9 @@ use time::OffsetDateTime;
 
 use super::{SharedTokenStore, StoreError, StoreKey, StoredEntry};
 use crate::{
+    ErrorKind, FetchRequest, Fetched, SharedTokenSource, TokenManager,
     clock::{Clock as _, SystemClock},
+    source,
     token::{AuthScheme, Token},
 };
 
@@ -111,6 +120,8 @@ pub struct Expectations {
     /// How long the kit watches something that must *not* happen, such as a second holder
     /// getting a held lock (default 200 ms).
     pub watch: Duration,
+    /// Managers in [`cold_managers_fetch_once`], each on its own handle (default 20).
+    pub managers: usize,
 }
 
 impl Expectations {
@@ -122,6 +133,7 @@ impl Expectations {
             short_ttl: Duration::from_millis(300),
             patience: Duration::from_secs(30),
             watch: Duration::from_millis(200),
+            managers: 20,
         }
     }
 
@@ -183,6 +195,7 @@ where
     if expect.dead_holder == DeadHolder::ExpiresAfterTtl {
         leases_renew_and_fence_saves(&open, &run, expect).await;
     }
+    cold_managers_fetch_once(&open, &run, expect).await;
 }
 
 /// One run of the kit: the random part of its keys.
@@ -927,6 +940,187 @@ where
     held.release().await.expect("release");
     for key in &keys {
         store.delete(key).await.expect("delete");
+    }
+}
+
+/// A source that counts its calls, waits `delay` (a slow provider) and answers `tok-<n>`
+/// valid for `lifetime` from the moment the request was sent, issued `age` before it — the
+/// provider of the kit's manager checks, and of a backend's own tests beside them.
+pub fn counting_source(
+    delay: Duration,
+    age: Duration,
+    lifetime: Duration,
+) -> (SharedTokenSource, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&calls);
+    let source = source::from_fn("count", move |request: FetchRequest| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            tokio::time::sleep(delay).await;
+            let token = Token::bearer(
+                SecretString::from(format!("tok-{n}")),
+                request.sent_at - age,
+                Some(request.sent_at + lifetime),
+            )?;
+            Ok(Fetched::new(token))
+        }
+    });
+    (SharedTokenSource::new(source), calls)
+}
+
+fn manager(source: &SharedTokenSource, store: SharedTokenStore, key: &StoreKey) -> TokenManager {
+    TokenManager::builder(source.clone())
+        .store(store)
+        .key(key.clone())
+        .build()
+        .expect("the default policy is valid")
+}
+
+/// [`Expectations::managers`] managers, each on its own handle (as separate processes would
+/// be), are asked for a token on a cold key at once while the provider takes 300 ms to answer:
+/// exactly one request reaches the provider, every caller gets its token, and all managers but
+/// the one that fetched adopt it from the store.
+pub async fn cold_managers_fetch_once<F, Fut, S>(open: &F, run: &Run, expect: &Expectations)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: Into<SharedTokenStore>,
+{
+    let key = run.key("cold-managers");
+    let (source, calls) = counting_source(
+        Duration::from_millis(300),
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let mut managers = Vec::new();
+    for _ in 0..expect.managers {
+        managers.push(manager(&source, handle(open).await, &key));
+    }
+    let tasks: Vec<_> = managers
+        .iter()
+        .cloned()
+        .map(|m| {
+            tokio::spawn(async move {
+                m.token()
+                    .await
+                    .expect("a token")
+                    .secret()
+                    .expose_secret()
+                    .to_owned()
+            })
+        })
+        .collect();
+    for task in tasks {
+        let secret = tokio::time::timeout(expect.patience, task)
+            .await
+            .expect("every caller is answered")
+            .expect("the calling task");
+        assert_eq!(secret, "tok-1", "every caller gets the one token fetched");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "exactly one request to the provider"
+    );
+    let adopted: u64 = managers.iter().map(|m| m.stats().adopted).sum();
+    assert_eq!(
+        adopted,
+        expect.managers as u64 - 1,
+        "the others adopt the stored token"
+    );
+    drop(managers);
+    handle(open).await.delete(&key).await.expect("delete");
+}
+
+/// The store's server goes down and comes back (`set_running(false)`, then
+/// `set_running(true)`; it must be running when this is called). `store` and `other` are two
+/// handles on it, opened before, whose operations time out well within a second.
+///
+/// A manager holding a valid token keeps serving it during the outage while its background
+/// refreshes fail (nothing is fetched without the store's lock); a manager with nothing valid
+/// gets an [`ErrorKind::Store`] error, a direct load [`StoreError::Unavailable`]. Once the
+/// server is back — with its data or empty — the next refresh goes through and is saved, and
+/// the cold manager recovers too. Tokens are handed out with 100 s of their hour left, so each
+/// call starts a background refresh.
+pub async fn outage_keeps_the_valid_token_served(
+    store: impl Into<SharedTokenStore>,
+    other: impl Into<SharedTokenStore>,
+    mut set_running: impl FnMut(bool),
+) {
+    let (store, other) = (store.into(), other.into());
+    let key = Run::new().key("outage");
+    let (source, calls) = counting_source(
+        Duration::ZERO,
+        Duration::from_secs(3500),
+        Duration::from_secs(100),
+    );
+    let secret = |t: &Token| t.secret().expose_secret().to_owned();
+    let a = manager(&source, store.clone(), &key);
+    assert_eq!(secret(&a.token().await.expect("a first token")), "tok-1");
+
+    set_running(false);
+    // While the server is down, `a` keeps serving the valid token it holds; its refreshes fail.
+    let failures_before = a.stats().failures;
+    let mut rounds = 0;
+    while a.stats().failures == failures_before {
+        let token = a
+            .token()
+            .await
+            .expect("a valid token is served during the outage");
+        assert_eq!(secret(&token), "tok-1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        rounds += 1;
+        assert!(
+            rounds < 1500,
+            "a refresh was attempted against the dead server"
+        );
+    }
+    assert_eq!(secret(&a.token().await.expect("still valid")), "tok-1");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "nothing fetched without the store's lock"
+    );
+    // A manager with nothing valid gets the store error.
+    let b = manager(&source, other, &key);
+    let err = b.token().await.expect_err("no store, no token");
+    assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+    let direct = store.load(&key).await.expect_err("the server is down");
+    assert!(matches!(direct, StoreError::Unavailable { .. }), "{direct}");
+
+    // The server returns: the next refresh goes through and is saved.
+    set_running(true);
+    let mut rounds = 0;
+    let renewed = loop {
+        let token = secret(&a.token().await.expect("still valid"));
+        if token != "tok-1" {
+            break token;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(
+            rounds < 1200,
+            "the manager resumed after the server came back"
+        );
+    };
+    assert!(renewed.starts_with("tok-"), "{renewed}");
+    let mut rounds = 0;
+    let stored = loop {
+        if let Ok(Some(entry)) = store.load(&key).await
+            && secret_of(&entry) != "tok-1"
+        {
+            break entry;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(rounds < 600, "the renewed token reached the store");
+    };
+    assert!(secret_of(&stored).starts_with("tok-"));
+    let mut rounds = 0;
+    while b.token().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rounds += 1;
+        assert!(rounds < 1200, "the cold manager recovers too");
     }
 }
 

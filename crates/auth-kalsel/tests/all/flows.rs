@@ -59,41 +59,6 @@ async fn the_refresh_token_is_never_rotated_and_every_refresh_sends_the_configur
 }
 
 #[tokio::test]
-async fn expiry_causes_exactly_one_request_for_twenty_concurrent_callers() {
-    let s = setup().await;
-    let first = s
-        .manager
-        .token()
-        .await
-        .unwrap()
-        .secret()
-        .expose_secret()
-        .to_owned();
-    for _ in 0..5 {
-        s.manager.token().await.unwrap();
-    }
-    assert_eq!(s.sim.request_count(), 1);
-    s.clock.advance(REFRESH_POINT);
-    let waiters: Vec<_> = (0..20)
-        .map(|_| {
-            let m = s.manager.clone();
-            tokio::spawn(async move {
-                m.token()
-                    .await
-                    .map(|t| t.secret().expose_secret().to_owned())
-            })
-        })
-        .collect();
-    let mut secrets = Vec::new();
-    for w in waiters {
-        secrets.push(w.await.unwrap().unwrap());
-    }
-    assert_eq!(s.sim.request_count(), 2);
-    assert!(secrets.iter().all(|t| t == &secrets[0]));
-    assert_ne!(secrets[0], first);
-}
-
-#[tokio::test]
 async fn another_process_sharing_the_store_adopts_the_stored_token() {
     let s = setup().await;
     let token = s.manager.token().await.unwrap();

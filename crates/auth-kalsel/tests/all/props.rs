@@ -1,116 +1,42 @@
 //! Property tests of the response handling. The parser is private, so arbitrary answers are
-//! served by a loopback [`SimServer`] whose handler returns them, and the real source reads
+//! served by a loopback server (`auth_testkit::answers`), and the real source reads
 //! them: never a panic, always a token or a typed error; valid answers round-trip.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _,
+    ErrorKind, SharedClock,
     http::HttpConfig,
     time::{Duration as TimeDuration, OffsetDateTime},
 };
 use auth_kalsel::{KalselConfig, KalselSource};
-use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
-use proptest::{prelude::*, test_runner::TestRunner};
+use auth_testkit::answers::{
+    Answer, Answering,
+    strategies::{assert_kinds_of_arbitrary_answers, json_value, runner},
+};
+use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-#[derive(Clone, Debug, Default)]
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-    /// A `Date` header replacing the simulator's.
-    date: Option<String>,
-}
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    answer: Arc<Mutex<Answer>>,
-    source: KalselSource,
-    _sim: SimServer,
-}
-
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let answer = Arc::new(Mutex::new(Answer::default()));
-        let served = answer.clone();
-        let sim = runtime
-            .block_on(
-                SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
-                    let a = served.lock().unwrap().clone();
-                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
-                    match &a.date {
-                        Some(date) => response.with_header("date", date),
-                        None => response,
-                    }
-                }),
-            )
-            .unwrap();
+fn harness() -> Answering<KalselSource> {
+    Answering::start(|base_url| {
         let config = KalselConfig::new(SecretString::from("refresh-secret-for-props"))
             .unwrap()
-            .with_base_url(&sim.base_url())
+            .with_base_url(base_url)
             .unwrap();
         let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
-        Self {
-            runtime,
-            answer,
-            source: KalselSource::new(config, http).unwrap(),
-            _sim: sim,
-        }
-    }
-
-    fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
-        self.fetch_at(answer).1
-    }
-
-    /// The moment sent, and the outcome.
-    fn fetch_at(
-        &self,
-        answer: Answer,
-    ) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
-        *self.answer.lock().unwrap() = answer;
-        let sent_at = SharedClock::system().now();
-        let outcome = self
-            .runtime
-            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)));
-        (sent_at, outcome)
-    }
-}
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
+        KalselSource::new(config, http).unwrap()
     })
 }
 
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("text/html; charset=utf-8".to_owned())),
-        "[!-~]{1,40}".prop_map(Some),
-    ]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        "\\PC{0,80}".prop_map(|s| json!(s)),
-        Just(json!(null)),
-        Just(json!({"a": [1]})),
-    ]
+/// The moment sent, and the outcome.
+fn fetch_now(
+    h: &Answering<KalselSource>,
+    answer: Answer,
+) -> (OffsetDateTime, Result<auth_core::Fetched, auth_core::Error>) {
+    let sent_at = SharedClock::system().now();
+    (sent_at, h.fetch_at(answer, sent_at))
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -181,43 +107,14 @@ fn expected_kind(status: u16, body: &[u8]) -> Option<ErrorKind> {
 /// server errors get their documented kinds.
 #[test]
 fn arbitrary_answers_never_panic() {
-    let h = Harness::start();
-    let strategy = (
+    assert_kinds_of_arbitrary_answers(
+        &harness(),
+        256,
         prop_oneof![200u16..600, Just(422u16), Just(421u16), Just(404u16)],
-        content_type(),
         body(),
+        expected_kind,
+        &["refresh-secret-for-props"],
     );
-    runner(256)
-        .run(&strategy, |(status, content_type, body)| {
-            let expected = expected_kind(status, &body);
-            let result = h.fetch(Answer {
-                status,
-                content_type,
-                body,
-                date: None,
-            });
-            match result {
-                Ok(fetched) => {
-                    prop_assert_eq!(status, 200);
-                    prop_assert!(fetched.token.expires_at().is_some());
-                    prop_assert!(fetched.refresh.is_none());
-                }
-                Err(e) => {
-                    match expected {
-                        Some(kind) => prop_assert_eq!(e.kind(), kind, "{}", e),
-                        None => prop_assert!(
-                            matches!(e.kind(), ErrorKind::RateLimited { .. }),
-                            "{:?}",
-                            e
-                        ),
-                    }
-                    let printed = format!("{e} {e:?}");
-                    prop_assert!(!printed.contains("refresh-secret-for-props"));
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
 }
 
 /// A documented answer comes back as a token with `access_token` as its secret, expiring at
@@ -225,18 +122,21 @@ fn arbitrary_answers_never_panic() {
 /// and no refresh material: nothing rotates.
 #[test]
 fn valid_answers_round_trip() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = ("[A-Za-z0-9._-]{1,400}", 5i64..(400 * 86_400));
     runner(128)
         .run(&strategy, |(token, life)| {
             let expired = SharedClock::system().now().unix_timestamp() + life;
             let body = json!({"access_token": token, "expired": expired});
-            let (sent_at, fetched) = h.fetch_at(Answer {
-                status: 200,
-                content_type: Some("application/json".to_owned()),
-                body: body.to_string().into_bytes(),
-                date: None,
-            });
+            let (sent_at, fetched) = fetch_now(
+                &h,
+                Answer {
+                    status: 200,
+                    content_type: Some("application/json".to_owned()),
+                    body: body.to_string().into_bytes(),
+                    date: None,
+                },
+            );
             let fetched = fetched.unwrap();
             prop_assert_eq!(fetched.token.secret().expose_secret(), token.as_str());
             prop_assert!(fetched.refresh.is_none());
@@ -255,7 +155,7 @@ fn valid_answers_round_trip() {
 /// never a panic.
 #[test]
 fn extreme_expiries_under_skewed_dates_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let expired = prop_oneof![
         any::<i64>(),
         Just(i64::MAX),
@@ -282,12 +182,15 @@ fn extreme_expiries_under_skewed_dates_never_panic() {
                     .unwrap()
             });
             let body = format!(r#"{{"access_token":"tok","expired":{expired}}}"#);
-            let (sent_at, outcome) = h.fetch_at(Answer {
-                status: 200,
-                content_type: Some("application/json".to_owned()),
-                body: body.into_bytes(),
-                date,
-            });
+            let (sent_at, outcome) = fetch_now(
+                &h,
+                Answer {
+                    status: 200,
+                    content_type: Some("application/json".to_owned()),
+                    body: body.into_bytes(),
+                    date,
+                },
+            );
             match outcome {
                 Ok(fetched) => {
                     let at = fetched.token.expires_at().unwrap();

@@ -71,9 +71,7 @@ pub(crate) fn manager(
     clock: &Arc<ManualClock>,
     timeout: Duration,
 ) -> TokenManager {
-    let key = config.store_key();
     TokenManager::builder(KalselSource::new(config, http_config(timeout)).unwrap())
-        .key(key)
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
         .policy(policy())

@@ -40,30 +40,6 @@ async fn hands_out_the_id_token_and_caches_it() {
 }
 
 #[tokio::test]
-async fn expiry_causes_exactly_one_new_request() {
-    let s = setup().await;
-    let first = s.manager.token().await.unwrap();
-    s.clock.advance(Duration::from_secs(25 * 3600));
-    let waiters: Vec<_> = (0..20)
-        .map(|_| {
-            let m = s.manager.clone();
-            tokio::spawn(async move {
-                m.token()
-                    .await
-                    .map(|t| t.secret().expose_secret().to_owned())
-            })
-        })
-        .collect();
-    let mut secrets = Vec::new();
-    for w in waiters {
-        secrets.push(w.await.unwrap().unwrap());
-    }
-    assert_eq!(s.sim.request_count(), 2);
-    assert!(secrets.iter().all(|t| t == &secrets[0]));
-    assert_ne!(secrets[0], first.secret().expose_secret());
-}
-
-#[tokio::test]
 async fn an_earlier_exp_claim_wins_over_expires_in() {
     let clock = clock();
     let sim = KrmPesanSim::start_with(sim_builder(&clock).token_lifetime(Duration::from_secs(600)))

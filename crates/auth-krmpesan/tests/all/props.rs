@@ -1,114 +1,32 @@
 //! Property tests of the response handling. The parser is private, so arbitrary answers are
-//! served by a loopback [`SimServer`] whose handler returns them, and the real source reads
+//! served by a loopback server (`auth_testkit::answers`), and the real source reads
 //! them: never a panic, always a token or a typed error; valid answers round-trip.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use auth_core::{
-    ErrorKind, FetchRequest, SharedClock, TokenSource as _, http::HttpConfig, time::OffsetDateTime,
-};
+use auth_core::{ErrorKind, SharedClock, http::HttpConfig, time::OffsetDateTime};
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
-use auth_testkit::{SimContext, SimRequest, SimResponse, SimServer};
-use proptest::{prelude::*, test_runner::TestRunner};
+use auth_testkit::answers::{
+    Answer, Answering,
+    strategies::{assert_kinds_of_arbitrary_answers, json_value, runner},
+};
+use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-#[derive(Clone, Debug, Default)]
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-    /// A `Date` header in place of the simulator's own.
-    date: Option<String>,
-}
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    answer: Arc<Mutex<Answer>>,
-    source: KrmPesanSource,
-    _sim: SimServer,
-}
-
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let answer = Arc::new(Mutex::new(Answer::default()));
-        let served = answer.clone();
-        let sim = runtime
-            .block_on(
-                SimServer::builder().start(move |_: &SimRequest, _: &SimContext| {
-                    let a = served.lock().unwrap().clone();
-                    let response = SimResponse::new(a.status, a.content_type.as_deref(), a.body);
-                    match &a.date {
-                        Some(date) => response.with_header("date", date),
-                        None => response,
-                    }
-                }),
-            )
-            .unwrap();
+fn harness() -> Answering<KrmPesanSource> {
+    Answering::start(|base_url| {
         let config = KrmPesanConfig::new(
             SecretString::from("refresh-secret-for-props"),
             SecretString::from("device-secret-for-props"),
         )
         .unwrap()
-        .with_base_url(&sim.base_url())
+        .with_base_url(base_url)
         .unwrap();
         let http = HttpConfig::default().with_timeout(Duration::from_secs(10));
-        Self {
-            runtime,
-            answer,
-            source: KrmPesanSource::new(config, http).unwrap(),
-            _sim: sim,
-        }
-    }
-
-    fn fetch(&self, answer: Answer) -> Result<auth_core::Fetched, auth_core::Error> {
-        self.fetch_at(answer, SharedClock::system().now())
-    }
-
-    fn fetch_at(
-        &self,
-        answer: Answer,
-        sent_at: OffsetDateTime,
-    ) -> Result<auth_core::Fetched, auth_core::Error> {
-        *self.answer.lock().unwrap() = answer;
-        self.runtime
-            .block_on(self.source.fetch(FetchRequest::new(None, sent_at)))
-    }
-}
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
+        KrmPesanSource::new(config, http).unwrap()
     })
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("text/html; charset=utf-8".to_owned())),
-        "[!-~]{1,40}".prop_map(Some),
-    ]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        "\\PC{0,80}".prop_map(|s| json!(s)),
-        Just(json!(null)),
-        Just(json!({"a": [1]})),
-    ]
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -139,51 +57,26 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 /// server errors get their documented kinds.
 #[test]
 fn arbitrary_answers_never_panic() {
-    let h = Harness::start();
-    let strategy = (200u16..600, content_type(), body());
-    runner(192)
-        .run(&strategy, |(status, content_type, body)| {
-            let result = h.fetch(Answer {
-                status,
-                content_type,
-                body,
-                date: None,
-            });
-            match result {
-                Ok(fetched) => {
-                    prop_assert_eq!(status, 200);
-                    prop_assert!(fetched.token.expires_at().is_some());
-                }
-                Err(e) => {
-                    let expected = match status {
-                        400 | 401 | 403 => Some(ErrorKind::ReauthenticationRequired),
-                        408 | 500..=599 => Some(ErrorKind::Transient),
-                        429 => None,
-                        _ => Some(ErrorKind::Protocol),
-                    };
-                    match expected {
-                        Some(kind) => prop_assert_eq!(e.kind(), kind, "{}", e),
-                        None => prop_assert!(
-                            matches!(e.kind(), ErrorKind::RateLimited { .. }),
-                            "{:?}",
-                            e
-                        ),
-                    }
-                    let printed = format!("{e} {e:?}");
-                    prop_assert!(!printed.contains("refresh-secret-for-props"));
-                    prop_assert!(!printed.contains("device-secret-for-props"));
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
+    assert_kinds_of_arbitrary_answers(
+        &harness(),
+        192,
+        200u16..600,
+        body(),
+        |status, _| match status {
+            400 | 401 | 403 => Some(ErrorKind::ReauthenticationRequired),
+            408 | 500..=599 => Some(ErrorKind::Transient),
+            429 => None,
+            _ => Some(ErrorKind::Protocol),
+        },
+        &["refresh-secret-for-props", "device-secret-for-props"],
+    );
 }
 
 /// A documented answer comes back as a token with the IdToken as its secret, expiring
 /// `ExpiresIn` seconds after the request was sent (or at the IdToken's `exp`, when earlier).
 #[test]
 fn valid_answers_round_trip() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (
         "[A-Za-z0-9_-]{1,300}",
         1u32..(400 * 86_400),
@@ -293,7 +186,7 @@ fn sent_at() -> impl Strategy<Value = OffsetDateTime> {
 /// protocol error, never a panic; a token always expires after it was asked for.
 #[test]
 fn extreme_expiries_with_skewed_dates_never_panic() {
-    let h = Harness::start();
+    let h = harness();
     let strategy = (extreme_expires_in(), id_token(), date(), sent_at());
     runner(192)
         .run(&strategy, |(expires_in, id_token, date, sent_at)| {

@@ -70,7 +70,6 @@ async fn the_rotated_token_is_stored_before_the_id_token_is_handed_out_and_used_
     let other = TokenManager::builder(
         KrmPesanSource::new(config(&s.sim), http_config(Duration::from_secs(30))).unwrap(),
     )
-    .key(s.manager.key().clone())
     .store(s.store.clone())
     .clock(SharedClock::from(s.clock.clone()))
     .build()
@@ -99,7 +98,6 @@ async fn a_rotation_that_cannot_be_saved_is_not_handed_out() {
     let manager = TokenManager::builder(
         KrmPesanSource::new(config(&sim), http_config(Duration::from_secs(30))).unwrap(),
     )
-    .key(config(&sim).store_key())
     .store(store)
     .clock(SharedClock::from(clock.clone()))
     .build()

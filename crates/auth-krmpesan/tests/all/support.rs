@@ -67,7 +67,6 @@ pub(crate) async fn setup_with(
     let source = KrmPesanSource::new(config(&sim), http_config(timeout)).unwrap();
     let store = MemoryStore::new();
     let manager = TokenManager::builder(source)
-        .key(config(&sim).store_key())
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
         .build()

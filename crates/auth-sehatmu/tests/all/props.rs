@@ -6,47 +6,15 @@ use std::time::Duration;
 
 use auth_core::{ErrorKind, http::HttpResponse, time::OffsetDateTime};
 use auth_sehatmu::{CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT, parse_token_response};
+use auth_testkit::answers::strategies::{config, content_type, json_value, status};
 use http::StatusCode;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// 2023-12-16T05:31:48Z, the document's sample time.
 fn sent() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_702_704_708).unwrap()
-}
-
-fn status() -> impl Strategy<Value = StatusCode> {
-    (100u16..600).prop_map(|s| StatusCode::from_u16(s).unwrap())
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("application/fhir+json".to_owned())),
-        Just(Some("text/plain".to_owned())),
-        "[ -~]{0,40}".prop_map(Some),
-    ]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        "\\PC{0,60}".prop_map(|s| json!(s)),
-        Just(json!(null)),
-        Just(json!(true)),
-        Just(json!([{"details": {"text": 5}}])),
-    ]
 }
 
 /// Bytes that are sometimes one of the documented shapes with wrong values, sometimes noise.
@@ -77,7 +45,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(256))]
 
     /// Any status, content type and body: a grant or a typed error, never a panic.
     #[test]
@@ -204,7 +172,7 @@ fn moment() -> impl Strategy<Value = OffsetDateTime> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(256))]
 
     /// `accessTokenExpiresAt: 9999-12-31T23:59:59Z` and its kin, `expires_in` of any size, a
     /// server `Date` anywhere from 1970 to 9999 and a local clock anywhere in that range: a

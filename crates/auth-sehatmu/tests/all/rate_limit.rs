@@ -205,7 +205,6 @@ async fn a_store_error_where_nothing_was_sent_starts_no_cool_down() {
     )))
     .store(store.clone())
     .clock(auth_core::SharedClock::from(clock.clone()))
-    .key(source(&sim, &clock).config().store_key())
     .build()
     .unwrap();
     let err = manager.token().await.unwrap_err();

@@ -53,17 +53,15 @@ pub(crate) fn source(sim: &SehatMuSim, clock: &Arc<ManualClock>) -> Arc<SehatMuS
     source_with_secret(sim, sim.client_secret(), clock)
 }
 
-/// A manager for `source` on `store` and `clock`, keyed as the crate says.
+/// A manager for `source` on `store` and `clock` (keyed by the source's own store key).
 pub(crate) fn manager(
     source: &Arc<SehatMuSource>,
     store: &MemoryStore,
     clock: &Arc<ManualClock>,
 ) -> TokenManager {
-    let key = source.config().store_key();
     TokenManager::builder(SharedTokenSource::from_arc(source.clone()))
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
-        .key(key)
         .build()
         .unwrap()
 }

@@ -4,6 +4,7 @@
 
 use auth_core::{ErrorKind, http::HttpResponse, time::OffsetDateTime};
 use auth_stamps::{ClaimId, Verification, parse_access_token, parse_verification, read_claims};
+use auth_testkit::answers::strategies::{config, content_type, status};
 use http::StatusCode;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
@@ -11,31 +12,9 @@ use serde_json::json;
 
 const CASES: u32 = 256;
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// A fixed "now" (2026-03-01T08:00:00Z), so expiries are comparable.
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_772_352_000).unwrap()
-}
-
-fn status() -> impl Strategy<Value = StatusCode> {
-    (100u16..600).prop_map(|s| StatusCode::from_u16(s).unwrap())
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        Just(Some("application/json".to_owned())),
-        Just(Some("text/html; charset=utf-8".to_owned())),
-        Just(Some("text/plain".to_owned())),
-        "[ -~]{0,40}".prop_map(Some),
-    ]
 }
 
 /// Bytes that are sometimes JSON-looking, sometimes not at all.
@@ -107,7 +86,7 @@ fn response(status: StatusCode, content_type: Option<&str>, body: Vec<u8>) -> Ht
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(CASES))]
 
     /// Any status, content type and body: a token or a typed error, never a panic.
     #[test]
@@ -239,7 +218,7 @@ fn moment() -> impl Strategy<Value = OffsetDateTime> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(CASES))]
 
     /// `exp` and `iat` near the year 9999 or before the year 0, read with a server `Date` that
     /// is anywhere from 1970 to 9999 and a local clock anywhere in that range: a token or a

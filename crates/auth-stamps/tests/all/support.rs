@@ -47,11 +47,9 @@ pub(crate) fn manager(
     store: &MemoryStore,
     clock: &Arc<ManualClock>,
 ) -> TokenManager {
-    let key = source.config().store_key();
     TokenManager::builder(source)
         .store(store.clone())
         .clock(SharedClock::from(clock.clone()))
-        .key(key)
         .build()
         .unwrap()
 }

@@ -8,20 +8,18 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
-    sync::atomic::Ordering,
     time::Duration,
 };
 
 use auth_core::{
-    ErrorKind, StoreError, StoreKey, StoreLock as _, TokenManager, TokenStore as _,
+    ErrorKind, StoreError, StoreKey, StoreLock as _, TokenStore as _,
     store::conformance::{self, Expectations},
 };
 use auth_store::{Cipher, PostgresOptions, PostgresStore};
 use futures_util::StreamExt as _;
-use secrecy::ExposeSecret as _;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::support::{counting_source, entry, secret_of};
+use crate::support::{entry, secret_of};
 
 fn pg_url(test: &str) -> Option<String> {
     match std::env::var("KUNCI_TEST_POSTGRES_URL") {
@@ -440,54 +438,6 @@ async fn a_lock_dropped_without_release_is_freed_in_the_background() {
     .expect("the dropped lease was released")
     .unwrap();
     next.release().await.unwrap();
-    scratch.drop_schema().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_managers_on_a_cold_key_fetch_once() {
-    let Some(url) = pg_url("twenty_managers_on_a_cold_key_fetch_once") else {
-        return;
-    };
-    let scratch = Scratch::new(&url);
-    let (source, calls) = counting_source(
-        Duration::from_millis(300),
-        Duration::ZERO,
-        Duration::from_secs(3600),
-    );
-    let mut managers = Vec::new();
-    for _ in 0..20 {
-        // Each manager has its own pool and listener, as separate processes would.
-        let store = PostgresStore::connect(&url, scratch.options().pool_size(1))
-            .await
-            .unwrap();
-        managers.push(
-            TokenManager::builder(source.clone())
-                .store(store)
-                .key(key())
-                .build()
-                .unwrap(),
-        );
-    }
-    let tasks: Vec<_> = managers
-        .iter()
-        .cloned()
-        .map(|m| {
-            tokio::spawn(
-                async move { m.token().await.unwrap().secret().expose_secret().to_owned() },
-            )
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), "tok-1");
-    }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "exactly one request to the provider"
-    );
-    let adopted: u64 = managers.iter().map(|m| m.stats().adopted).sum();
-    assert_eq!(adopted, 19);
-    drop(managers);
     scratch.drop_schema().await;
 }
 
@@ -926,19 +876,6 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
         .lock_poll_max(Duration::from_secs(3600));
     let store = PostgresStore::connect(&url, options.clone()).await.unwrap();
 
-    // Tokens live an hour but are handed out with 100 s left, so each is "expiring" at once:
-    // every call starts a background refresh, which needs the database.
-    let (source, calls) = counting_source(
-        Duration::ZERO,
-        Duration::from_secs(3500),
-        Duration::from_secs(100),
-    );
-    let a = TokenManager::builder(source.clone())
-        .store(store.clone())
-        .key(key())
-        .build()
-        .unwrap();
-    assert_eq!(a.token().await.unwrap().secret().expose_secret(), "tok-1");
     // The listener is started (a lock that waits starts it) before the outage.
     let held = store.lock(&key(), Duration::from_secs(60)).await.unwrap();
     let other = PostgresStore::connect(
@@ -955,75 +892,15 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     held.release().await.unwrap();
     waiter.await.unwrap().unwrap().release().await.unwrap();
 
-    server.stop();
-    // While the server is down, `a` keeps serving the valid token it holds; its refreshes fail.
-    let failures_before = a.stats().failures;
-    let mut rounds = 0;
-    while a.stats().failures == failures_before {
-        let token = a
-            .token()
-            .await
-            .expect("a valid token is served during the outage");
-        assert_eq!(token.secret().expose_secret(), "tok-1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        rounds += 1;
-        assert!(
-            rounds < 1500,
-            "a refresh was attempted against the dead server"
-        );
-    }
-    assert_eq!(a.token().await.unwrap().secret().expose_secret(), "tok-1");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "nothing fetched without the store's lock"
-    );
-    // A manager with nothing valid gets the store error.
-    let b = TokenManager::builder(source.clone())
-        .store(other.clone())
-        .key(key())
-        .build()
-        .unwrap();
-    let err = b.token().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store, "{err}");
-    let direct = store.load(&key()).await.unwrap_err();
-    assert!(matches!(direct, StoreError::Unavailable { .. }), "{direct}");
-
-    // The server returns, with its data: the next refresh goes through and is saved.
-    server.start();
-    let mut rounds = 0;
-    let renewed = loop {
-        let token = a.token().await.expect("still valid");
-        let secret = token.secret().expose_secret().to_owned();
-        if secret != "tok-1" {
-            break secret;
+    // The store contract's outage check; the server comes back with its data.
+    conformance::outage_keeps_the_valid_token_served(store.clone(), other.clone(), |running| {
+        if running {
+            server.start();
+        } else {
+            server.stop();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(
-            rounds < 1200,
-            "the manager resumed after the server came back"
-        );
-    };
-    assert!(renewed.starts_with("tok-"), "{renewed}");
-    let mut rounds = 0;
-    let stored = loop {
-        if let Ok(Some(entry)) = store.load(&key()).await
-            && secret_of(&entry) != "tok-1"
-        {
-            break entry;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(rounds < 600, "the renewed token reached the database");
-    };
-    assert!(secret_of(&stored).starts_with("tok-"));
-    let mut rounds = 0;
-    while b.token().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(rounds < 1200, "the cold manager recovers too");
-    }
+    })
+    .await;
 
     // The listeners reconnected by themselves: a waiter polling hourly is woken by a release.
     let mut rounds = 0;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use auth_core::{
-    ErrorKind, StoreError, StoreKey, TokenManager, TokenStore as _,
+    StoreError, StoreKey, TokenManager, TokenStore as _,
     store::conformance::{self, Expectations},
 };
 use auth_store::{Cipher, RedisOptions, RedisStore};
@@ -190,51 +190,6 @@ async fn entries_expire_after_their_token_but_refresh_material_never() {
     cleanup(&url, &prefix).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_managers_on_a_cold_key_fetch_once() {
-    let Some(url) = redis_url("twenty_managers_on_a_cold_key_fetch_once") else {
-        return;
-    };
-    let prefix = prefix();
-    let (source, calls) = counting_source(
-        Duration::from_millis(300),
-        Duration::ZERO,
-        Duration::from_secs(3600),
-    );
-    let mut managers = Vec::new();
-    for _ in 0..20 {
-        // Each manager has its own connection, as separate processes would.
-        let store = store(&url, &prefix).await;
-        managers.push(
-            TokenManager::builder(source.clone())
-                .store(store)
-                .key(key())
-                .build()
-                .unwrap(),
-        );
-    }
-    let tasks: Vec<_> = managers
-        .iter()
-        .cloned()
-        .map(|m| {
-            tokio::spawn(
-                async move { m.token().await.unwrap().secret().expose_secret().to_owned() },
-            )
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), "tok-1");
-    }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "exactly one request to the provider"
-    );
-    let adopted: u64 = managers.iter().map(|m| m.stats().adopted).sum();
-    assert_eq!(adopted, 19);
-    cleanup(&url, &prefix).await;
-}
-
 #[tokio::test]
 async fn the_lock_is_a_key_with_the_ttl_asked_for_and_a_manager_outlives_a_dead_holder() {
     let Some(url) =
@@ -275,7 +230,6 @@ async fn the_lock_is_a_key_with_the_ttl_asked_for_and_a_manager_outlives_a_dead_
 
 /// A redis-server of the test's own, on a free port.
 struct OwnServer {
-    port: u16,
     child: Option<Child>,
 }
 
@@ -293,10 +247,7 @@ impl OwnServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed for the outage and TLS tests");
-        let server = Self {
-            port,
-            child: Some(child),
-        };
+        let server = Self { child: Some(child) };
         for _ in 0..500 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
@@ -328,95 +279,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The store contract's outage check ([`conformance::outage_keeps_the_valid_token_served`])
+/// against a Redis of the test's own, which comes back empty: it kept nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     if redis_url("an_outage_keeps_the_valid_token_served_and_ends_with_resumption").is_none() {
         return;
     }
     let port = free_port();
-    let mut server = OwnServer::start(port);
-    let url = format!("redis://127.0.0.1:{}", server.port);
+    let mut server = Some(OwnServer::start(port));
+    let url = format!("redis://127.0.0.1:{port}");
     let options = RedisOptions::default().timeout(Duration::from_millis(500));
-    let store = RedisStore::connect(&url, options).await.unwrap();
-
-    // Tokens live an hour but are handed out with 100 s left, so each is "expiring" at once:
-    // every call starts a background refresh, which needs Redis.
-    let (source, calls) = counting_source(
-        Duration::ZERO,
-        Duration::from_secs(3500),
-        Duration::from_secs(100),
-    );
-    let a = TokenManager::builder(source.clone())
-        .store(store.clone())
-        .key(key())
-        .build()
-        .unwrap();
-    let first = a.token().await.unwrap().secret().expose_secret().to_owned();
-    assert_eq!(first, "tok-1");
-
-    server.stop();
-    // While Redis is down, `a` keeps serving the valid token it holds; its refreshes fail.
-    let mut rounds = 0;
-    while a.stats().failures == 0 {
-        let token = a
-            .token()
-            .await
-            .expect("a valid token is served during the outage");
-        assert_eq!(token.secret().expose_secret(), "tok-1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        rounds += 1;
-        assert!(
-            rounds < 1500,
-            "a refresh was attempted against the dead server"
-        );
-    }
-    assert_eq!(a.token().await.unwrap().secret().expose_secret(), "tok-1");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "nothing fetched without the store's lock"
-    );
-    // A manager with nothing valid gets the store error.
-    let b = TokenManager::builder(source.clone())
-        .store(store.clone())
-        .key(key())
-        .build()
-        .unwrap();
-    let err = b.token().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store, "{err}");
-    let direct = store.load(&key()).await.unwrap_err();
-    assert!(matches!(direct, StoreError::Unavailable { .. }), "{direct}");
-
-    // Redis returns (empty: it kept nothing); the next refresh goes through and is saved.
-    let _server = OwnServer::start(port);
-    let mut rounds = 0;
-    let renewed = loop {
-        let token = a.token().await.expect("still valid");
-        let secret = token.secret().expose_secret().to_owned();
-        if secret != "tok-1" {
-            break secret;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(rounds < 1200, "the manager resumed after Redis came back");
-    };
-    assert!(renewed.starts_with("tok-"), "{renewed}");
-    let mut rounds = 0;
-    let stored = loop {
-        if let Ok(Some(entry)) = store.load(&key()).await {
-            break entry;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(rounds < 600, "the renewed token reached Redis");
-    };
-    assert!(secret_of(&stored).starts_with("tok-"));
-    let mut rounds = 0;
-    while b.token().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rounds += 1;
-        assert!(rounds < 1200, "the cold manager recovers too");
-    }
+    let store = RedisStore::connect(&url, options.clone()).await.unwrap();
+    let other = RedisStore::connect(&url, options).await.unwrap();
+    conformance::outage_keeps_the_valid_token_served(store, other, |running| {
+        server = running.then(|| OwnServer::start(port));
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -1,14 +1,8 @@
 //! Helpers shared by the test modules.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
-use auth_core::{FetchRequest, Fetched, SharedTokenSource, StoredEntry, Token, source};
+use auth_core::{StoredEntry, Token};
 use secrecy::{ExposeSecret as _, SecretString};
 use time::{OffsetDateTime, macros::datetime};
 
@@ -37,26 +31,5 @@ pub(crate) fn secret_of(entry: &StoredEntry) -> String {
         .to_owned()
 }
 
-/// A source that counts its calls, waits `delay` (a slow provider) and answers `tok-<n>`
-/// valid for `lifetime` from the moment the request was sent, issued `age` before it.
-pub(crate) fn counting_source(
-    delay: Duration,
-    age: Duration,
-    lifetime: Duration,
-) -> (SharedTokenSource, Arc<AtomicU64>) {
-    let calls = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&calls);
-    let source = source::from_fn("count", move |request: FetchRequest| {
-        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        async move {
-            tokio::time::sleep(delay).await;
-            let token = Token::bearer(
-                SecretString::from(format!("tok-{n}")),
-                request.sent_at - age,
-                Some(request.sent_at + lifetime),
-            )?;
-            Ok(Fetched::new(token))
-        }
-    });
-    (SharedTokenSource::new(source), calls)
-}
+/// A source that counts its calls (the store contract kit's).
+pub(crate) use auth_core::store::conformance::counting_source;

@@ -1,12 +1,12 @@
 //! Every provider compiled in, through the facade's `ProviderKind` (so a provider added with
 //! `cargo xtask new-provider` is here without a hand edit): its simulator started by
 //! `ProviderKind::start_simulator`, its source built by `ProviderKind::source_from_lookup`,
-//! and the provider contract kit (`auth_testkit::conformance`) run against both with the
-//! faults every provider shares. Each provider's own fault table runs in its crate's tests.
+//! and the provider contract kit (`auth_testkit::conformance`) run against both, each
+//! provider's own fault table (`Simulated::faults`) included.
 
 use std::sync::Arc;
 
-use auth_testkit::conformance::{Subject, check, transport_faults};
+use auth_testkit::conformance::{Subject, check};
 use kunci::ProviderKind;
 
 #[tokio::test(flavor = "current_thread")]
@@ -17,7 +17,6 @@ async fn every_provider_compiled_in_meets_the_provider_contract() {
             declaration: *kind.declaration(),
             start: Arc::new(move |builder| kind.start_simulator(builder)),
             build: Arc::new(move |lookup, http| kind.source_from_lookup(lookup, http)),
-            faults: transport_faults(),
         };
         failures.extend(check(&subject).await);
     }

@@ -17,7 +17,7 @@ use auth_testkit::{Fault, SimServer};
 use kunci::{Cipher, ErrorKind, ProviderKind};
 use secrecy::ExposeSecret as _;
 
-use crate::support::{PROVIDERS, Sim, manager};
+use crate::support::{Sim, manager};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -89,26 +89,25 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
     assert!(manager.invalidate(&current));
     let current = manager.token().await.unwrap();
     handed_out.push(current.secret().expose_secret().to_owned());
-    // The 503 page quotes what was sent (a gateway echoing the request), the rotated refresh
-    // token included.
+    // The 503 page quotes what was sent (a gateway echoing the request).
     sim.fail_next(Fault::status(
         503,
         Some("text/plain"),
-        format!("Service Unavailable: {}", quote(&sim.submitted())),
+        format!("Service Unavailable: {}", quote(&sim.configured_secrets())),
     ));
     echoes += 1;
     assert!(manager.invalidate(&current));
     let err = manager.token().await.unwrap_err();
     tracing::warn!(error = ?err, "failed refresh");
     texts.push_str(&describe(&err));
-    // A 5xx is no refusal: every provider, SehatMu included, retries after its back-off.
+    // A 5xx is no refusal: every provider retries after its back-off.
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the back-off
     let after = manager.token().await.unwrap();
     handed_out.push(after.secret().expose_secret().to_owned());
     tracing::info!(token = ?after, stats = ?manager.stats(), "after the failure");
 
-    // Past expiry with nobody calling: the next call waits for a refresh (Kalsel.dev's refresh
-    // token lives 7 days, far longer than its 3 s access tokens here).
+    // Past expiry with nobody calling: the next call waits for a refresh (a refresh token
+    // outlives the 3 s access tokens here).
     tokio::time::sleep(Duration::from_millis(3100)).await;
     match manager.token().await {
         Ok(late) => handed_out.push(late.secret().expose_secret().to_owned()),
@@ -131,12 +130,12 @@ async fn flows(kind: ProviderKind, store_key: &str) -> Outcome {
     texts.push_str(&describe(&err));
 
     // Servers that echo the submitted secret: a gateway's error page quoting the request, and
-    // the provider's own refusal details quoting the value (DRF `detail`, OperationOutcome
-    // text, `jwt_error` causes, a Cognito message) — raw, URL-encoded, form-encoded and
-    // JSON-escaped. The credential holds characters that every encoding changes.
+    // the provider's own refusal quoting the value (DRF `detail`, OperationOutcome text,
+    // `jwt_error` causes, a Cognito message: `Simulated::refusal`) — raw, URL-encoded,
+    // form-encoded and JSON-escaped. The credential holds characters that every encoding changes.
     let echoed = format!("ec/ho+ed=cr&ed?x#y%z\"q-{:016x}", fastrand::u64(..));
     let echo_vars = sim.vars_with_credential(&echoed);
-    for fault in echo_faults(kind, &sim.submitted_with(&echoed)) {
+    for fault in echo_faults(&sim, &sim.submitted_with(&echoed)) {
         let store = tempfile::tempdir().unwrap();
         let echoing = crate::support::manager(kind, &echo_vars, store.path(), timeout)
             .await
@@ -218,39 +217,18 @@ fn quote(secrets: &[String]) -> String {
 }
 
 /// Answers that quote every one of `secrets` in every form: a gateway's 502 page, a 400 page,
-/// and the provider's own refusal with the secrets in its detail fields.
-fn echo_faults(kind: ProviderKind, secrets: &[String]) -> Vec<Fault> {
+/// and the provider's own refusal (`Simulated::refusal`) with the secrets in its detail.
+fn echo_faults(sim: &Sim, secrets: &[String]) -> Vec<Fault> {
     let forms: Vec<String> = secrets.iter().flat_map(|s| encodings(s)).collect();
     let quoted = quote(secrets);
     let page = format!(
         "502 Bad Gateway: upstream failed for GET /tokens?refresh_token={} | {quoted}",
         forms[0]
     );
-    let detail = match kind {
-        ProviderKind::KrmPesan => Fault::json(
-            400,
-            &serde_json::json!({"__type": "NotAuthorizedException", "message": format!("Refresh Token {quoted} has been revoked")}),
-        ),
-        ProviderKind::Kalsel => Fault::json(
-            421,
-            &serde_json::json!({"status": 421, "message": format!("Token {quoted} tidak valid"), "error": "jwt_error", "causes": forms}),
-        ),
-        ProviderKind::Stamps => {
-            let mut body = serde_json::json!({"detail": format!("Invalid token {quoted}."), "code": "token_not_valid"});
-            for form in &forms {
-                body[form] = serde_json::json!([format!("{form} is not valid")]);
-            }
-            Fault::json(401, &body)
-        }
-        _ => Fault::json(
-            401,
-            &serde_json::json!({"resourceType": "OperationOutcome", "issue": forms.iter().map(|f| serde_json::json!({"severity": "error", "code": "security", "details": {"text": format!("client_secret {f} is not able to be authenticated")}})).collect::<Vec<_>>()}),
-        ),
-    };
     vec![
         Fault::status(502, Some("text/plain"), page.clone()),
         Fault::status(400, Some("text/plain"), page),
-        detail,
+        sim.refusal(&format!("credential {quoted} is not valid")),
     ]
 }
 
@@ -271,17 +249,28 @@ fn no_secret_in_logs_errors_or_store_files() {
         .enable_all()
         .build()
         .unwrap();
-    // Joined, not spawned: `kunci::from_lookup`'s future is not `Send` (see the report).
-    let outcomes = runtime.block_on(async {
-        let [a, b, c, d] = PROVIDERS;
-        let (a, b, c, d) = tokio::join!(
-            flows(a, &store_key),
-            flows(b, &store_key),
-            flows(c, &store_key),
-            flows(d, &store_key)
-        );
-        vec![a, b, c, d]
-    });
+    // Concurrent on this thread, not spawned: `kunci::from_lookup`'s future is not `Send`
+    // (see the report); the managers' refreshes still run on the workers.
+    let local = tokio::task::LocalSet::new();
+    let outcomes = runtime.block_on(local.run_until(async {
+        let flows: Vec<_> = ProviderKind::ALL
+            .iter()
+            .map(|&kind| {
+                let store_key = store_key.clone();
+                tokio::task::spawn_local(async move { flows(kind, &store_key).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for flow in flows {
+            outcomes.push(flow.await.unwrap());
+        }
+        outcomes
+    }));
+    assert_eq!(
+        outcomes.len(),
+        ProviderKind::WORKSPACE.len(),
+        "every provider"
+    );
     drop(runtime);
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     assert!(

@@ -1,80 +1,52 @@
-//! One simulator per provider behind one type, and the variables `kunci::from_lookup` reads.
+//! Any provider's simulator, started by `ProviderKind::start_simulator` (feature `testing`), and
+//! the variables `kunci::from_lookup` reads: no provider is named here, so one added with
+//! `cargo xtask new-provider` is in every test of the suite with no hand edit.
 
 use std::{collections::HashMap, ops::Deref, path::Path, time::Duration};
 
-use auth_testkit::{
-    SimBuilder, SimServer, kalsel::KalselSim, krmpesan::KrmPesanSim, sehatmu::SehatMuSim,
-    stamps::StampsSim,
-};
+use auth_testkit::{SimBuilder, SimServer, Simulator};
 use kunci::{HttpConfig, ProviderKind, TokenManager};
 
-/// Every provider kunci ships.
-pub(crate) const PROVIDERS: [ProviderKind; 4] = [
-    ProviderKind::KrmPesan,
-    ProviderKind::Kalsel,
-    ProviderKind::Stamps,
-    ProviderKind::SehatMu,
-];
-
 /// A running simulator of any provider.
-pub(crate) enum Sim {
-    KrmPesan(KrmPesanSim),
-    Kalsel(KalselSim),
-    Stamps(StampsSim),
-    SehatMu(SehatMuSim),
+pub(crate) struct Sim {
+    kind: ProviderKind,
+    sim: Box<dyn Simulator>,
 }
 
 impl Deref for Sim {
     type Target = SimServer;
     fn deref(&self) -> &SimServer {
-        match self {
-            Self::KrmPesan(s) => s,
-            Self::Kalsel(s) => s,
-            Self::Stamps(s) => s,
-            Self::SehatMu(s) => s,
-        }
+        self.sim.server()
     }
 }
 
 impl Sim {
     pub(crate) async fn start(kind: ProviderKind, builder: SimBuilder) -> Self {
-        match kind {
-            ProviderKind::KrmPesan => {
-                Self::KrmPesan(KrmPesanSim::start_with(builder).await.unwrap())
-            }
-            ProviderKind::Kalsel => Self::Kalsel(KalselSim::start_with(builder).await.unwrap()),
-            ProviderKind::Stamps => Self::Stamps(StampsSim::start_with(builder).await.unwrap()),
-            ProviderKind::SehatMu => Self::SehatMu(SehatMuSim::start_with(builder).await.unwrap()),
-            other => panic!("no simulator for {other:?}"),
-        }
+        let sim = kind
+            .start_simulator(builder)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: its simulator does not start: {e}"));
+        Self { kind, sim }
+    }
+
+    /// The provider's table of expectations (`Simulated::faults`).
+    pub(crate) fn faults(&self) -> Vec<auth_testkit::conformance::FaultCase> {
+        self.sim.faults()
+    }
+
+    /// The provider's own refusal of a credential, saying `text`.
+    pub(crate) fn refusal(&self, text: &str) -> auth_testkit::Fault {
+        self.sim.refusal(text)
     }
 
     /// The provider's documented variables, configured with the credentials the simulator
     /// accepts.
     pub(crate) fn vars(&self) -> HashMap<String, String> {
-        let base = self.base_url();
-        let pairs: Vec<(&str, String)> = match self {
-            Self::KrmPesan(s) => vec![
-                ("KRMPESAN_REFRESH_TOKEN", s.refresh_token().to_owned()),
-                ("KRMPESAN_DEVICE_KEY", s.device_key().to_owned()),
-                ("KRMPESAN_BASE_URL", base),
-            ],
-            Self::Kalsel(s) => vec![
-                ("KALSEL_REFRESH_TOKEN", s.initial_refresh_token().to_owned()),
-                ("KALSEL_BASE_URL", base),
-            ],
-            Self::Stamps(s) => vec![
-                ("STAMPS_TOKEN", s.auth_token().to_owned()),
-                ("STAMPS_MERCHANT_ID", s.merchant_id().to_string()),
-                ("STAMPS_BASE_URL", base),
-            ],
-            Self::SehatMu(s) => vec![
-                ("SEHATMU_CLIENT_ID", s.client_id().to_owned()),
-                ("SEHATMU_CLIENT_SECRET", s.client_secret().to_owned()),
-                ("SEHATMU_BASE_URL", base),
-            ],
-        };
-        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        self.sim
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
     }
 
     /// The same variables with the credential the provider checks replaced by a wrong one
@@ -87,50 +59,33 @@ impl Sim {
     /// The variables with the credential the provider checks replaced by `credential`.
     pub(crate) fn vars_with_credential(&self, credential: &str) -> HashMap<String, String> {
         let mut vars = self.vars();
-        let name = match self {
-            Self::KrmPesan(_) => "KRMPESAN_REFRESH_TOKEN",
-            Self::Kalsel(_) => "KALSEL_REFRESH_TOKEN",
-            Self::Stamps(_) => "STAMPS_TOKEN",
-            Self::SehatMu(_) => "SEHATMU_CLIENT_SECRET",
-        };
-        vars.insert(name.to_owned(), credential.to_owned());
+        vars.insert(self.sim.credential().to_owned(), credential.to_owned());
         vars
     }
 
+    /// The values of the secret variables of `vars` (the provider's declaration says which):
+    /// what a manager built from them sends.
+    fn secrets_of(&self, vars: &HashMap<String, String>) -> Vec<String> {
+        let declaration = self.kind.declaration();
+        let mut secrets: Vec<String> = vars
+            .iter()
+            .filter(|(name, _)| declaration.is_secret(name))
+            .map(|(_, value)| value.clone())
+            .collect();
+        secrets.sort();
+        secrets
+    }
+
     /// The secrets a manager built from [`vars_with_credential`](Self::vars_with_credential)
-    /// sends: `credential`, and KrmPesan's device key beside it.
+    /// sends: `credential`, and the other secret variables beside it.
     pub(crate) fn submitted_with(&self, credential: &str) -> Vec<String> {
-        let mut sent = vec![credential.to_owned()];
-        if let Self::KrmPesan(s) = self {
-            sent.push(s.device_key().to_owned());
-        }
-        sent
+        self.secrets_of(&self.vars_with_credential(credential))
     }
 
-    /// The secrets a manager built from [`vars`](Self::vars) sends with its next request: the
-    /// configured credentials, and for Kalsel.dev the rotated refresh token (the last token
-    /// issued) too.
-    pub(crate) fn submitted(&self) -> Vec<String> {
-        match self {
-            Self::KrmPesan(s) => vec![s.refresh_token().to_owned(), s.device_key().to_owned()],
-            Self::Kalsel(s) => {
-                let mut sent = vec![s.initial_refresh_token().to_owned()];
-                sent.extend(s.issued_tokens().last().cloned());
-                sent
-            }
-            Self::Stamps(s) => vec![s.auth_token().to_owned()],
-            Self::SehatMu(s) => vec![s.client_secret().to_owned()],
-        }
-    }
-
-    /// Every secret the configuration holds (not identifiers such as a client ID).
+    /// The secrets a manager built from [`vars`](Self::vars) sends with its next request, and
+    /// every secret the configuration holds (not identifiers such as a client ID).
     pub(crate) fn configured_secrets(&self) -> Vec<String> {
-        match self {
-            Self::KrmPesan(s) => vec![s.refresh_token().to_owned(), s.device_key().to_owned()],
-            Self::Kalsel(s) => vec![s.initial_refresh_token().to_owned()],
-            Self::Stamps(s) => vec![s.auth_token().to_owned(), s.static_token().to_owned()],
-            Self::SehatMu(s) => vec![s.client_secret().to_owned()],
-        }
+        self.secrets_of(&self.vars())
     }
 }
 
