@@ -61,8 +61,7 @@ async fn an_id_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstre
     let store = MemoryStore::new();
     let process = || {
         let source = source(&proxy, &login);
-        let key = source.config().store_key();
-        manager(source, key, &store, None)
+        manager(source, &store, None)
     };
     let manager = process();
 
@@ -95,8 +94,7 @@ async fn the_expiry_is_what_cognito_issued() {
     let login = login(&krmpesan).await;
     let proxy = krmpesan.proxy().await;
     let source = source(&proxy, &login);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let token = manager.token().await.unwrap();
     let answer = proxy.last("GET", TOKENS_PATH).answer().json();
@@ -117,8 +115,7 @@ async fn after_expiry_the_id_token_is_refreshed_once_and_the_new_one_is_accepted
     let proxy = krmpesan.proxy().await;
     let clock = manual_clock();
     let source = source(&proxy, &login);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), Some(&clock));
+    let manager = manager(source, &MemoryStore::new(), Some(&clock));
 
     let first = Token::clone(&manager.token().await.unwrap());
     clock.advance(past(LIFETIME));
@@ -156,8 +153,7 @@ async fn a_revoked_refresh_token_is_reauthentication_required_with_cognitos_mess
         .await;
     let proxy = krmpesan.proxy().await;
     let source = source(&proxy, &login);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
     let answer = proxy.last("GET", TOKENS_PATH).answer();

@@ -81,8 +81,7 @@ async fn a_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstream()
     let store = MemoryStore::new();
     let process = || {
         let source = source(&proxy, &id, &secret_value);
-        let key = source.config().store_key();
-        manager(source, key, &store, None)
+        manager(source, &store, None)
     };
     let manager = process();
 
@@ -128,8 +127,7 @@ async fn the_expiry_is_the_access_token_expires_at_oauth2_server_answered() {
     let (id, secret_value) = client(&sehatmu, json!({})).await;
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let token = manager.token().await.unwrap();
     let answer = proxy.last("POST", TOKEN_PATH).answer().json();
@@ -158,8 +156,7 @@ async fn after_a_real_expiry_the_token_is_fetched_once_more_and_the_new_one_is_a
     let (id, secret_value) = client(&sehatmu, json!({ "accessTokenLifetime": 2 })).await;
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let first = Token::clone(&manager.token().await.unwrap());
     let left = first.expires_at().unwrap() - now();
@@ -201,8 +198,7 @@ async fn after_a_manual_expiry_the_token_is_fetched_once_more_and_the_new_one_is
     let proxy = sehatmu.proxy().await;
     let clock = manual_clock();
     let source = source(&proxy, &id, &secret_value).with_clock(SharedClock::from(clock.clone()));
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), Some(&clock));
+    let manager = manager(source, &MemoryStore::new(), Some(&clock));
 
     let first = Token::clone(&manager.token().await.unwrap());
     clock.advance(past(LIFETIME));
@@ -236,8 +232,7 @@ async fn a_wrong_secret_is_reauthentication_required_with_the_pages_text_and_the
     let wrong = "f".repeat(64);
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &wrong);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
     let text = outcome_text(&proxy.last("POST", TOKEN_PATH).answer());
@@ -270,8 +265,7 @@ async fn a_rate_limit_answer_is_rate_limited_with_the_pages_text() {
     assert_eq!(failed.status, 400, "{}", failed.body);
     let proxy = sehatmu.proxy().await;
     let source = source(&proxy, &id, &secret_value);
-    let key = source.config().store_key();
-    let manager = manager(source, key, &MemoryStore::new(), None);
+    let manager = manager(source, &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
     let answer = proxy.last("POST", TOKEN_PATH).answer();
@@ -303,8 +297,7 @@ async fn a_server_error_starts_no_cool_down_and_the_next_attempt_reaches_the_ups
     let process = |clock: &std::sync::Arc<auth_core::ManualClock>| {
         let source =
             source(&proxy, &id, &secret_value).with_clock(SharedClock::from(clock.clone()));
-        let key = source.config().store_key();
-        manager(source, key, &store, Some(clock))
+        manager(source, &store, Some(clock))
     };
     let manager = process(&clock);
 

@@ -66,14 +66,14 @@ async fn a_jwt_is_fetched_once_for_many_callers_and_accepted_by_the_upstream() {
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
     let store = MemoryStore::new();
-    let manager = manager(source.clone(), source.config().store_key(), &store, None);
+    let manager = manager(source.clone(), &store, None);
 
     let token = many_callers(&manager, 50).await;
     for _ in 0..50 {
         assert!(manager.token().await.unwrap().same_secret(&token));
     }
     // Another process sharing the store takes the saved token and sends nothing.
-    let other = crate::support::manager(source.clone(), source.config().store_key(), &store, None);
+    let other = crate::support::manager(source.clone(), &store, None);
     assert!(other.token().await.unwrap().same_secret(&token));
     assert_eq!(
         proxy.count("POST", TOKEN_PATH),
@@ -100,12 +100,7 @@ async fn the_expiry_is_the_exp_that_simplejwt_signed() {
     let (key, _) = account(&stamps, true).await;
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), None);
 
     let token = manager.token().await.unwrap();
     let claims = upstream_claims(&stamps, &secret(&token)).await;
@@ -126,12 +121,7 @@ async fn after_expiry_the_jwt_is_fetched_once_more_and_the_new_one_is_accepted()
     let proxy = stamps.proxy().await;
     let clock = manual_clock();
     let source = jwt_source(&proxy, &key);
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        Some(&clock),
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), Some(&clock));
 
     let first = Token::clone(&manager.token().await.unwrap());
     clock.advance(past(LIFETIME));
@@ -162,12 +152,7 @@ async fn an_unknown_token_key_is_reauthentication_required_with_drfs_text() {
     let proxy = stamps.proxy().await;
     let key = "0123456789abcdef0123456789abcdef01234567";
     let source = jwt_source(&proxy, key);
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
     let answer = proxy.last("POST", TOKEN_PATH).answer();
@@ -192,12 +177,7 @@ async fn a_deactivated_users_key_is_reauthentication_required_with_drfs_text() {
     let (key, _) = account(&stamps, false).await;
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), None);
 
     let err = manager.token().await.unwrap_err();
     let detail = proxy.last("POST", TOKEN_PATH).answer().json()["detail"]
@@ -218,12 +198,7 @@ async fn verify_returns_the_claims_simplejwt_signed() {
     let (key, user_id) = account(&stamps, true).await;
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), None);
     let token = manager.token().await.unwrap();
 
     let verification = source.verify(token.secret()).await;
@@ -258,12 +233,7 @@ async fn a_static_token_is_sent_as_drfs_token_scheme_and_accepted() {
         .with_base_url(proxy.base_url())
         .unwrap();
     let source = StampsSource::new(config, auth_core::http::HttpConfig::default()).unwrap();
-    let manager = manager(
-        source.clone(),
-        source.config().store_key(),
-        &MemoryStore::new(),
-        None,
-    );
+    let manager = manager(source.clone(), &MemoryStore::new(), None);
 
     let token = manager.token().await.unwrap();
     assert_eq!(
@@ -343,7 +313,7 @@ async fn a_stored_jwt_from_before_the_key_rotation_is_replaced_after_the_upstrea
     entry.credential =
         auth_core::TokenSource::credential(&source).map(|c| c.fingerprint(&store_key));
     store.save(&store_key, &entry, 0).await.unwrap();
-    let manager = manager(source.clone(), source.config().store_key(), &store, None);
+    let manager = manager(source.clone(), &store, None);
 
     let held = manager.token().await.unwrap();
     assert_eq!(secret(&held), old);

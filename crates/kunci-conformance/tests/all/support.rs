@@ -20,14 +20,14 @@ pub(crate) fn manual_clock() -> Arc<ManualClock> {
     ManualClock::new(now())
 }
 
-/// A manager for `source` with its own memory store, on `clock` (the system clock if `None`).
+/// A manager for `source` (keyed by its store key) on `store`, on `clock` (the system clock if
+/// `None`).
 pub(crate) fn manager(
     source: impl TokenSource + 'static,
-    key: auth_core::StoreKey,
     store: &MemoryStore,
     clock: Option<&Arc<ManualClock>>,
 ) -> TokenManager {
-    let mut builder = TokenManager::builder(source).key(key).store(store.clone());
+    let mut builder = TokenManager::builder(source).store(store.clone());
     if let Some(clock) = clock {
         builder = builder.clock(SharedClock::from(clock.clone()));
     }
