@@ -410,6 +410,19 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Removes an entry (no error if there is none).
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
 
+    /// The keys of every stored entry whose key starts with `prefix` (`""`: all), sorted. What
+    /// `kunci status` lists for a profile backed by a [`TokenPool`](crate::TokenPool), whose
+    /// accounts a service stored under keys the CLI cannot know.
+    ///
+    /// The default refuses with [`StoreError::Configuration`]: a store that cannot enumerate its
+    /// entries says so rather than answering an empty list.
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let _ = prefix;
+        Err(StoreError::Configuration {
+            message: format!("the store {} cannot list its entries", self.describe()),
+        })
+    }
+
     /// Waits until this caller holds the refresh lock for `key`, among every process sharing the
     /// store. `ttl` bounds how long a holder that died keeps others waiting, for stores where
     /// the lock would otherwise outlive its holder.
@@ -519,6 +532,17 @@ impl TokenStore for MemoryStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.entries().remove(key);
         Ok(())
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let mut keys: Vec<StoreKey> = self
+            .entries()
+            .keys()
+            .filter(|key| key.as_str().starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     async fn lock(&self, key: &StoreKey, _ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {

@@ -287,6 +287,10 @@ impl TokenStore for FaultyStore {
         }
     }
 
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        self.inner.keys(prefix).await
+    }
+
     async fn lock(&self, key: &StoreKey, ttl: Duration) -> Result<Box<dyn StoreLock>, StoreError> {
         match self.enter(StoreOp::Lock).await {
             Some(Fault::Fail | Fault::FailAfterWrite) => Err(injected(StoreOp::Lock, false)),

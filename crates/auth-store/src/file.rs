@@ -267,6 +267,34 @@ impl Inner {
         Ok(version)
     }
 
+    /// The keys of the entries in the directory under `prefix`: each `<stem>.json` file, its
+    /// stem mapped back (`+` → `:`); lock, temporary and set-aside files are not entries.
+    fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let listing = match fs::read_dir(&self.dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(format!("cannot list {}", self.dir.display()), e)),
+        };
+        let mut keys = Vec::new();
+        for file in listing {
+            let file =
+                file.map_err(|e| io_error(format!("cannot list {}", self.dir.display()), e))?;
+            let name = file.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            let key = stem.replace('+', ":");
+            if stem.contains('~') || !key.starts_with(prefix) {
+                continue;
+            }
+            if let Ok(key) = StoreKey::new(&key) {
+                keys.push(key);
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let paths = Paths::new(&self.dir, key);
         let _guard = WriteLock::acquire(&paths)?;
@@ -599,6 +627,11 @@ impl TokenStore for FileStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.blocking(move |inner| inner.delete(&key)).await
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |inner| inner.keys(&prefix)).await
     }
 
     /// Tries a non-blocking `flock`; while the lock is held, waits in a blocking `flock` on a

@@ -200,6 +200,7 @@ struct Sql {
     save: String,
     found: String,
     delete: String,
+    keys: String,
     acquire: String,
     release: String,
     renew: String,
@@ -210,6 +211,7 @@ impl Sql {
         let (entries, lease) = (&t.entries, &t.lease);
         Self {
             load: format!("SELECT entry FROM {entries} WHERE key = $1"),
+            keys: format!("SELECT key FROM {entries} WHERE starts_with(key, $1)"),
             // $1 key, $2 encoded entry, $3 expected version, $4 channel, $5 payload, $6 the
             // digest of the new refresh material, $7 the saver's lease holder (NULL: not
             // fenced), $8 its fence, $9 the digest of the material a rotation replaces (NULL:
@@ -1074,6 +1076,19 @@ impl TokenStore for PostgresStore {
                 ),
                 source: None,
             })
+    }
+
+    /// Sorted here, byte-wise, not by the database's collation.
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let rows = self
+            .query("listing entries", &self.inner.sql.keys, &[&prefix])
+            .await?;
+        let mut keys: Vec<StoreKey> = rows
+            .iter()
+            .filter_map(|row| StoreKey::new(row.get::<_, &str>(0)).ok())
+            .collect();
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     async fn save(

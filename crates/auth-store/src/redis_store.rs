@@ -326,7 +326,12 @@ impl RedisStore {
 
     /// The Redis key of `key`'s entry (`<prefix>entry:<key>`).
     pub fn entry_key(&self, key: &StoreKey) -> String {
-        format!("{}entry:{key}", self.inner.options.prefix)
+        format!("{}{key}", self.entry_key_head())
+    }
+
+    /// What every entry's Redis key starts with (`<prefix>entry:`).
+    fn entry_key_head(&self) -> String {
+        format!("{}entry:", self.inner.options.prefix)
     }
 
     /// The Redis key of `key`'s refresh lock (`<prefix>lock:<key>`).
@@ -821,6 +826,39 @@ impl TokenStore for RedisStore {
         expected: u64,
     ) -> Result<u64, StoreError> {
         self.save_script(key, entry, expected, "", None).await
+    }
+
+    /// `SCAN … MATCH <prefix>entry:<prefix>*` (the glob's special characters escaped), within
+    /// the store's timeout as a whole.
+    async fn keys(&self, prefix: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let head = self.entry_key_head();
+        let mut pattern = String::with_capacity(head.len() + prefix.len() + 1);
+        for c in head.chars().chain(prefix.chars()) {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let mut conn = self.conn.clone();
+        let found: Vec<String> = self
+            .run("SCAN", async {
+                let mut found = Vec::new();
+                let mut iter = conn.scan_match::<_, String>(&pattern).await?;
+                while let Some(key) = iter.next_item().await {
+                    found.push(key?);
+                }
+                Ok(found)
+            })
+            .await?;
+        let mut keys: Vec<StoreKey> = found
+            .iter()
+            .filter_map(|k| k.strip_prefix(&head))
+            .filter_map(|k| StoreKey::new(k).ok())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
     }
 
     /// The compare-and-swap with, in the same script, the check that the lock key still

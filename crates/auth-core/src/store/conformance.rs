@@ -187,6 +187,7 @@ where
     round_trip_keeps_every_field(&open, &run).await;
     compare_and_swap(&open, &run).await;
     delete_then_load(&open, &run).await;
+    keys_list_what_is_stored_under_a_prefix(&open, &run).await;
     cooldown_persists(&open, &run).await;
     lock_excludes(&open, &run, expect).await;
     dead_holder_is_outlived(&open, &run, expect).await;
@@ -214,8 +215,12 @@ impl Run {
 
     /// The key `name` of this run (`contract-<nonce>:<name>`).
     pub fn key(&self, name: &str) -> StoreKey {
-        StoreKey::new(format!("contract-{}:{name}", self.nonce))
-            .expect("the kit's key names are valid")
+        StoreKey::new(format!("{}{name}", self.prefix())).expect("the kit's key names are valid")
+    }
+
+    /// What every key of this run starts with (`contract-<nonce>:`).
+    pub fn prefix(&self) -> String {
+        format!("contract-{}:", self.nonce)
     }
 }
 
@@ -454,6 +459,55 @@ where
     let got = a.load(&key).await.expect("load").expect("entry");
     assert_same_entry(&want, &got, "after the stale writer was refused");
     a.delete(&key).await.expect("delete");
+}
+
+/// `keys(prefix)` lists, sorted, exactly the stored keys under `prefix`, from every handle: no
+/// key of another prefix, nothing deleted, nothing for a prefix nothing is stored under.
+pub async fn keys_list_what_is_stored_under_a_prefix<F, Fut, S>(open: &F, run: &Run)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: Into<SharedTokenStore>,
+{
+    let a = handle(open).await;
+    let b = handle(open).await;
+    let entry = &sample_entries()[0];
+    let pooled = ["pool.merchant-2", "pool.merchant-10", "pool.merchant-1"].map(|n| run.key(n));
+    for key in pooled.iter().chain([&run.key("poolside"), &run.key("other")]) {
+        a.save(key, entry, 0).await.expect("save");
+    }
+    let prefix = format!("{}pool.", run.prefix());
+    let mut expected = pooled.to_vec();
+    expected.sort_unstable();
+    assert_eq!(
+        b.keys(&prefix).await.expect("keys"),
+        expected,
+        "the keys under {prefix}, sorted"
+    );
+    let all = b.keys(&run.prefix()).await.expect("keys");
+    assert!(
+        all.contains(&run.key("poolside")) && all.contains(&run.key("other")),
+        "every key of the run is listed under its prefix: {all:?}"
+    );
+    a.delete(&pooled[0]).await.expect("delete");
+    assert_eq!(
+        b.keys(&prefix).await.expect("keys"),
+        expected
+            .iter()
+            .filter(|k| **k != pooled[0])
+            .cloned()
+            .collect::<Vec<_>>(),
+        "a deleted entry is no longer listed"
+    );
+    assert!(
+        b.keys(&format!("{}nothing-here", run.prefix()))
+            .await
+            .expect("keys")
+            .is_empty()
+    );
+    for key in pooled.iter().chain([&run.key("poolside"), &run.key("other")]) {
+        a.delete(key).await.expect("delete");
+    }
 }
 
 /// A deleted entry loads as none; the version starts again from 0.
