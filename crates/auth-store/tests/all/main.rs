@@ -11,8 +11,10 @@ mod crash;
 mod file;
 mod fleet;
 mod multiprocess;
+mod outage;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod servers;
 mod support;
