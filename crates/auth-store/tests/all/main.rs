@@ -11,6 +11,7 @@ mod crash;
 mod file;
 mod fleet;
 mod multiprocess;
+mod netns;
 mod outage;
 #[cfg(feature = "postgres")]
 mod postgres;
