@@ -33,6 +33,9 @@
 #[path = "../tests/all/servers.rs"]
 mod servers;
 
+mod support;
+use support::entry;
+
 use std::{
     sync::{
         Arc,
@@ -43,7 +46,7 @@ use std::{
 
 use auth_core::{
     Fence, FetchRequest, Fetched, MemoryStore, RefreshPolicy, SharedTokenSource, SharedTokenStore,
-    StoreKey, StoredEntry, Token, TokenManager, TokenStore as _, source,
+    StoreKey, Token, TokenManager, TokenStore as _, source,
 };
 use auth_store::FileStore;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -73,20 +76,6 @@ fn load_average() -> String {
         |_| "unknown".to_owned(),
         |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     )
-}
-
-fn entry() -> StoredEntry {
-    // A Cognito-sized JWT (about 1 KiB) and refresh material, as KrmPesan hands out.
-    let issued = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let token = Token::bearer(
-        SecretString::from(format!("eyJ{}", "a".repeat(1000))),
-        issued,
-        Some(issued + Duration::from_secs(86_400)),
-    )
-    .unwrap();
-    let mut entry = StoredEntry::with_token(token);
-    entry.refresh = Some(SecretString::from("r".repeat(1700)));
-    entry
 }
 
 /// Median and 90th percentile, in milliseconds.

@@ -16,29 +16,14 @@
     reason = "a benchmark harness; criterion_group! generates an undocumented function"
 )]
 
+mod support;
+use support::entry;
+
 use std::time::Duration;
 
-use auth_core::{
-    Fence, MemoryStore, SharedTokenStore, StoreKey, StoredEntry, Token, TokenStore as _,
-};
+use auth_core::{Fence, MemoryStore, SharedTokenStore, StoreKey, TokenStore as _};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
-use secrecy::SecretString;
-
-fn entry() -> StoredEntry {
-    // A Cognito-sized JWT (about 1 KiB) and refresh material, as KrmPesan hands out.
-    let issued = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let secret = format!("eyJ{}", "a".repeat(1000));
-    let token = Token::bearer(
-        SecretString::from(secret),
-        issued,
-        Some(issued + Duration::from_secs(86_400)),
-    )
-    .unwrap();
-    let mut entry = StoredEntry::with_token(token);
-    entry.refresh = Some(SecretString::from("r".repeat(1700)));
-    entry
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

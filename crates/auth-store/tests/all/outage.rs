@@ -270,6 +270,31 @@ fn fault_mid_refresh(
     }
 }
 
+/// The replies of the store server behind `proxy` are dropped for 3.5 s (past the answer, a
+/// second after the request, and the store's timeout on the save) while the requests reach it;
+/// then every connection is closed and traffic flows again. `spec` reaches the store through
+/// the proxy.
+fn replies_lost_mid_refresh(
+    proxy: &crate::servers::Proxy,
+    spec: &str,
+    env: &[(String, String)],
+    what: &str,
+) {
+    fault_mid_refresh(
+        spec,
+        env,
+        what,
+        || proxy.swallow_replies(),
+        || proxy.restore(),
+        3500,
+    );
+    assert!(
+        proxy.landed.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && proxy.swallowed.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "{what}: requests reached the server while their replies were dropped"
+    );
+}
+
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
@@ -307,19 +332,11 @@ mod redis {
             return;
         };
         let proxy = Proxy::start(&server.addr());
-        fault_mid_refresh(
+        replies_lost_mid_refresh(
+            &proxy,
             &format!("redis://{}", proxy.addr()),
             &env(),
             "redis save landed, reply lost",
-            || proxy.swallow_replies(),
-            || proxy.restore(),
-            // Past the answer (1 s after the request) and the store's timeout on the save.
-            3500,
-        );
-        assert!(
-            proxy.landed.load(std::sync::atomic::Ordering::SeqCst) > 0
-                && proxy.swallowed.load(std::sync::atomic::Ordering::SeqCst) > 0,
-            "requests reached the server while their replies were dropped"
         );
     }
 }
@@ -358,18 +375,11 @@ mod postgres {
             return;
         };
         let proxy = Proxy::start(&cluster.addr());
-        fault_mid_refresh(
+        replies_lost_mid_refresh(
+            &proxy,
             &spec(&format!("postgres://postgres@{}/postgres", proxy.addr())),
             &[],
             "postgres save landed, reply lost",
-            || proxy.swallow_replies(),
-            || proxy.restore(),
-            3500,
-        );
-        assert!(
-            proxy.landed.load(std::sync::atomic::Ordering::SeqCst) > 0
-                && proxy.swallowed.load(std::sync::atomic::Ordering::SeqCst) > 0,
-            "requests reached the server while their replies were dropped"
         );
     }
 }
