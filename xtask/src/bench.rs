@@ -94,6 +94,8 @@ struct ReportSuite {
     explicit: bool,
     /// What the bench measures, printed above its report lines.
     what: &'static str,
+    /// Also run when this other suite is named (`cargo xtask bench fleet` runs `outage` too).
+    with: Option<&'static str>,
 }
 
 const REPORT_SUITES: &[ReportSuite] = &[
@@ -104,6 +106,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         features: "",
         explicit: false,
         what: "8 callers in a loop for 10 s on a 2-worker runtime, tokens living 3 s, 50 ms upstream latency (SehatMu simulator through `kunci::from_lookup`, memory store)",
+        with: None,
     },
     ReportSuite {
         name: "fleet",
@@ -111,7 +114,17 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "fleet",
         features: "redis,postgres",
         explicit: false,
-        what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend)",
+        what: "16 processes sharing one SehatMu token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend) and the `outage` suite",
+        with: None,
+    },
+    ReportSuite {
+        name: "outage",
+        package: "auth-store",
+        bench: "outage",
+        features: "redis,postgres",
+        explicit: false,
+        what: "load, save and fenced save per store alternating in one loop (200 rounds); hand-over with notification and with polling (before) alternating, and on PostgreSQL lock + release and hand-over on the unlogged lease table and on a logged one (before) alternating; then a manager (4 s tokens refreshed from half their life, 50 ms upstream latency) whose Redis or PostgreSQL store is reached through a TCP proxy the bench cuts and restores, its caller asking every 10 ms — no outage (baseline), an outage inside the token's life, one outliving it",
+        with: Some("fleet"),
     },
     ReportSuite {
         name: "agent",
@@ -120,6 +133,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         features: "",
         explicit: true,
         what: "`kunci agent` (release build) on a Unix socket, loaded by `oha` (installed by the command into the target directory's `tools/`) on the same 2 cores; Stamps simulator in the bench process with 3 s tokens, file store",
+        with: None,
     },
     ReportSuite {
         name: "load",
@@ -128,6 +142,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         features: "",
         explicit: true,
         what: "2 callers × 60 s of `token()` on a Kalsel.dev manager with a file store; tokens living 3 s, so a new token is fetched and saved every few seconds",
+        with: None,
     },
 ];
 
@@ -180,7 +195,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         if only.is_empty() {
             !s.explicit
         } else {
-            only.iter().any(|o| *o == s.name)
+            only.iter()
+                .any(|o| *o == s.name || Some(o.as_str()) == s.with)
         }
     }) {
         let mut cmd: Vec<String> = ["bench", "-p", suite.package, "--bench", suite.bench]

@@ -2,7 +2,9 @@
 //! Redis, PostgreSQL — the fenced save a refresh makes under its lease, and the refresh-lock
 //! hand-over (how long a waiter takes to get the lock once the holder frees it): woken by the
 //! kernel (file), pub/sub (Redis) or `NOTIFY` (PostgreSQL), beside the polling that came
-//! before, measured in the same run.
+//! before, measured in the same run. PostgreSQL's lease statements are measured both ways:
+//! on the UNLOGGED lease table (now) and on a logged one, each commit waiting for its WAL
+//! flush (before).
 //!
 //! Redis benches read `KUNCI_TEST_REDIS_URL`, PostgreSQL benches `KUNCI_TEST_POSTGRES_URL`;
 //! each is skipped, with a printed line, when its variable is unset.
@@ -14,29 +16,14 @@
     reason = "a benchmark harness; criterion_group! generates an undocumented function"
 )]
 
+mod support;
+use support::entry;
+
 use std::time::Duration;
 
-use auth_core::{
-    Fence, MemoryStore, SharedTokenStore, StoreKey, StoredEntry, Token, TokenStore as _,
-};
+use auth_core::{Fence, MemoryStore, SharedTokenStore, StoreKey, TokenStore as _};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
-use secrecy::SecretString;
-
-fn entry() -> StoredEntry {
-    // A Cognito-sized JWT (about 1 KiB) and refresh material, as KrmPesan hands out.
-    let issued = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let secret = format!("eyJ{}", "a".repeat(1000));
-    let token = Token::bearer(
-        SecretString::from(secret),
-        issued,
-        Some(issued + Duration::from_secs(86_400)),
-    )
-    .unwrap();
-    let mut entry = StoredEntry::with_token(token);
-    entry.refresh = Some(SecretString::from("r".repeat(1700)));
-    entry
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -273,7 +260,28 @@ fn postgres(c: &mut Criterion) {
         .block_on(PostgresStore::connect(&url, options.clone()))
         .unwrap();
     // The waiter of the hand-over is another store, as another process would be.
-    let other = rt.block_on(PostgresStore::connect(&url, options)).unwrap();
+    let other = rt
+        .block_on(PostgresStore::connect(&url, options.clone()))
+        .unwrap();
+    // Before: a logged lease table, every lease change waiting for its WAL flush (what the
+    // store made until its lease table became UNLOGGED).
+    let logged = PostgresOptions::default().table(format!("{schema}.logged"));
+    let (store_before, other_before) = rt.block_on(async {
+        (
+            PostgresStore::connect(&url, logged.clone()).await.unwrap(),
+            PostgresStore::connect(&url, logged).await.unwrap(),
+        )
+    });
+    let status = std::process::Command::new("psql")
+        .arg(&url)
+        .arg("-qc")
+        .arg(format!("ALTER TABLE {schema}.logged_lease SET LOGGED"))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "psql could not make the baseline's lease table logged"
+    );
     let key = StoreKey::new("bench:postgres").unwrap();
     let entry = entry();
     let mut current = rt.block_on(store.save(&key, &entry, 0)).unwrap();
@@ -304,18 +312,34 @@ fn postgres(c: &mut Criterion) {
                 .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
         });
         rt.block_on(lock.release()).unwrap();
-    }
-    group.bench_function("lock + release (uncontended)", |b| {
-        b.to_async(&rt).iter(|| async {
-            store
-                .lock(&key, Duration::from_secs(10))
-                .await
-                .unwrap()
-                .release()
-                .await
-                .unwrap();
+        let lock = rt
+            .block_on(store_before.lock(&key, Duration::from_secs(600)))
+            .unwrap();
+        group.bench_function("lease renewal (logged lease table, before)", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
         });
-    });
+        rt.block_on(lock.release()).unwrap();
+    }
+    for (name, store) in [
+        ("lock + release (uncontended)", &store),
+        (
+            "lock + release (uncontended, logged lease table, before)",
+            &store_before,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                store
+                    .lock(&key, Duration::from_secs(10))
+                    .await
+                    .unwrap()
+                    .release()
+                    .await
+                    .unwrap();
+            });
+        });
+    }
     hand_over_latency(
         &mut group,
         &rt,
@@ -324,9 +348,17 @@ fn postgres(c: &mut Criterion) {
         SharedTokenStore::new(other.clone()),
         &key,
     );
+    hand_over_latency(
+        &mut group,
+        &rt,
+        "hand-over latency, release to waiter holding (notification, logged lease table, before)",
+        SharedTokenStore::new(store_before.clone()),
+        SharedTokenStore::new(other_before.clone()),
+        &key,
+    );
     group.finish();
     rt.block_on(store.delete(&key)).unwrap();
-    drop((store, other));
+    drop((store, other, store_before, other_before));
     rt.block_on(async {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await

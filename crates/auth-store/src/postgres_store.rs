@@ -494,6 +494,24 @@ impl PostgresStore {
                 .map_err(|e| self.error("recording the schema version", &e))?;
                 tracing::info!(table = %t.name, version = to, "token store schema migrated");
             }
+            // The lease table is UNLOGGED: a lease is seconds of coordination, not data, and
+            // a write to a logged table waits for the WAL flush at commit (an `fdatasync`,
+            // milliseconds on a busy disk, twice per hand-over). Not a schema version: older
+            // kuncis use the table alike, and it is made so on every start.
+            let logged: bool = tx
+                .query_one(
+                    "SELECT relpersistence = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+                    &[&t.lease],
+                )
+                .await
+                .map_err(|e| self.error("reading the lease table's persistence", &e))?
+                .get(0);
+            if logged {
+                tx.batch_execute(&format!("ALTER TABLE {} SET UNLOGGED", t.lease))
+                    .await
+                    .map_err(|e| self.error("making the lease table unlogged", &e))?;
+                tracing::info!(table = %t.name, "the refresh lease table is now unlogged");
+            }
             tx.commit()
                 .await
                 .map_err(|e| self.error("committing the migration", &e))
@@ -977,7 +995,9 @@ impl PostgresLock {
     }
 
     /// The fencing token: every taking of a key's lease gets a larger one than the taking
-    /// before it.
+    /// before it — except after a server crash, which empties the lease table (it is
+    /// `UNLOGGED`): numbering starts again, and only the holder tells an old lease from a new
+    /// one (a fenced save checks both).
     pub fn fence(&self) -> u64 {
         u64::try_from(self.fence).unwrap_or(0)
     }

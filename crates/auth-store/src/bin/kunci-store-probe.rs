@@ -12,6 +12,12 @@
 //!   the refresh material like a provider that revokes it once used (accepting nothing sent
 //!   until the first rotation), rotates on receipt, writes `sent-<pid>` when a request of
 //!   this process arrives, then answers after `<latency-ms>`.
+//! * `kunci-store-probe serve <store> <provider-dir> <latency-ms> <lifetime-ms> <run-ms>` — a
+//!   long-running process of a fleet, with the same provider: waits for `<provider-dir>/go`,
+//!   then asks for a token every 10 ms for `<run-ms>`, refreshing in the second half of each
+//!   token's life. Prints `token <ms> <token>` the first time it serves a token, `error <ms>
+//!   <kind>` for each failed call, and at the end `done <last token> served=N errors=M
+//!   reauth=R fetches=F adopted=A pending_save=B` (`<ms>`: milliseconds since the Unix epoch).
 //! * `kunci-store-probe write-loop <store-dir>` — saves ever newer entries to one key until it
 //!   is killed; the secret of version `n` is `v<n>-` followed by 8 KiB of padding, so a torn
 //!   write would show.
@@ -62,8 +68,20 @@ fn main() -> ExitCode {
                 _ => Err("fleet: latency, lease and lifetime are whole numbers".into()),
             }
         }
+        ["serve", store, dir, latency, lifetime, run] => {
+            match (latency.parse(), lifetime.parse(), run.parse()) {
+                (Ok(latency), Ok(lifetime), Ok(run)) => runtime.block_on(serve(
+                    store,
+                    dir.into(),
+                    Duration::from_millis(latency),
+                    Duration::from_millis(lifetime),
+                    Duration::from_millis(run),
+                )),
+                _ => Err("serve: latency, lifetime and run are whole numbers".into()),
+            }
+        }
         _ => Err(
-            "usage: kunci-store-probe fetch <store-dir> <counter-dir> | write-loop <store-dir>"
+            "usage: kunci-store-probe fetch <store-dir> <counter-dir> | fleet <store> <dir> <latency-ms> <lease-ms> <lifetime-s> | serve <store> <dir> <latency-ms> <lifetime-ms> <run-ms> | write-loop <store-dir>"
                 .into(),
         ),
     };
@@ -189,14 +207,8 @@ async fn open_store(spec: &str) -> Result<auth_core::SharedTokenStore> {
     Ok(FileStore::new(spec)?.into())
 }
 
-async fn fleet(
-    store: &str,
-    dir: PathBuf,
-    latency: Duration,
-    lease: Duration,
-    lifetime: Duration,
-) -> Result<()> {
-    let store = open_store(store).await?;
+/// Waits (at most a minute) until `<dir>/go` exists.
+async fn wait_for_go(dir: &Path) {
     let go = dir.join("go");
     for _ in 0..60_000 {
         if go.exists() {
@@ -204,13 +216,22 @@ async fn fleet(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let source = source::from_fn("probe", move |request: FetchRequest| {
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The fleet's provider (see [`provider_request`]): answers `tok-<n>` living `lifetime` from
+/// the moment the request was sent (an hour once `<dir>/settle` exists, so a fleet can be let
+/// settle on one last token), with rotated refresh material `r<n>`, after `latency`.
+fn provider(dir: PathBuf, latency: Duration, lifetime: Duration) -> auth_core::SharedTokenSource {
+    auth_core::SharedTokenSource::new(source::from_fn("probe", move |request: FetchRequest| {
         let dir = dir.clone();
         async move {
             let sent = request
                 .refresh
                 .as_ref()
                 .map(|r| r.expose_secret().to_owned());
+            let settle = dir.join("settle").exists();
             let outcome =
                 tokio::task::spawn_blocking(move || provider_request(&dir, sent.as_deref()))
                     .await
@@ -222,12 +243,24 @@ async fn fleet(
                 Token::bearer(
                     SecretString::from(format!("tok-{n}")),
                     request.sent_at,
-                    Some(request.sent_at + lifetime),
+                    Some(request.sent_at + if settle { HOUR } else { lifetime }),
                 )?,
                 SecretString::from(format!("r{n}")),
             ))
         }
-    });
+    }))
+}
+
+async fn fleet(
+    store: &str,
+    dir: PathBuf,
+    latency: Duration,
+    lease: Duration,
+    lifetime: Duration,
+) -> Result<()> {
+    let store = open_store(store).await?;
+    wait_for_go(&dir).await;
+    let source = provider(dir, latency, lifetime);
     let mut policy = auth_core::RefreshPolicy::default();
     policy.refresh_timeout = Duration::from_secs(20);
     policy.lease_life = Some(lease);
@@ -251,6 +284,73 @@ async fn fleet(
         }
         Err(e) => writeln!(out, "error {:?} {e}", e.kind())?,
     }
+    Ok(())
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the probe reports when each token was first served, in wall time"
+)]
+async fn serve(
+    store: &str,
+    dir: PathBuf,
+    latency: Duration,
+    lifetime: Duration,
+    run: Duration,
+) -> Result<()> {
+    let store = open_store(store).await?;
+    wait_for_go(&dir).await;
+    let started = std::time::Instant::now();
+    let source = provider(dir, latency, lifetime);
+    let mut policy = auth_core::RefreshPolicy::default();
+    policy.refresh_timeout = Duration::from_secs(20);
+    policy.lease_life = Some(Duration::from_secs(2));
+    // Refresh in the second half of each token's life, so a refresh has seconds to fail in
+    // while the token is still valid.
+    policy.refresh_ahead_ratio = 0.5;
+    policy.jitter = 0.2;
+    policy.min_refresh_interval = Duration::from_millis(200);
+    policy.backoff_initial = Duration::from_millis(100);
+    policy.backoff_max = Duration::from_secs(1);
+    let manager = TokenManager::builder(source)
+        .store(store)
+        .policy(policy)
+        .key(StoreKey::new("probe:fleet")?)
+        .build()?;
+    let mut out = std::io::stdout();
+    let (mut served, mut errors, mut reauth) = (0u64, 0u64, 0u64);
+    let mut last = String::new();
+    while started.elapsed() < run {
+        // Wall time, so the test can place each line against what it did when.
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        match manager.token().await {
+            Ok(token) => {
+                served += 1;
+                let secret = token.secret().expose_secret();
+                if secret != last {
+                    // The provider's fake token; printing it is what the test checks.
+                    writeln!(out, "token {ms} {secret}")?;
+                    secret.clone_into(&mut last);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                if e.kind() == auth_core::ErrorKind::ReauthenticationRequired {
+                    reauth += 1;
+                }
+                writeln!(out, "error {ms} {:?}", e.kind())?;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = manager.stats();
+    writeln!(
+        out,
+        "done {last} served={served} errors={errors} reauth={reauth} fetches={} adopted={} pending_save={}",
+        stats.fetches, stats.adopted, stats.pending_save
+    )?;
     Ok(())
 }
 

@@ -11,8 +11,11 @@ mod crash;
 mod file;
 mod fleet;
 mod multiprocess;
+mod netns;
+mod outage;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod servers;
 mod support;
