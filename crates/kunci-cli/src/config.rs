@@ -10,6 +10,10 @@
 //! base_url = "https://istanbul.muhammadiyah.or.id"
 //! client_id = "3310fd56-….sehatmu.client"    # a plain value (not for secrets)
 //! client_secret = "env:KLINIK_SEHATMU_SECRET" # or "file:/run/secrets/x", or "login"
+//!
+//! [profiles.merchants]                        # accounts a service's TokenPool stored
+//! provider = "stamps"
+//! accounts = "stamps:"                        # `kunci status` lists every key under it
 //! ```
 
 use std::{
@@ -58,6 +62,9 @@ pub(crate) struct Profile {
     pub(crate) settings: BTreeMap<&'static str, Setting>,
     /// From the config file (`true`) or a bare provider name (`false`).
     pub(crate) from_config: bool,
+    /// `accounts = "PREFIX"`: the profile stands for every account stored under keys that start
+    /// with `PREFIX` (a service's [`kunci::TokenPool`] wrote them); `kunci status` lists them.
+    pub(crate) accounts: Option<String>,
 }
 
 fn provider_names() -> String {
@@ -66,6 +73,26 @@ fn provider_names() -> String {
         .map(|k| k.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A profile's `accounts`: a store-key prefix (the characters of a store key, at least one).
+fn accounts_prefix(value: toml::Value) -> Result<String, String> {
+    let toml::Value::String(prefix) = value else {
+        return Err("`accounts` must be a store-key prefix such as \"stamps:\"".to_owned());
+    };
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 200
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
+    if ok {
+        Ok(prefix)
+    } else {
+        Err(format!(
+            "`accounts = \"{}\"` is not a store-key prefix: use ASCII letters, digits and `._:@-`",
+            prefix.escape_debug()
+        ))
+    }
 }
 
 /// Profile names become part of a store key (`login:<profile>`).
@@ -172,6 +199,7 @@ impl Config {
                 kind,
                 settings: BTreeMap::new(),
                 from_config: false,
+                accounts: None,
             });
         }
         let known = if self.profiles.is_empty() {
@@ -228,8 +256,13 @@ impl Profile {
         };
         let prefix = format!("{}_", kind.name().to_ascii_uppercase());
         let mut settings = BTreeMap::new();
+        let mut accounts = None;
         for (key, value) in table {
             if key == "provider" {
+                continue;
+            }
+            if key == "accounts" {
+                accounts = Some(accounts_prefix(value).map_err(at)?);
                 continue;
             }
             let wanted = if key.starts_with(&prefix) {
@@ -244,7 +277,7 @@ impl Profile {
                     .map(|v| v.name.trim_start_matches(&prefix).to_ascii_lowercase())
                     .collect();
                 return Err(at(format!(
-                    "unknown setting `{key}` for {} (known: provider, {})",
+                    "unknown setting `{key}` for {} (known: provider, accounts, {})",
                     kind.name(),
                     known.join(", ")
                 )));
@@ -275,6 +308,7 @@ impl Profile {
             kind,
             settings,
             from_config: true,
+            accounts,
         })
     }
 

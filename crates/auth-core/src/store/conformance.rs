@@ -473,7 +473,10 @@ where
     let b = handle(open).await;
     let entry = &sample_entries()[0];
     let pooled = ["pool.merchant-2", "pool.merchant-10", "pool.merchant-1"].map(|n| run.key(n));
-    for key in pooled.iter().chain([&run.key("poolside"), &run.key("other")]) {
+    for key in pooled
+        .iter()
+        .chain([&run.key("poolside"), &run.key("other")])
+    {
         a.save(key, entry, 0).await.expect("save");
     }
     let prefix = format!("{}pool.", run.prefix());
@@ -505,7 +508,10 @@ where
             .expect("keys")
             .is_empty()
     );
-    for key in pooled.iter().chain([&run.key("poolside"), &run.key("other")]) {
+    for key in pooled
+        .iter()
+        .chain([&run.key("poolside"), &run.key("other")])
+    {
         a.delete(key).await.expect("delete");
     }
 }

@@ -1,6 +1,7 @@
 //! `kunci status [PROFILE] [--json]`: what the store holds for each profile — state, expiry,
-//! key, store — as a table or as JSON, never a secret. It only reads: a store that does not
-//! exist is not created.
+//! key, store — as a table or as JSON, never a secret. A profile with `accounts = "PREFIX"`
+//! (a service's token pool) gets a row for every account stored under that prefix. It only
+//! reads: a store that does not exist is not created.
 
 use auth_core::{Clock, StoreKey, StoredEntry};
 use time::{OffsetDateTime, UtcOffset};
@@ -23,6 +24,14 @@ pub(crate) async fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Res
     };
     let mut rows = Vec::new();
     for profile in &profiles {
+        if let Some(prefix) = &profile.accounts {
+            // A pool-backed profile: a row for every account stored under its prefix.
+            for key in store.keys(prefix).await.map_err(kunci::Error::from)? {
+                let entry = store.load(&key).await.map_err(kunci::Error::from)?;
+                rows.push(Row::from_entry(profile, &key, entry.as_ref(), &ctx.clock));
+            }
+            continue;
+        }
         let row = match ctx.source(profile, &store).await {
             Ok((source, key)) => {
                 let entry = store.load(&key).await.map_err(kunci::Error::from)?;

@@ -273,3 +273,91 @@ async fn logout_needs_no_secret_only_what_names_the_account() {
     let run = empty.run(&["logout", "sehatmu"]).await;
     run.expect_error(2, "SEHATMU_CLIENT_ID");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_every_account_a_token_pool_stored_under_a_pool_backed_profile() {
+    use kunci::{
+        AccountSpec, HttpClient, HttpConfig, StoreKey, TokenPool,
+        providers::stamps::{StampsConfig, StampsSource},
+    };
+    // A service's pool: three merchants (each its own simulator), stored in the CLI's store.
+    let sims = [
+        StampsSim::start().await.unwrap(),
+        StampsSim::start().await.unwrap(),
+        StampsSim::start().await.unwrap(),
+    ];
+    let mut k = Kunci::new();
+    let pool = TokenPool::<usize>::builder()
+        .store(kunci::FileStore::new(k.store()).unwrap())
+        .build()
+        .unwrap();
+    let client = HttpClient::from(HttpConfig::default());
+    let mut secrets: Vec<String> = Vec::new();
+    for (i, sim) in sims.iter().enumerate() {
+        let config = StampsConfig::jwt(sim.auth_token().to_owned().into(), sim.merchant_id())
+            .with_base_url(&sim.base_url())
+            .unwrap();
+        let key = StoreKey::new(format!("stamps:pos-{i}")).unwrap();
+        pool.register(
+            i,
+            AccountSpec::new(StampsSource::new(config, client.clone()).unwrap(), key),
+        );
+        let token = pool.token(&i).await.unwrap();
+        secrets.push(secrecy::ExposeSecret::expose_secret(token.secret()).to_owned());
+        secrets.push(sim.auth_token().to_owned());
+    }
+    drop(pool);
+    // A single profile's account of the same provider, outside the pool's prefix.
+    k.env("STAMPS_BASE_URL", sims[0].base_url())
+        .env("STAMPS_TOKEN", sims[0].auth_token())
+        .env("STAMPS_MERCHANT_ID", sims[0].merchant_id().to_string());
+    k.run(&["token", "stamps"]).await.expect(0);
+    std::fs::write(
+        k.path("config.toml"),
+        "[profiles.pos]\nprovider = \"stamps\"\naccounts = \"stamps:pos-\"\n",
+    )
+    .unwrap();
+    let config = k.path("config.toml");
+    k.env("KUNCI_CONFIG", config.to_str().unwrap());
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+
+    let run = k.run(&["status", "pos", "--json"]).await;
+    run.expect(0).expect_no_secret(&secrets);
+    let json: serde_json::Value = serde_json::from_str(run.line()).unwrap();
+    let rows = json["profiles"].as_array().unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["stamps:pos-0", "stamps:pos-1", "stamps:pos-2"],
+        "{json}"
+    );
+    for row in rows {
+        assert_eq!(row["profile"], "pos");
+        assert_eq!(row["state"], "fresh", "{json}");
+    }
+    // The table lists them too, and the whole listing adds the single profile beside them.
+    let table = k.run(&["status"]).await;
+    table.expect(0).expect_no_secret(&secrets);
+    for key in ["stamps:pos-0", "stamps:pos-1", "stamps:pos-2", "stamps:1"] {
+        assert!(
+            table.stdout.contains(key),
+            "{key} missing: {}",
+            table.stdout
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_prefix_that_is_not_a_store_key_prefix_exits_2() {
+    let mut k = Kunci::new();
+    std::fs::write(
+        k.path("config.toml"),
+        "[profiles.pos]\nprovider = \"stamps\"\naccounts = \"stamps/*\"\n",
+    )
+    .unwrap();
+    let config = k.path("config.toml");
+    k.env("KUNCI_CONFIG", config.to_str().unwrap());
+    k.run(&["status", "pos"])
+        .await
+        .expect_error(2, "is not a store-key prefix");
+}
