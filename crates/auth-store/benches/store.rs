@@ -21,7 +21,9 @@ use support::entry;
 
 use std::time::Duration;
 
-use auth_core::{Fence, MemoryStore, SharedTokenStore, StoreKey, TokenStore as _};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use auth_core::Fence;
+use auth_core::{MemoryStore, SharedTokenStore, StoreKey, TokenStore as _};
 use auth_store::{Cipher, FileStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -5,7 +5,6 @@
 //! the `postgres` user when run as root).
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -19,7 +18,10 @@ use auth_store::{Cipher, PostgresOptions, PostgresStore};
 use futures_util::StreamExt as _;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::support::{entry, secret_of};
+use crate::{
+    servers::free_port,
+    support::{entry, secret_of},
+};
 
 fn pg_url(test: &str) -> Option<String> {
     match std::env::var("KUNCI_TEST_POSTGRES_URL") {
@@ -575,7 +577,7 @@ async fn a_password_never_shows_in_describe_or_errors() {
         return;
     };
     // Nothing listens on this port: the connection fails, and the error names no password.
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let bad = format!("postgres://kunci:hunter2@127.0.0.1:{port}/db?password=hunter2");
     let err = PostgresStore::connect(
         &bad,
@@ -668,14 +670,6 @@ async fn a_missing_database_or_a_refused_privilege_is_a_configuration_error() {
         .unwrap();
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A PostgreSQL server of the test's own: a fresh cluster in a temporary directory, on a free
 /// port, run as the `postgres` user when the test runs as root (postgres refuses root).
 struct OwnServer {
@@ -731,7 +725,7 @@ impl OwnServer {
     fn init(conf: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin = pg_bindir();
-        let port = free_port();
+        let port = free_port("127.0.0.1");
         if is_root() {
             let uid: u32 = output(Command::new("id").args(["-u", "postgres"]))
                 .parse()

@@ -2,7 +2,6 @@
 //! the tests print why and return, when it is set and the server cannot be reached they fail.
 
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     sync::atomic::Ordering,
     time::Duration,
@@ -17,7 +16,10 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use secrecy::ExposeSecret as _;
 
-use crate::support::{counting_source, entry, secret_of};
+use crate::{
+    servers::free_port,
+    support::{counting_source, entry, secret_of},
+};
 
 fn redis_url(test: &str) -> Option<String> {
     match std::env::var("KUNCI_TEST_REDIS_URL") {
@@ -271,14 +273,6 @@ impl Drop for OwnServer {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The store contract's outage check ([`conformance::outage_keeps_the_valid_token_served`])
 /// against a Redis of the test's own, which comes back empty: it kept nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +280,7 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     if redis_url("an_outage_keeps_the_valid_token_served_and_ends_with_resumption").is_none() {
         return;
     }
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let mut server = Some(OwnServer::start(port));
     let url = format!("redis://127.0.0.1:{port}");
     let options = RedisOptions::default().timeout(Duration::from_millis(500));
@@ -304,7 +298,7 @@ async fn a_password_never_shows_in_describe_or_errors() {
         return;
     }
     // Nothing listens on this port: the connection fails, and the error names no password.
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let url = format!("redis://kunci:hunter2@127.0.0.1:{port}/0");
     let err = RedisStore::connect(
         &url,
@@ -356,7 +350,7 @@ async fn rediss_with_a_private_ca_is_refused_unless_the_ca_is_supplied() {
         return;
     }
     let pki = TestPki::new();
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let _server = OwnServer::start_with(
         port,
         &[
