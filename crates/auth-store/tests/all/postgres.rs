@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::{
-    servers::free_port,
+    servers::{PgCluster, free_port, is_root},
     support::{entry, secret_of},
 };
 
@@ -670,15 +670,6 @@ async fn a_missing_database_or_a_refused_privilege_is_a_configuration_error() {
         .unwrap();
 }
 
-/// A PostgreSQL server of the test's own: a fresh cluster in a temporary directory, on a free
-/// port, run as the `postgres` user when the test runs as root (postgres refuses root).
-struct OwnServer {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    running: bool,
-}
-
 fn output(command: &mut Command) -> String {
     let out = command
         .output()
@@ -692,178 +683,14 @@ fn output(command: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn is_root() -> bool {
-    output(Command::new("id").arg("-u")) == "0"
-}
-
-/// The directory of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
-fn pg_bindir() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("pg_ctl").exists() {
-            return dir;
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|bin| bin.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .expect("the outage and TLS tests need PostgreSQL's initdb and pg_ctl installed")
-}
-
-impl OwnServer {
-    /// Creates the cluster (not started); `conf` lines go into its postgresql.conf.
-    fn init(conf: &[String]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = pg_bindir();
-        let port = free_port("127.0.0.1");
-        if is_root() {
-            let uid: u32 = output(Command::new("id").args(["-u", "postgres"]))
-                .parse()
-                .unwrap();
-            let gid: u32 = output(Command::new("id").args(["-g", "postgres"]))
-                .parse()
-                .unwrap();
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        }
-        let server = Self {
-            dir,
-            bin,
-            port,
-            running: false,
-        };
-        let data = server.data();
-        output(&mut server.command(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        ));
-        let mut settings = vec![
-            format!("port = {port}"),
-            "listen_addresses = '127.0.0.1'".to_owned(),
-            format!(
-                "unix_socket_directories = '{}'",
-                server.dir.path().display()
-            ),
-            "fsync = off".to_owned(),
-        ];
-        settings.extend_from_slice(conf);
-        let conf_path = data.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf_path).unwrap();
-        text.push_str(&settings.join("\n"));
-        text.push('\n');
-        std::fs::write(&conf_path, text).unwrap();
-        server
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let path = self.bin.join(program);
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(path).args(args);
-            c
-        } else {
-            let mut c = Command::new(path);
-            c.args(args);
-            c
-        }
-    }
-
-    fn start(&mut self) {
-        let data = self.data();
-        let log = self.dir.path().join("server.log");
-        output(&mut self.command(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        ));
-        self.running = true;
-    }
-
-    /// Stops the server at once, the way a crash or a kill would (no shutdown checkpoint).
-    fn stop(&mut self) {
-        if self.running {
-            let data = self.data();
-            output(&mut self.command(
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "stop",
-                ],
-            ));
-            self.running = false;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        if self.running {
-            let data = self.data();
-            let _ = self
-                .command(
-                    "pg_ctl",
-                    &[
-                        "-D",
-                        data.to_str().unwrap(),
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "stop",
-                    ],
-                )
-                .output();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     if pg_url("an_outage_keeps_the_valid_token_served_and_ends_with_resumption").is_none() {
         return;
     }
-    let mut server = OwnServer::init(&[]);
-    server.start();
+    let Some(mut server) = PgCluster::start("127.0.0.1", None) else {
+        return;
+    };
     let url = server.url();
     let options = PostgresOptions::default()
         .timeout(Duration::from_millis(500))
@@ -889,9 +716,9 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     // The store contract's outage check; the server comes back with its data.
     conformance::outage_keeps_the_valid_token_served(store.clone(), other.clone(), |running| {
         if running {
-            server.start();
+            server.up();
         } else {
-            server.stop();
+            server.crash();
         }
     })
     .await;
@@ -926,7 +753,7 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
 }
 
 /// Writes a CA and a server certificate for 127.0.0.1 signed by it, with openssl.
-fn certificates(server: &OwnServer) -> (PathBuf, PathBuf, PathBuf) {
+fn certificates(server: &PgCluster) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = server.path("ca.key");
     let ca = server.path("ca.pem");
     let key = server.path("server.key");
@@ -995,17 +822,16 @@ async fn tls_is_verified_against_sslrootcert_and_never_downgraded() {
     if pg_url("tls_is_verified_against_sslrootcert_and_never_downgraded").is_none() {
         return;
     }
-    let mut server = OwnServer::init(&[]);
+    let Some(mut server) = PgCluster::init("127.0.0.1", None) else {
+        return;
+    };
     let (ca, cert, key_file) = certificates(&server);
-    let conf = server.data().join("postgresql.conf");
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+    server.configure(&format!(
+        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'",
         cert.display(),
         key_file.display()
     ));
-    std::fs::write(&conf, text).unwrap();
-    server.start();
+    server.up();
     let url = format!(
         "{}?sslmode=require&sslrootcert={}&application_name=kunci_tls_test",
         server.url(),

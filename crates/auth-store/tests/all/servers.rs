@@ -156,37 +156,95 @@ fn redis_ping(addr: &str, netns: Option<&str>) -> bool {
         && &reply == b"+PONG"
 }
 
+/// Whether the tests run as root (then PostgreSQL, which refuses root, runs as `postgres`).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// The directory of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/*/bin` (Debian keeps them off `PATH`).
+fn pg_bindir() -> Option<PathBuf> {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("pg_ctl").exists() {
+            return Some(dir);
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("pg_ctl").exists() && bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
 /// A PostgreSQL cluster of the test's own (`initdb` in a temporary directory, run as the
-/// `postgres` user, since PostgreSQL refuses to run as root), trust authentication.
+/// `postgres` user when the test runs as root, since PostgreSQL refuses root), trust
+/// authentication.
 pub(crate) struct PgCluster {
     ip: String,
     port: u16,
     netns: Option<String>,
+    bin: PathBuf,
+    root: bool,
     dir: PathBuf,
-    _keep: tempfile::TempDir,
+    keep: tempfile::TempDir,
     running: bool,
 }
 
 impl PgCluster {
+    /// A cluster started on `ip` (inside `netns` if given); `None`, said on stderr, when
+    /// PostgreSQL's server programs are not installed.
     pub(crate) fn start(ip: &str, netns: Option<&str>) -> Option<Self> {
-        if !(have("initdb") && have("pg_ctl") && have("runuser")) {
-            eprintln!("initdb, pg_ctl or runuser is not installed");
+        let mut cluster = Self::init(ip, netns)?;
+        cluster.up();
+        Some(cluster)
+    }
+
+    /// A cluster made but not started: [`configure`](Self::configure) it, then
+    /// [`up`](Self::up).
+    pub(crate) fn init(ip: &str, netns: Option<&str>) -> Option<Self> {
+        let Some(bin) = pg_bindir() else {
+            eprintln!("PostgreSQL's initdb and pg_ctl are not installed");
+            return None;
+        };
+        let root = is_root();
+        if root && !have("runuser") {
+            eprintln!("runuser is not installed (PostgreSQL must not run as root)");
             return None;
         }
         let keep = tempfile::tempdir().unwrap();
         let dir = keep.path().join("data");
-        let chown = Command::new("chown")
-            .args(["-R", "postgres:"])
-            .arg(keep.path())
-            .status()
-            .unwrap();
-        assert!(chown.success(), "chown of the cluster directory");
-        let init = Command::new("runuser")
-            .args([
-                "-u", "postgres", "--", "initdb", "-A", "trust", "-U", "postgres",
-            ])
-            .args(["--no-sync", "-D"])
-            .arg(&dir)
+        if root {
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(keep.path())
+                .status()
+                .unwrap();
+            assert!(chown.success(), "chown of the cluster directory");
+        }
+        let cluster = Self {
+            ip: ip.to_owned(),
+            port: free_port(if netns.is_some() { "127.0.0.1" } else { ip }),
+            netns: netns.map(str::to_owned),
+            bin,
+            root,
+            dir,
+            keep,
+            running: false,
+        };
+        let init = cluster
+            .command(None, "initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&cluster.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
@@ -197,20 +255,26 @@ impl PgCluster {
             String::from_utf8_lossy(&init.stderr)
         );
         // Clients on the other test hosts too (trust, as the shared test server).
-        let hba = dir.join("pg_hba.conf");
+        let hba = cluster.dir.join("pg_hba.conf");
         let mut rules = std::fs::read_to_string(&hba).unwrap();
         rules.push_str("\nhost all all 0.0.0.0/0 trust\n");
         std::fs::write(&hba, rules).unwrap();
-        let mut cluster = Self {
-            ip: ip.to_owned(),
-            port: free_port(if netns.is_some() { "127.0.0.1" } else { ip }),
-            netns: netns.map(str::to_owned),
-            dir,
-            _keep: keep,
-            running: false,
-        };
-        cluster.up();
         Some(cluster)
+    }
+
+    /// Appends `lines` to the cluster's `postgresql.conf` (read at the next start).
+    pub(crate) fn configure(&self, lines: &str) {
+        let conf = self.dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push('\n');
+        text.push_str(lines);
+        text.push('\n');
+        std::fs::write(&conf, text).unwrap();
+    }
+
+    /// A path in the cluster's temporary directory, beside its data directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.keep.path().join(name)
     }
 
     pub(crate) fn url(&self) -> String {
@@ -221,18 +285,32 @@ impl PgCluster {
         format!("{}:{}", self.ip, self.port)
     }
 
+    /// One of PostgreSQL's programs, in the namespace, as `postgres` when running as root.
+    fn command(&self, netns: Option<&str>, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.root {
+            let mut cmd = command_in(netns, "runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            command_in(netns, &path_str(&path))
+        }
+    }
+
     fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = command_in(self.netns.as_deref(), "runuser");
-        cmd.args(["-u", "postgres", "--", "pg_ctl", "-D"])
+        self.command(self.netns.as_deref(), "pg_ctl")
+            .arg("-D")
             .arg(&self.dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd.output().unwrap()
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
     }
 
-    fn up(&mut self) {
+    /// Starts the server (again, after [`crash`](Self::crash)) on its port.
+    pub(crate) fn up(&mut self) {
         let options = format!(
             "-p {} -c listen_addresses={} -c unix_socket_directories={} -c fsync=on",
             self.port,
@@ -263,7 +341,7 @@ impl PgCluster {
     /// next start).
     pub(crate) fn crash(&mut self) {
         if self.running {
-            let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+            let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
             self.running = false;
         }
     }
