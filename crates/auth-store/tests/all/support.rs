@@ -33,3 +33,16 @@ pub(crate) fn secret_of(entry: &StoredEntry) -> String {
 
 /// A source that counts its calls (the store contract kit's).
 pub(crate) use auth_core::store::conformance::counting_source;
+
+/// Connecting through `url` (a password `hunter2` in it, nothing listening at `127.0.0.1`)
+/// failed as unavailable, and the error shows the host but never the password.
+#[track_caller]
+pub(crate) fn assert_unreachable_hides_the_password(err: &auth_core::StoreError) {
+    assert!(
+        matches!(err, auth_core::StoreError::Unavailable { .. }),
+        "{err}"
+    );
+    let printed = format!("{err} {err:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("[redacted]@127.0.0.1"), "{printed}");
+}
