@@ -1243,7 +1243,7 @@ impl Inner {
             {
                 Ok(()) => {}
                 Err(e) => {
-                    tracing::warn!(key = %self.key, error = %e, "could not release the store lock; it expires by itself");
+                    tracing::warn!(key = %self.key, error = %e, "could not release the store lock; the store frees it once it answers again, or it expires by itself");
                 }
             }
             match result {

@@ -44,6 +44,8 @@ mod redact;
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(any(feature = "redis", feature = "postgres"))]
+mod release;
+#[cfg(any(feature = "redis", feature = "postgres"))]
 mod waiters;
 
 pub use cipher::{Cipher, KEY_LEN, KeyError};

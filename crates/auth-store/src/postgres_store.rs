@@ -8,7 +8,10 @@ use std::{
     net::IpAddr,
     path::PathBuf,
     str::FromStr as _,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
     time::Duration,
 };
 
@@ -54,6 +57,13 @@ CREATE TABLE {lease} (
 ALTER TABLE {entries} ADD COLUMN refresh_hash bytea;
 ",
 ];
+
+/// `duration` in whole milliseconds (at least 1), saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
 
 /// The longest TTL a lease is taken with; longer requests are shortened to it (a lease of
 /// centuries is a mistake, and the server's interval arithmetic has limits).
@@ -975,6 +985,9 @@ pub struct PostgresLock {
     key: StoreKey,
     holder: String,
     fence: i64,
+    /// The life last asked for (at acquisition, then by each renewal), in milliseconds: how
+    /// long a release that failed is retried in the background.
+    life_ms: AtomicU64,
     released: bool,
 }
 
@@ -1014,7 +1027,22 @@ impl PostgresLock {
                 &[&self.key.as_str(), &self.holder, &self.fence, &seconds],
             )
             .await?;
+        if !rows.is_empty() {
+            self.life_ms
+                .store(millis(ttl.min(MAX_LEASE)), AtomicOrdering::Relaxed);
+        }
         Ok(!rows.is_empty())
+    }
+
+    /// Frees this lease in the background once the store answers (within its life).
+    fn free_later(&mut self) {
+        let (store, key, fence) = (self.store.clone(), self.key.clone(), self.fence);
+        let holder = std::mem::take(&mut self.holder);
+        let life = Duration::from_millis(self.life_ms.load(AtomicOrdering::Relaxed));
+        crate::release::free_in_background(format!("{key} ({holder})"), life, move || {
+            let (store, key, holder) = (store.clone(), key.clone(), holder.clone());
+            async move { Self::free(&store, &key, &holder, fence).await }
+        });
     }
 
     async fn free(
@@ -1040,10 +1068,17 @@ impl PostgresLock {
 impl StoreLock for PostgresLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
-        if !Self::free(&self.store, &self.key, &self.holder, self.fence).await? {
-            tracing::warn!(key = %self.key, "the refresh lease had already expired when released");
+        match Self::free(&self.store, &self.key, &self.holder, self.fence).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!(key = %self.key, "the refresh lease had already expired when released");
+                Ok(())
+            }
+            Err(e) => {
+                self.free_later();
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
@@ -1065,15 +1100,7 @@ impl Drop for PostgresLock {
         }
         // Dropped without release (a refresh that was cancelled): free it in the background
         // rather than keep the fleet waiting for the whole TTL.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            let key = self.key.clone();
-            let holder = std::mem::take(&mut self.holder);
-            let fence = self.fence;
-            runtime.spawn(async move {
-                let _ = Self::free(&store, &key, &holder, fence).await;
-            });
-        }
+        self.free_later();
     }
 }
 
@@ -1190,6 +1217,7 @@ impl PostgresStore {
                         key: key.clone(),
                         holder,
                         fence,
+                        life_ms: AtomicU64::new(millis(ttl.min(MAX_LEASE))),
                         released: false,
                     });
                 }

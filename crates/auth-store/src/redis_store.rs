@@ -5,7 +5,10 @@ use std::{
     fmt,
     future::Future,
     path::PathBuf,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
     time::Duration,
 };
 
@@ -533,6 +536,9 @@ pub struct RedisLock {
     lock_key: String,
     key: StoreKey,
     owner: String,
+    /// The life last asked for (at acquisition, then by each renewal), in milliseconds: how
+    /// long a release that failed is retried in the background.
+    life_ms: AtomicU64,
     released: bool,
 }
 
@@ -550,6 +556,40 @@ impl RedisLock {
     pub fn owner(&self) -> &str {
         &self.owner
     }
+
+    /// Frees this lock in the background once the store answers (within its life).
+    fn free_later(&mut self) {
+        free_later(
+            &self.store,
+            &self.conn,
+            std::mem::take(&mut self.lock_key),
+            &self.key,
+            std::mem::take(&mut self.owner),
+            Duration::from_millis(self.life_ms.load(AtomicOrdering::Relaxed)),
+        );
+    }
+}
+
+/// [`free`] retried in the background until the store answers, for at most `life`.
+fn free_later(
+    store: &RedisStore,
+    conn: &ConnectionManager,
+    lock_key: String,
+    key: &StoreKey,
+    owner: String,
+    life: Duration,
+) {
+    let (store, conn, key) = (store.clone(), conn.clone(), key.clone());
+    crate::release::free_in_background(lock_key.clone(), life, move || {
+        let (store, conn, lock_key, key, owner) = (
+            store.clone(),
+            conn.clone(),
+            lock_key.clone(),
+            key.clone(),
+            owner.clone(),
+        );
+        async move { free(&store, conn, &lock_key, &key, &owner).await }
+    });
 }
 
 /// Compare-and-delete of `owner`'s lock, bounded by the store's timeout; whether it freed it.
@@ -599,18 +639,25 @@ async fn free_within(
 impl StoreLock for RedisLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
-        if !free(
+        match free(
             &self.store,
             self.conn.clone(),
             &self.lock_key,
             &self.key,
             &self.owner,
         )
-        .await?
+        .await
         {
-            tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released");
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released");
+                Ok(())
+            }
+            Err(e) => {
+                self.free_later();
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
@@ -624,6 +671,9 @@ impl StoreLock for RedisLock {
                 invocation.invoke_async(&mut conn),
             )
             .await?;
+        if renewed == 1 {
+            self.life_ms.store(ttl_ms(ttl), AtomicOrdering::Relaxed);
+        }
         Ok(renewed == 1)
     }
 
@@ -642,16 +692,7 @@ impl Drop for RedisLock {
         }
         // Dropped without release (a refresh that was cancelled): free it in the background
         // rather than keep the fleet waiting for the whole TTL.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            let conn = self.conn.clone();
-            let lock_key = std::mem::take(&mut self.lock_key);
-            let key = self.key.clone();
-            let owner = std::mem::take(&mut self.owner);
-            runtime.spawn(async move {
-                let _ = free(&store, conn, &lock_key, &key, &owner).await;
-            });
-        }
+        self.free_later();
     }
 }
 
@@ -937,7 +978,8 @@ impl TokenStore for RedisStore {
                         }
                         Ok(false) => {}
                         Err(_) => {
-                            tracing::warn!(lock = %lock_key, "could not check a refresh lock whose acquisition reply was lost; its TTL frees it");
+                            tracing::warn!(lock = %lock_key, "could not check a refresh lock whose acquisition reply was lost; it is freed once the store answers");
+                            free_later(self, &conn, lock_key, key, owner, ttl);
                         }
                     }
                     return Err(e);
@@ -950,6 +992,7 @@ impl TokenStore for RedisStore {
                     lock_key,
                     key: key.clone(),
                     owner,
+                    life_ms: AtomicU64::new(ttl_ms(ttl)),
                     released: false,
                 }));
             }

@@ -17,5 +17,7 @@ mod outage;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod release;
 mod servers;
 mod support;

@@ -1,0 +1,84 @@
+//! A release the store did not answer (the connection cut while the holder released) is
+//! retried in the background: once the store answers again the lease is free, long before its
+//! life would have run out — the fleet, this process included, is not kept waiting for it.
+
+use std::time::Duration;
+
+use auth_core::{SharedTokenStore, StoreKey};
+
+use crate::servers::Proxy;
+
+/// The lease's life: far longer than the wait the test allows after the store returns.
+const LIFE: Duration = Duration::from_secs(120);
+/// How long the next holder may wait once the store answers again.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Takes the lease through `proxy`, cuts the proxy, releases (which fails), restores it, then
+/// takes the lease from `direct` (not through the proxy).
+async fn a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
+    via_proxy: SharedTokenStore,
+    direct: SharedTokenStore,
+    proxy: &Proxy,
+) {
+    let key = StoreKey::new(format!("release:{:08x}", fastrand::u32(..))).unwrap();
+    let held = via_proxy.lock(&key, LIFE).await.unwrap();
+    proxy.cut();
+    assert!(
+        held.release().await.is_err(),
+        "the release went through a cut connection"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.restore();
+    let next = tokio::time::timeout(WAIT, direct.lock(&key, LIFE))
+        .await
+        .expect("the lease was freed once the store answered, not left to its whole life")
+        .unwrap();
+    next.release().await.unwrap();
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers() {
+    use auth_store::{RedisOptions, RedisStore};
+    let Some(server) = crate::servers::RedisServer::start("127.0.0.1", None) else {
+        return;
+    };
+    let proxy = Proxy::start(&server.addr());
+    let options = RedisOptions::default().timeout(Duration::from_millis(500));
+    let via_proxy = RedisStore::connect(&format!("redis://{}", proxy.addr()), options.clone())
+        .await
+        .unwrap();
+    let direct = RedisStore::connect(&server.url(), options).await.unwrap();
+    a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
+        via_proxy.into(),
+        direct.into(),
+        &proxy,
+    )
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers() {
+    use auth_store::{PostgresOptions, PostgresStore};
+    let Some(cluster) = crate::servers::PgCluster::start("127.0.0.1", None) else {
+        return;
+    };
+    let proxy = Proxy::start(&cluster.addr());
+    let options = PostgresOptions::default().timeout(Duration::from_millis(500));
+    let via_proxy = PostgresStore::connect(
+        &format!("postgres://postgres@{}/postgres", proxy.addr()),
+        options.clone(),
+    )
+    .await
+    .unwrap();
+    let direct = PostgresStore::connect(&cluster.url(), options)
+        .await
+        .unwrap();
+    a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
+        via_proxy.into(),
+        direct.into(),
+        &proxy,
+    )
+    .await;
+}
