@@ -278,7 +278,7 @@ impl Sql {
             release: format!(
                 "WITH freed AS (
                     UPDATE {lease} SET expires_at = now()
-                    WHERE key = $1 AND holder = $2 AND fence = $3
+                    WHERE key = $1 AND holder = $2 AND ($3::bigint IS NULL OR fence = $3)
                     RETURNING key
                 )
                 SELECT count(pg_notify($4, $5)) FROM freed"
@@ -1036,20 +1036,33 @@ impl PostgresLock {
 
     /// Frees this lease in the background once the store answers (within its life).
     fn free_later(&mut self) {
-        let (store, key, fence) = (self.store.clone(), self.key.clone(), self.fence);
-        let holder = std::mem::take(&mut self.holder);
         let life = Duration::from_millis(self.life_ms.load(AtomicOrdering::Relaxed));
+        let holder = std::mem::take(&mut self.holder);
+        Self::free_in_background(&self.store, &self.key, holder, Some(self.fence), life);
+    }
+
+    /// [`free`](Self::free) retried in the background until the store answers, within `life`.
+    fn free_in_background(
+        store: &PostgresStore,
+        key: &StoreKey,
+        holder: String,
+        fence: Option<i64>,
+        life: Duration,
+    ) {
+        let (store, key) = (store.clone(), key.clone());
         crate::release::free_in_background(format!("{key} ({holder})"), life, move || {
             let (store, key, holder) = (store.clone(), key.clone(), holder.clone());
             async move { Self::free(&store, &key, &holder, fence).await }
         });
     }
 
+    /// Ends `holder`'s lease of `key` (with `fence`; `None`: whatever its fence — a holder's
+    /// name is unique, so this frees no other holder's lease).
     async fn free(
         store: &PostgresStore,
         key: &StoreKey,
         holder: &str,
-        fence: i64,
+        fence: Option<i64>,
     ) -> Result<bool, StoreError> {
         let payload = format!("r:{key}");
         let rows = store
@@ -1068,7 +1081,7 @@ impl PostgresLock {
 impl StoreLock for PostgresLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
-        match Self::free(&self.store, &self.key, &self.holder, self.fence).await {
+        match Self::free(&self.store, &self.key, &self.holder, Some(self.fence)).await {
             Ok(true) => Ok(()),
             Ok(false) => {
                 tracing::warn!(key = %self.key, "the refresh lease had already expired when released");
@@ -1210,7 +1223,17 @@ impl PostgresStore {
             tokio::pin!(notified);
             // Registered before the attempt, so a release right after it is not missed.
             notified.as_mut().enable();
-            match self.try_acquire(key, &holder, ttl).await? {
+            let attempt = match self.try_acquire(key, &holder, ttl).await {
+                Ok(attempt) => attempt,
+                Err(e) => {
+                    // The statement may have run and its reply been lost: free what it may
+                    // have taken, once the store answers.
+                    let life = ttl.min(MAX_LEASE);
+                    PostgresLock::free_in_background(self, key, holder, None, life);
+                    return Err(e);
+                }
+            };
+            match attempt {
                 Ok(fence) => {
                     return Ok(PostgresLock {
                         store: self.clone(),

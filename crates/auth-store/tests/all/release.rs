@@ -82,3 +82,63 @@ async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_
     )
     .await;
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_lease_taken_with_its_reply_lost_is_freed_once_the_store_answers() {
+    use auth_core::TokenStore as _;
+    use auth_store::{PostgresOptions, PostgresStore};
+    let Some(cluster) = crate::servers::PgCluster::start("127.0.0.1", None) else {
+        return;
+    };
+    let proxy = Proxy::start(&cluster.addr());
+    let options = PostgresOptions::default().timeout(Duration::from_millis(500));
+    // One connection, so the statements prepared by the warm-up below are the ones used next
+    // (the taking is then one message, which reaches the server).
+    let via_proxy = PostgresStore::connect(
+        &format!("postgres://postgres@{}/postgres", proxy.addr()),
+        options.clone().pool_size(1),
+    )
+    .await
+    .unwrap();
+    let direct = PostgresStore::connect(&cluster.url(), options)
+        .await
+        .unwrap();
+    let warm = StoreKey::new(format!("release-warm:{:08x}", fastrand::u32(..))).unwrap();
+    via_proxy
+        .lock(&warm, LIFE)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    let key = StoreKey::new(format!("release:{:08x}", fastrand::u32(..))).unwrap();
+    // The statement that takes the lease reaches the server; its answer never comes back.
+    proxy.swallow_replies();
+    assert!(
+        via_proxy.lock(&key, LIFE).await.is_err(),
+        "the lease was taken without an answer"
+    );
+    let (raw, connection) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM kunci_tokens_lease WHERE key = $1",
+            &[&key.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 1,
+        "the statement taking the lease ran (a freed lease keeps its row)"
+    );
+    proxy.restore();
+    let next = tokio::time::timeout(WAIT, direct.lock(&key, LIFE))
+        .await
+        .expect("the lease taken without an answer was freed once the store answered")
+        .unwrap();
+    next.release().await.unwrap();
+}
