@@ -57,24 +57,41 @@ async fn on_redis_a_release_lost_in_an_outage_frees_the_lease_once_the_store_ans
     .await;
 }
 
+/// The test's own PostgreSQL cluster, a proxy in front of it, a store through the proxy (with
+/// `pool_size` connections) and one straight to the cluster.
 #[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers() {
+async fn postgres_behind_a_proxy(
+    pool_size: usize,
+) -> Option<(
+    crate::servers::PgCluster,
+    Proxy,
+    auth_store::PostgresStore,
+    auth_store::PostgresStore,
+)> {
     use auth_store::{PostgresOptions, PostgresStore};
-    let Some(cluster) = crate::servers::PgCluster::start("127.0.0.1", None) else {
-        return;
-    };
+    let cluster = crate::servers::PgCluster::start("127.0.0.1", None)?;
     let proxy = Proxy::start(&cluster.addr());
     let options = PostgresOptions::default().timeout(Duration::from_millis(500));
     let via_proxy = PostgresStore::connect(
         &format!("postgres://postgres@{}/postgres", proxy.addr()),
-        options.clone(),
+        options.clone().pool_size(pool_size),
     )
     .await
     .unwrap();
     let direct = PostgresStore::connect(&cluster.url(), options)
         .await
         .unwrap();
+    Some((cluster, proxy, via_proxy, direct))
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers() {
+    let Some((_cluster, proxy, via_proxy, direct)) =
+        postgres_behind_a_proxy(auth_store::PostgresOptions::default().pool_size).await
+    else {
+        return;
+    };
     a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
         via_proxy.into(),
         direct.into(),
@@ -87,23 +104,11 @@ async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_lease_taken_with_its_reply_lost_is_freed_once_the_store_answers() {
     use auth_core::TokenStore as _;
-    use auth_store::{PostgresOptions, PostgresStore};
-    let Some(cluster) = crate::servers::PgCluster::start("127.0.0.1", None) else {
-        return;
-    };
-    let proxy = Proxy::start(&cluster.addr());
-    let options = PostgresOptions::default().timeout(Duration::from_millis(500));
     // One connection, so the statements prepared by the warm-up below are the ones used next
     // (the taking is then one message, which reaches the server).
-    let via_proxy = PostgresStore::connect(
-        &format!("postgres://postgres@{}/postgres", proxy.addr()),
-        options.clone().pool_size(1),
-    )
-    .await
-    .unwrap();
-    let direct = PostgresStore::connect(&cluster.url(), options)
-        .await
-        .unwrap();
+    let Some((cluster, proxy, via_proxy, direct)) = postgres_behind_a_proxy(1).await else {
+        return;
+    };
     let warm = StoreKey::new(format!("release-warm:{:08x}", fastrand::u32(..))).unwrap();
     via_proxy
         .lock(&warm, LIFE)
