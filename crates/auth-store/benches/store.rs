@@ -35,6 +35,47 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Under one lease held for both: the save fenced by it, then its renewal.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn lease_benches(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    store: &SharedTokenStore,
+    key: &StoreKey,
+    current: &mut u64,
+    fenced_save: &str,
+    renewal: &str,
+) {
+    let entry = entry();
+    let lock = rt
+        .block_on(store.lock(key, Duration::from_secs(600)))
+        .unwrap();
+    let fence = Fence::lease(lock.lease());
+    group.bench_function(fenced_save, |b| {
+        b.iter(|| {
+            *current = rt
+                .block_on(store.save_fenced(key, &entry, *current, &fence))
+                .unwrap();
+        });
+    });
+    renewal_bench(group, rt, &*lock, renewal);
+    rt.block_on(lock.release()).unwrap();
+}
+
+/// Renewing `lock`'s lease.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn renewal_bench(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    lock: &dyn auth_core::StoreLock,
+    name: &str,
+) {
+    group.bench_function(name, |b| {
+        b.to_async(rt)
+            .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
+    });
+}
+
 /// The hand-over itself: a holder keeps the lock 50 ms while `waiting` (another store, as
 /// another process would be) waits for it; the time measured runs from the holder's call to
 /// `release` to the moment the waiter holds the lock — the release's own round trip included.
@@ -180,24 +221,15 @@ fn redis(c: &mut Criterion) {
             current = rt.block_on(store.save(&key, &entry, current)).unwrap();
         });
     });
-    {
-        let lock = rt
-            .block_on(store.lock(&key, Duration::from_secs(600)))
-            .unwrap();
-        let fence = Fence::lease(lock.lease());
-        group.bench_function("save fenced by the lease (CAS + owner check)", |b| {
-            b.iter(|| {
-                current = rt
-                    .block_on(store.save_fenced(&key, &entry, current, &fence))
-                    .unwrap();
-            });
-        });
-        group.bench_function("lease renewal", |b| {
-            b.to_async(&rt)
-                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
-        });
-        rt.block_on(lock.release()).unwrap();
-    }
+    lease_benches(
+        &mut group,
+        &rt,
+        &SharedTokenStore::new(store.clone()),
+        &key,
+        &mut current,
+        "save fenced by the lease (CAS + owner check)",
+        "lease renewal",
+    );
     group.bench_function("lock + release (uncontended)", |b| {
         b.to_async(&rt).iter(|| async {
             store
@@ -297,30 +329,25 @@ fn postgres(c: &mut Criterion) {
             current = rt.block_on(store.save(&key, &entry, current)).unwrap();
         });
     });
+    lease_benches(
+        &mut group,
+        &rt,
+        &SharedTokenStore::new(store.clone()),
+        &key,
+        &mut current,
+        "save fenced by the lease (CAS + lease row check)",
+        "lease renewal",
+    );
     {
-        let lock = rt
-            .block_on(store.lock(&key, Duration::from_secs(600)))
-            .unwrap();
-        let fence = Fence::lease(lock.lease());
-        group.bench_function("save fenced by the lease (CAS + lease row check)", |b| {
-            b.iter(|| {
-                current = rt
-                    .block_on(store.save_fenced(&key, &entry, current, &fence))
-                    .unwrap();
-            });
-        });
-        group.bench_function("lease renewal", |b| {
-            b.to_async(&rt)
-                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
-        });
-        rt.block_on(lock.release()).unwrap();
         let lock = rt
             .block_on(store_before.lock(&key, Duration::from_secs(600)))
             .unwrap();
-        group.bench_function("lease renewal (logged lease table, before)", |b| {
-            b.to_async(&rt)
-                .iter(|| async { assert!(lock.renew(Duration::from_secs(600)).await.unwrap()) });
-        });
+        renewal_bench(
+            &mut group,
+            &rt,
+            &*lock,
+            "lease renewal (logged lease table, before)",
+        );
         rt.block_on(lock.release()).unwrap();
     }
     for (name, store) in [

@@ -883,31 +883,11 @@ async fn listen(
     channel: String,
     waiters: Arc<Waiters>,
     listening: watch::Sender<bool>,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
     timeout: Duration,
 ) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let session = listen_once(&config, &tls, &channel, &waiters, &listening, timeout);
-        tokio::select! {
-            _ = &mut stop => return,
-            result = session => {
-                if let Err(e) = result {
-                    tracing::debug!(channel = %channel, error = %e, "the token store's listening connection failed");
-                }
-            }
-        }
-        let was_listening = listening.send_replace(false);
-        waiters.wake_all();
-        if was_listening {
-            backoff = Duration::from_millis(50);
-        }
-        tokio::select! {
-            _ = &mut stop => return,
-            () = tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+    let session = || listen_once(&config, &tls, &channel, &waiters, &listening, timeout);
+    crate::waiters::resubscribe(&waiters, &listening, stop, "listening", &channel, session).await;
 }
 
 /// One listening connection, until it fails.

@@ -798,49 +798,29 @@ async fn subscribe(
     channel: String,
     waiters: Arc<Waiters>,
     listening: watch::Sender<bool>,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
     timeout: Duration,
 ) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let session = async {
-            let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
-                .await
-                .map_err(|_| "connecting timed out".to_owned())?
-                .map_err(|e| e.kind_description())?;
-            tokio::time::timeout(timeout, pubsub.subscribe(&channel))
-                .await
-                .map_err(|_| "SUBSCRIBE timed out".to_owned())?
-                .map_err(|e| e.kind_description())?;
-            listening.send_replace(true);
-            waiters.wake_all();
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) = messages.next().await {
-                if let Ok(payload) = message.get_payload::<String>() {
-                    waiters.wake_payload(&payload);
-                }
-            }
-            Err::<(), String>("the subscription ended".to_owned())
-        };
-        tokio::select! {
-            _ = &mut stop => return,
-            result = session => {
-                if let Err(e) = result {
-                    tracing::debug!(channel = %channel, error = %e, "the token store's subscriber connection failed");
-                }
-            }
-        }
-        let was_listening = listening.send_replace(false);
+    let session = || async {
+        let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+            .await
+            .map_err(|_| "connecting timed out".to_owned())?
+            .map_err(|e| e.kind_description())?;
+        tokio::time::timeout(timeout, pubsub.subscribe(&channel))
+            .await
+            .map_err(|_| "SUBSCRIBE timed out".to_owned())?
+            .map_err(|e| e.kind_description())?;
+        listening.send_replace(true);
         waiters.wake_all();
-        if was_listening {
-            backoff = Duration::from_millis(50);
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            if let Ok(payload) = message.get_payload::<String>() {
+                waiters.wake_payload(&payload);
+            }
         }
-        tokio::select! {
-            _ = &mut stop => return,
-            () = tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+        Err::<(), String>("the subscription ended".to_owned())
+    };
+    crate::waiters::resubscribe(&waiters, &listening, stop, "subscriber", &channel, session).await;
 }
 
 #[async_trait]

@@ -3,10 +3,12 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot, watch};
 
 /// The waiters on each key's lock.
 #[derive(Debug, Default)]
@@ -45,5 +47,44 @@ impl Waiters {
         if let Some((_, key)) = payload.split_once(':') {
             self.wake(key);
         }
+    }
+}
+
+/// Runs `session` — one connection's subscription (Redis `SUBSCRIBE`, PostgreSQL `LISTEN`),
+/// which marks `listening` once subscribed and returns why it ended — again and again until
+/// `stop`. After each session: not listening, every waiter woken (a notification may have been
+/// missed), then a jittered back-off from 50 ms doubling to 2 s, started again after a session
+/// that had been listening.
+pub(crate) async fn resubscribe<F, S>(
+    waiters: &Waiters,
+    listening: &watch::Sender<bool>,
+    mut stop: oneshot::Receiver<()>,
+    connection: &str,
+    channel: &str,
+    mut session: F,
+) where
+    F: FnMut() -> S,
+    S: Future<Output = Result<(), String>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            result = session() => {
+                if let Err(e) = result {
+                    tracing::debug!(channel, error = %e, "the token store's {connection} connection failed");
+                }
+            }
+        }
+        let was_listening = listening.send_replace(false);
+        waiters.wake_all();
+        if was_listening {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            () = tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
