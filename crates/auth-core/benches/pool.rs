@@ -392,23 +392,11 @@ fn spread(jitter: f64, budget: Option<Budget>) -> (usize, usize, Duration) {
         assert_eq!(times.len(), KEYS as usize, "every token refreshed once");
         times.sort();
         (
-            max_in_window(&times, Duration::from_secs(1)),
-            max_in_window(&times, Duration::from_secs(60)),
+            auth_core::testing::max_in_window(&times, Duration::from_secs(1)),
+            auth_core::testing::max_in_window(&times, Duration::from_secs(60)),
             times[times.len() - 1] - times[0],
         )
     })
-}
-
-fn max_in_window(times: &[Duration], len: Duration) -> usize {
-    let mut max = 0;
-    let mut first = 0;
-    for (last, t) in times.iter().enumerate() {
-        while *t >= times[first] + len {
-            first += 1;
-        }
-        max = max.max(last + 1 - first);
-    }
-    max
 }
 
 fn figures(_: &mut Criterion) {

@@ -675,6 +675,20 @@ pub fn check_forwarding(wrapped: &dyn TokenSource) -> Vec<&'static str> {
     missing
 }
 
+/// The most elements of sorted `times` inside any half-open window `[t, t + len)`: the largest
+/// number of requests sent in any one second, minute, … (the pool's spread and budget checks).
+pub fn max_in_window(times: &[Duration], len: Duration) -> usize {
+    let mut max = 0;
+    let mut first = 0;
+    for (last, t) in times.iter().enumerate() {
+        while *t >= times[first] + len {
+            first += 1;
+        }
+        max = max.max(last + 1 - first);
+    }
+    max
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

@@ -338,27 +338,14 @@ async fn ten_thousand_same_age_tokens_refresh_spread_over_their_windows_within_b
         sent[KEYS - 1]
     );
     // spread, not bunched: never more than the bound allows in one second (8 slots × 100 ms)
-    let per_second = max_in_window(&sent, Duration::from_secs(1));
+    let per_second = auth_core::testing::max_in_window(&sent, Duration::from_secs(1));
     assert!(
         per_second <= BOUND * 10,
         "{per_second} requests in one second"
     );
     // and never past the budget in any window of its length
-    let per_window = max_in_window(&sent, budget.per());
+    let per_window = auth_core::testing::max_in_window(&sent, budget.per());
     assert!(per_window <= 3_000, "{per_window} requests in one minute");
-}
-
-/// The most elements of sorted `times` inside any half-open window `[t, t + len)`.
-fn max_in_window(times: &[Duration], len: Duration) -> usize {
-    let mut max = 0;
-    let mut first = 0;
-    for (last, t) in times.iter().enumerate() {
-        while *t >= times[first] + len {
-            first += 1;
-        }
-        max = max.max(last + 1 - first);
-    }
-    max
 }
 
 #[test]

@@ -56,30 +56,24 @@ fn main() -> ExitCode {
     {
         ["fetch", store, counter] => runtime.block_on(fetch(store.into(), counter.into())),
         ["write-loop", store] => runtime.block_on(write_loop(store.into())),
-        ["fleet", store, dir, latency, lease, lifetime] => {
-            match (latency.parse(), lease.parse(), lifetime.parse()) {
-                (Ok(latency), Ok(lease), Ok(lifetime)) => runtime.block_on(fleet(
-                    store,
-                    dir.into(),
-                    Duration::from_millis(latency),
-                    Duration::from_millis(lease),
-                    Duration::from_secs(lifetime),
-                )),
-                _ => Err("fleet: latency, lease and lifetime are whole numbers".into()),
-            }
-        }
-        ["serve", store, dir, latency, lifetime, run] => {
-            match (latency.parse(), lifetime.parse(), run.parse()) {
-                (Ok(latency), Ok(lifetime), Ok(run)) => runtime.block_on(serve(
-                    store,
-                    dir.into(),
-                    Duration::from_millis(latency),
-                    Duration::from_millis(lifetime),
-                    Duration::from_millis(run),
-                )),
-                _ => Err("serve: latency, lifetime and run are whole numbers".into()),
-            }
-        }
+        ["fleet", store, dir, latency, lease, lifetime] => (|| {
+            runtime.block_on(fleet(
+                store,
+                dir.into(),
+                duration("latency", latency, Duration::from_millis)?,
+                duration("lease", lease, Duration::from_millis)?,
+                duration("lifetime", lifetime, Duration::from_secs)?,
+            ))
+        })(),
+        ["serve", store, dir, latency, lifetime, run] => (|| {
+            runtime.block_on(serve(
+                store,
+                dir.into(),
+                duration("latency", latency, Duration::from_millis)?,
+                duration("lifetime", lifetime, Duration::from_millis)?,
+                duration("run", run, Duration::from_millis)?,
+            ))
+        })(),
         _ => Err(
             "usage: kunci-store-probe fetch <store-dir> <counter-dir> | fleet <store> <dir> <latency-ms> <lease-ms> <lifetime-s> | serve <store> <dir> <latency-ms> <lifetime-ms> <run-ms> | write-loop <store-dir>"
                 .into(),
@@ -89,6 +83,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `raw`, a whole number of the unit `unit` makes a duration of; `what` names it in the error.
+fn duration(what: &str, raw: &str, unit: fn(u64) -> Duration) -> Result<Duration> {
+    raw.parse()
+        .map(unit)
+        .map_err(|_| format!("{what} is a whole number, not {raw:?}").into())
 }
 
 fn fail(message: &str) -> ExitCode {
