@@ -8,10 +8,7 @@ use std::{
     net::IpAddr,
     path::PathBuf,
     str::FromStr as _,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering as AtomicOrdering},
-    },
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -29,7 +26,13 @@ use tokio_postgres::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::{cipher::Cipher, codec, redact::redact_url, waiters::Waiters};
+use crate::{
+    cipher::Cipher,
+    codec,
+    redact::redact_url,
+    release::{Life, settle},
+    waiters::Waiters,
+};
 
 /// The newest schema this version of kunci writes. Each migration below takes the schema
 /// from its index to its index + 1.
@@ -57,13 +60,6 @@ CREATE TABLE {lease} (
 ALTER TABLE {entries} ADD COLUMN refresh_hash bytea;
 ",
 ];
-
-/// `duration` in whole milliseconds (at least 1), saturating.
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
 
 /// The longest TTL a lease is taken with; longer requests are shortened to it (a lease of
 /// centuries is a mistake, and the server's interval arithmetic has limits).
@@ -967,7 +963,7 @@ pub struct PostgresLock {
     fence: i64,
     /// The life last asked for (at acquisition, then by each renewal), in milliseconds: how
     /// long a release that failed is retried in the background.
-    life_ms: AtomicU64,
+    life: Life,
     released: bool,
 }
 
@@ -1008,15 +1004,14 @@ impl PostgresLock {
             )
             .await?;
         if !rows.is_empty() {
-            self.life_ms
-                .store(millis(ttl.min(MAX_LEASE)), AtomicOrdering::Relaxed);
+            self.life.renewed(ttl.min(MAX_LEASE));
         }
         Ok(!rows.is_empty())
     }
 
     /// Frees this lease in the background once the store answers (within its life).
     fn free_later(&mut self) {
-        let life = Duration::from_millis(self.life_ms.load(AtomicOrdering::Relaxed));
+        let life = self.life.get();
         let holder = std::mem::take(&mut self.holder);
         Self::free_in_background(&self.store, &self.key, holder, Some(self.fence), life);
     }
@@ -1061,17 +1056,9 @@ impl PostgresLock {
 impl StoreLock for PostgresLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
-        match Self::free(&self.store, &self.key, &self.holder, Some(self.fence)).await {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::warn!(key = %self.key, "the refresh lease had already expired when released");
-                Ok(())
-            }
-            Err(e) => {
-                self.free_later();
-                Err(e)
-            }
-        }
+        let answer = Self::free(&self.store, &self.key, &self.holder, Some(self.fence)).await;
+        let lease = self.key.to_string();
+        settle(&lease, answer, || self.free_later())
     }
 
     async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
@@ -1220,7 +1207,7 @@ impl PostgresStore {
                         key: key.clone(),
                         holder,
                         fence,
-                        life_ms: AtomicU64::new(millis(ttl.min(MAX_LEASE))),
+                        life: Life::new(ttl.min(MAX_LEASE)),
                         released: false,
                     });
                 }

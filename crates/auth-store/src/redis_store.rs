@@ -5,10 +5,7 @@ use std::{
     fmt,
     future::Future,
     path::PathBuf,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering as AtomicOrdering},
-    },
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -21,7 +18,13 @@ use redis::{AsyncCommands as _, RedisError, Script, aio::ConnectionManager};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 
-use crate::{cipher::Cipher, codec, redact::redact_url, waiters::Waiters};
+use crate::{
+    cipher::Cipher,
+    codec,
+    redact::redact_url,
+    release::{Life, settle, whole_millis},
+    waiters::Waiters,
+};
 
 /// Compare-and-swap, fenced: `KEYS[1]` entry hash, `KEYS[2]` the key's lock; `ARGV[1]`
 /// expected version, `ARGV[2]` encoded entry, `ARGV[3]` expiry in unix milliseconds (0:
@@ -538,7 +541,7 @@ pub struct RedisLock {
     owner: String,
     /// The life last asked for (at acquisition, then by each renewal), in milliseconds: how
     /// long a release that failed is retried in the background.
-    life_ms: AtomicU64,
+    life: Life,
     released: bool,
 }
 
@@ -565,7 +568,7 @@ impl RedisLock {
             std::mem::take(&mut self.lock_key),
             &self.key,
             std::mem::take(&mut self.owner),
-            Duration::from_millis(self.life_ms.load(AtomicOrdering::Relaxed)),
+            self.life.get(),
         );
     }
 }
@@ -639,31 +642,22 @@ async fn free_within(
 impl StoreLock for RedisLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         self.released = true;
-        match free(
+        let answer = free(
             &self.store,
             self.conn.clone(),
             &self.lock_key,
             &self.key,
             &self.owner,
         )
-        .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::warn!(lock = %self.lock_key, "the refresh lock had already expired when released");
-                Ok(())
-            }
-            Err(e) => {
-                self.free_later();
-                Err(e)
-            }
-        }
+        .await;
+        let lease = self.lock_key.clone();
+        settle(&lease, answer, || self.free_later())
     }
 
     async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.store.inner.renew.key(&self.lock_key);
-        invocation.arg(&self.owner).arg(ttl_ms(ttl));
+        invocation.arg(&self.owner).arg(whole_millis(ttl));
         let renewed: i64 = self
             .store
             .run(
@@ -672,7 +666,7 @@ impl StoreLock for RedisLock {
             )
             .await?;
         if renewed == 1 {
-            self.life_ms.store(ttl_ms(ttl), AtomicOrdering::Relaxed);
+            self.life.renewed(ttl);
         }
         Ok(renewed == 1)
     }
@@ -694,10 +688,6 @@ impl Drop for RedisLock {
         // rather than keep the fleet waiting for the whole TTL.
         self.free_later();
     }
-}
-
-fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl RedisStore {
@@ -932,7 +922,7 @@ impl TokenStore for RedisStore {
                 .arg(&owner)
                 .arg("NX")
                 .arg("PX")
-                .arg(ttl_ms(ttl))
+                .arg(whole_millis(ttl))
                 .to_owned();
             let acquired: Option<String> = match self
                 .run("SET NX", set.query_async(&mut conn))
@@ -972,7 +962,7 @@ impl TokenStore for RedisStore {
                     lock_key,
                     key: key.clone(),
                     owner,
-                    life_ms: AtomicU64::new(ttl_ms(ttl)),
+                    life: Life::new(ttl),
                     released: false,
                 }));
             }

@@ -3,7 +3,11 @@
 //! store that comes back does not keep the fleet (this process included) waiting for the rest
 //! of the lease's life.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use auth_core::StoreError;
 
@@ -43,4 +47,51 @@ where
             Err(_) => tracing::debug!(%lease, "the store did not answer within the lease's life; it expired by itself"),
         }
     });
+}
+
+/// `duration` in whole milliseconds, at least 1, saturating (a lease of no time is no lease).
+pub(crate) fn whole_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A lease's life as last asked for — at its taking, then by each renewal that held: how long
+/// a release that failed is retried.
+#[derive(Debug)]
+pub(crate) struct Life(AtomicU64);
+
+impl Life {
+    pub(crate) fn new(life: Duration) -> Self {
+        Self(AtomicU64::new(whole_millis(life)))
+    }
+
+    pub(crate) fn renewed(&self, life: Duration) {
+        self.0.store(whole_millis(life), Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A release's answer: freed; already expired (logged: another holder may have taken the
+/// lease since); or none — then `free_later` retries it in the background, and the error is
+/// still returned, so the caller knows the lease may outlive the call.
+pub(crate) fn settle(
+    lease: &str,
+    answer: Result<bool, StoreError>,
+    free_later: impl FnOnce(),
+) -> Result<(), StoreError> {
+    match answer {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(%lease, "the refresh lease had already expired when released");
+            Ok(())
+        }
+        Err(e) => {
+            free_later();
+            Err(e)
+        }
+    }
 }
