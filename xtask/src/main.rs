@@ -213,59 +213,53 @@ fn cli_without_demo() -> Result<()> {
         "cargo",
         &["check", "-p", "kunci-cli", "--no-default-features"],
     )?;
-    let args = [
-        "tree",
-        "-p",
-        "kunci-cli",
-        "--no-default-features",
-        "-e",
-        "normal",
-        "-i",
+    not_in_tree(
+        &["-p", "kunci-cli", "--no-default-features"],
         "auth-testkit",
-    ];
+        "kunci-cli without its `demo` feature still compiles the simulators",
+    )
+}
+
+/// Exactly one TLS crypto stack is compiled in: *ring* by default, AWS-LC alone when chosen.
+fn one_tls_stack() -> Result<()> {
+    not_in_tree(
+        &["-p", "kunci"],
+        "aws-lc-rs",
+        "kunci with its default features compiles aws-lc-rs beside ring",
+    )?;
+    not_in_tree(
+        &[
+            "-p",
+            "kunci",
+            "--no-default-features",
+            "--features",
+            "aws-lc-rs,stamps",
+        ],
+        "ring",
+        "kunci with features [aws-lc-rs,stamps] compiles ring beside aws-lc-rs",
+    )
+}
+
+/// `cargo tree <selection> -e normal -i <crate>` finds no `crate`: fails with `why` when it
+/// does, and when cargo did not say plainly that it is absent (a renamed feature is not a pass).
+fn not_in_tree(selection: &[&str], krate: &str, why: &str) -> Result<()> {
+    let mut args = vec!["tree"];
+    args.extend_from_slice(selection);
+    args.extend(["-e", "normal", "-i", krate]);
     let output = Command::new("cargo")
-        .args(args)
+        .args(&args)
         .output()
         .context("running cargo tree")?;
     let found = String::from_utf8_lossy(&output.stdout);
     let errors = String::from_utf8_lossy(&output.stderr);
-    if found.lines().any(|l| l.starts_with("auth-testkit")) {
-        bail!("kunci-cli without its `demo` feature still compiles the simulators:\n{found}");
+    if found.lines().any(|l| l.starts_with(krate)) {
+        bail!("{why}:\n{found}");
     }
     if !(errors.contains("did not match any packages") || errors.contains("nothing to print")) {
         bail!(
             "cargo {} did not run as expected:\n{errors}",
             args.join(" ")
         );
-    }
-    Ok(())
-}
-
-/// Exactly one TLS crypto stack is compiled in: *ring* by default, AWS-LC alone when chosen.
-fn one_tls_stack() -> Result<()> {
-    for (features, absent) in [("", "aws-lc-rs"), ("aws-lc-rs,stamps", "ring")] {
-        let mut args = vec!["tree", "-p", "kunci", "-e", "normal", "-i", absent];
-        if !features.is_empty() {
-            args.extend(["--no-default-features", "--features", features]);
-        }
-        let output = Command::new("cargo")
-            .args(&args)
-            .output()
-            .context("running cargo tree")?;
-        let found = String::from_utf8_lossy(&output.stdout);
-        let errors = String::from_utf8_lossy(&output.stderr);
-        if found.lines().any(|l| l.starts_with(absent)) {
-            bail!(
-                "kunci with features [{features}] compiles {absent} beside the chosen TLS stack:\n{found}"
-            );
-        }
-        // Absent means cargo said so; any other failure (a renamed feature) is not a pass.
-        if !(errors.contains("did not match any packages") || errors.contains("nothing to print")) {
-            bail!(
-                "cargo {} did not run as expected:\n{errors}",
-                args.join(" ")
-            );
-        }
     }
     Ok(())
 }
