@@ -46,7 +46,7 @@ use std::{
 
 use auth_core::{
     Fence, FetchRequest, Fetched, MemoryStore, RefreshPolicy, SharedTokenSource, SharedTokenStore,
-    StoreKey, Token, TokenManager, TokenStore as _, source,
+    StoreKey, Token, TokenManager, source,
 };
 use auth_store::FileStore;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -245,16 +245,7 @@ async fn latencies() {
         let (mut now, mut then) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             for (store, times) in [(&store, &mut now), (&before, &mut then)] {
-                timed(times, async {
-                    store
-                        .lock(&key, Duration::from_secs(10))
-                        .await
-                        .unwrap()
-                        .release()
-                        .await
-                        .unwrap();
-                })
-                .await;
+                timed(times, support::lock_and_release(store, &key)).await;
             }
         }
         println!(

@@ -231,15 +231,8 @@ fn redis(c: &mut Criterion) {
         "lease renewal",
     );
     group.bench_function("lock + release (uncontended)", |b| {
-        b.to_async(&rt).iter(|| async {
-            store
-                .lock(&key, Duration::from_secs(10))
-                .await
-                .unwrap()
-                .release()
-                .await
-                .unwrap();
-        });
+        b.to_async(&rt)
+            .iter(|| support::lock_and_release(&store, &key));
     });
     // Hand-over, timed from the release to the waiter holding the lock: woken by pub/sub, and
     // polling as before notifications (`notify(false)`), in the same run.
@@ -358,15 +351,8 @@ fn postgres(c: &mut Criterion) {
         ),
     ] {
         group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                store
-                    .lock(&key, Duration::from_secs(10))
-                    .await
-                    .unwrap()
-                    .release()
-                    .await
-                    .unwrap();
-            });
+            b.to_async(&rt)
+                .iter(|| support::lock_and_release(store, &key));
         });
     }
     hand_over_latency(

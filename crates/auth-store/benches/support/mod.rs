@@ -19,3 +19,15 @@ pub(crate) fn entry() -> StoredEntry {
     entry.refresh = Some(SecretString::from("r".repeat(1700)));
     entry
 }
+
+/// One uncontended taking and release of `key`'s refresh lock (a 10 s lease).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) async fn lock_and_release(store: &dyn auth_core::TokenStore, key: &auth_core::StoreKey) {
+    store
+        .lock(key, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}
