@@ -1,9 +1,11 @@
-//! The agent under load: a real HTTP load generator (`oha`, path in `KUNCI_BENCH_OHA`, installed
-//! by `cargo xtask bench agent`) on the warm token route over the Unix socket, while the token
-//! refreshes every ~3 s (Stamps simulator, 3 s tokens, file store); `kunci token` per call
-//! beside it, through the agent and alone; and the resident memory of an idle agent serving
-//! 100 profiles (alone: `cargo bench -p kunci-cli --bench agent -- idle-memory`). Prints
-//! `report:` lines; `harness = false`, run only under `cargo bench`.
+//! The agent under load, for every provider compiled in, each through its simulator
+//! (`ProviderKind::start_simulator`; `KUNCI_BENCH_PROVIDERS=stamps` measures fewer): a real
+//! HTTP load generator (`oha`, path in `KUNCI_BENCH_OHA`, installed by `cargo xtask bench
+//! agent`) on the warm token route over the Unix socket, while the token refreshes every ~3 s
+//! (3 s tokens, file store); `kunci token` per call beside it, through the agent and alone;
+//! and the resident memory of an idle agent serving 100 profiles (alone: `cargo bench -p
+//! kunci-cli --bench agent -- idle-memory`). Prints `report:` lines; `harness = false`, run
+//! only under `cargo bench`.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -24,7 +26,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use auth_testkit::{SimServer, krmpesan::KrmPesanSim, stamps::StampsSim};
+use auth_testkit::{SimServer, Simulator};
+use kunci::ProviderKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kunci");
 const LOAD_SECONDS: u64 = 20;
@@ -90,31 +93,51 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Part 3: the resident memory of an idle agent serving 100 profiles (KrmPesan accounts,
-/// 24 h tokens), beside one serving 1.
-fn idle_memory(rt: &tokio::runtime::Runtime, dir: &Path) {
-    let krm = rt.block_on(KrmPesanSim::start()).unwrap();
-    let krm_env = [
-        ("KRM_RT", krm.refresh_token().to_owned()),
-        ("KRM_DK", krm.device_key().to_owned()),
-    ];
+/// The providers measured: every one compiled in, or those named in `KUNCI_BENCH_PROVIDERS`
+/// (comma-separated).
+fn providers() -> Vec<ProviderKind> {
+    match std::env::var("KUNCI_BENCH_PROVIDERS") {
+        Ok(names) => names
+            .split(',')
+            .map(|n| {
+                ProviderKind::from_name(n.trim()).expect("KUNCI_BENCH_PROVIDERS names a provider")
+            })
+            .collect(),
+        Err(_) => ProviderKind::ALL.to_vec(),
+    }
+}
+
+/// `kind`'s simulator with `lifetime` tokens.
+fn simulator(
+    rt: &tokio::runtime::Runtime,
+    kind: ProviderKind,
+    lifetime: Duration,
+) -> Box<dyn Simulator> {
+    rt.block_on(kind.start_simulator(SimServer::builder().token_lifetime(lifetime)))
+        .unwrap()
+}
+
+/// Part 3: the resident memory of an idle agent serving 100 profiles of `kind` (24 h
+/// tokens, every setting read from the environment), beside one serving 1.
+fn idle_memory(rt: &tokio::runtime::Runtime, dir: &Path, kind: ProviderKind) {
+    let sim = simulator(rt, kind, Duration::from_secs(86_400));
+    let envs = sim.variables();
     // The resident memory of an agent serving `profiles` (config file `name`), 3 s after ready.
-    let rss_serving = |name: &str, profiles: &[String]| {
+    let rss_serving = |name: &str, profiles: usize| {
         let mut config = String::new();
-        for (i, account) in profiles.iter().enumerate() {
-            write!(
-                config,
-                "[profiles.p{i}]\nprovider = \"krmpesan\"\nbase_url = \"{}\"\naccount = \"{account}\"\nrefresh_token = \"env:KRM_RT\"\ndevice_key = \"env:KRM_DK\"\n\n",
-                krm.base_url()
-            )
-            .unwrap();
+        for i in 0..profiles {
+            write!(config, "[profiles.p{i}]\nprovider = \"{}\"\n", kind.name()).unwrap();
+            for (variable, _) in &envs {
+                writeln!(config, "{variable} = \"env:{variable}\"").unwrap();
+            }
+            config.push('\n');
         }
         let config_path = dir.join(name);
         std::fs::write(&config_path, config).unwrap();
         let running = agent(
             dir,
             &dir.join("run/idle.sock"),
-            &krm_env,
+            &envs,
             &[
                 "--config",
                 config_path.to_str().unwrap(),
@@ -125,12 +148,12 @@ fn idle_memory(rt: &tokio::runtime::Runtime, dir: &Path) {
         std::thread::sleep(Duration::from_secs(3));
         rss_kib(running.child.id())
     };
-    let many: Vec<String> = (0..PROFILES).map(|i| format!("acct-{i}")).collect();
-    let rss_many = rss_serving("many.toml", &many);
-    let fetched = krm.request_count();
-    let rss_one = rss_serving("one.toml", &["solo".to_owned()]);
+    let rss_many = rss_serving("many.toml", PROFILES);
+    let fetched = sim.server().request_count();
+    let rss_one = rss_serving("one.toml", 1);
     println!(
-        "report: idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
+        "report: {}, idle agent, resident memory (`VmRSS`) 3 s after ready: **{rss_many} KiB** serving {PROFILES} profiles of one account ({fetched} tokens fetched at start), {rss_one} KiB serving 1 — about {:.1} KiB per profile",
+        kind.display_name(),
         (rss_many.saturating_sub(rss_one)) as f64 / (PROFILES - 1) as f64
     );
 }
@@ -149,38 +172,42 @@ fn main() {
     // `cargo bench -p kunci-cli --bench agent -- idle-memory`: only the memory figure (no
     // load generator needed).
     if std::env::args().any(|a| a == "idle-memory") {
-        idle_memory(&rt, dir.path());
+        for kind in providers() {
+            idle_memory(&rt, dir.path(), kind);
+        }
         return;
     }
     let oha = std::env::var_os("KUNCI_BENCH_OHA")
         .map(PathBuf::from)
         .expect("KUNCI_BENCH_OHA names the oha binary (cargo xtask bench agent installs it)");
-    let socket = dir.path().join("run/agent.sock");
+    for kind in providers() {
+        under_load(&rt, dir.path(), &oha, kind);
+    }
+    for kind in providers() {
+        idle_memory(&rt, dir.path(), kind);
+    }
+}
 
-    // 1. the warm token route under load while the token refreshes every ~3 s
-    let sim = rt
-        .block_on(StampsSim::start_with(
-            SimServer::builder().token_lifetime(Duration::from_secs(3)),
-        ))
-        .unwrap();
-    let envs = [
-        ("STAMPS_BASE_URL", sim.base_url()),
-        ("STAMPS_TOKEN", sim.auth_token().to_owned()),
-        ("STAMPS_MERCHANT_ID", sim.merchant_id().to_string()),
-    ];
-    let running = agent(dir.path(), &socket, &envs, &[]);
+/// Parts 1 and 2 for `kind`: the warm token route under load while the token refreshes every
+/// ~3 s, then `kunci token` per call through the agent and alone.
+fn under_load(rt: &tokio::runtime::Runtime, dir: &Path, oha: &Path, kind: ProviderKind) {
+    let socket = dir.join("run/agent.sock");
+    let name = kind.name();
+    let sim = simulator(rt, kind, Duration::from_secs(3));
+    let envs = sim.variables();
+    let running = agent(dir, &socket, &envs, &[]);
     // Other work on the machine shows in the figures: say how busy it was.
     let loadavg = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    let before = sim.request_count();
-    let out = Command::new(&oha)
+    let before = sim.server().request_count();
+    let out = Command::new(oha)
         .args(["--no-tui", "--output-format", "json", "-z"])
         .arg(format!("{LOAD_SECONDS}s"))
         .args(["-c", &CONNECTIONS.to_string(), "--unix-socket"])
         .arg(&socket)
-        .arg("http://localhost/v1/token/stamps")
+        .arg(format!("http://localhost/v1/token/{name}"))
         .output()
         .unwrap();
     assert!(
@@ -188,7 +215,7 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let refreshes = sim.request_count() - before;
+    let refreshes = sim.server().request_count() - before;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let summary = &json["summary"];
     let pct = &json["latencyPercentiles"];
@@ -202,7 +229,8 @@ fn main() {
     let mut report = String::new();
     write!(
         report,
-        "warm `GET /v1/token/stamps` (JSON), oha, {CONNECTIONS} connections × {LOAD_SECONDS} s: **{:.0} requests/s** (target ≥ 50,000), p50 **{:.3} ms**, p99 **{:.3} ms** (target < 1 ms), max {:.3} ms; {ok} of {total} answered 200; {refreshes} refreshes during the run; 1-minute load average before the run {loadavg}",
+        "{}, warm `GET /v1/token/{name}` (JSON), oha, {CONNECTIONS} connections × {LOAD_SECONDS} s: **{:.0} requests/s** (target ≥ 50,000), p50 **{:.3} ms**, p99 **{:.3} ms** (target < 1 ms), max {:.3} ms; {ok} of {total} answered 200; {refreshes} refreshes during the run; 1-minute load average before the run {loadavg}",
+        kind.display_name(),
         summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
         ms(&pct["p50"]),
         ms(&pct["p99"]),
@@ -216,12 +244,12 @@ fn main() {
         let mut times = Vec::with_capacity(CLI_RUNS);
         for _ in 0..CLI_RUNS {
             let mut cmd = Command::new(BIN);
-            cmd.args(["token", "stamps"])
+            cmd.args(["token", name])
                 .env_clear()
-                .env("HOME", dir.path())
-                .env("XDG_CONFIG_HOME", dir.path().join("config"))
-                .env("XDG_DATA_HOME", dir.path().join("data"))
-                .env("KUNCI_STORE", dir.path().join("store"))
+                .env("HOME", dir)
+                .env("XDG_CONFIG_HOME", dir.join("config"))
+                .env("XDG_DATA_HOME", dir.join("data"))
+                .env("KUNCI_STORE", dir.join("store"))
                 .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
             match agent_socket {
                 Some(s) => cmd.env("KUNCI_AGENT", s),
@@ -242,15 +270,13 @@ fn main() {
     let through = time_cli(Some(&socket));
     drop(running);
     // alone: a long-lived token in the store, so every run is a warm read of the file store
-    sim.set_token_lifetime(Duration::from_secs(3600));
+    sim.server().set_token_lifetime(Duration::from_secs(3600));
     let alone = time_cli(None);
     println!(
-        "report: `kunci token stamps` per call ({CLI_RUNS} processes each): through the agent median **{:.2} ms** (p90 {:.2} ms), alone from the file store median **{:.2} ms** (p90 {:.2} ms)",
+        "report: `kunci token {name}` per call ({CLI_RUNS} processes each): through the agent median **{:.2} ms** (p90 {:.2} ms), alone from the file store median **{:.2} ms** (p90 {:.2} ms)",
         percentile(&through, 0.5),
         percentile(&through, 0.9),
         percentile(&alone, 0.5),
         percentile(&alone, 0.9),
     );
-
-    idle_memory(&rt, dir.path());
 }

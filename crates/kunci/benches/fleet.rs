@@ -1,9 +1,11 @@
-//! Fleet: 16 processes (this binary, re-run as children) share one token through a store —
+//! Fleet, for every provider compiled in (`support::providers`): 16 processes (this binary,
+//! re-run as children) share one token through a store —
 //! the file store, then Redis (`KUNCI_TEST_REDIS_URL`) and PostgreSQL
 //! (`KUNCI_TEST_POSTGRES_URL`, in a scratch schema), each skipped with a report line when unset,
 //! then, for contrast, each its own memory store. Tokens live 3 s; over 3 lifetimes after every
 //! process has its first token, the simulator counts the requests (target: 1 per lifetime with
 //! a shared store). Prints `report:` lines. `harness = false`.
+//! `KUNCI_BENCH_PROVIDERS=sehatmu` measures one provider (see `support::providers`).
 #![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
 #![allow(
     clippy::disallowed_methods,
@@ -23,7 +25,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use auth_testkit::{SimServer, sehatmu::SehatMuSim};
+mod support;
+
+use auth_testkit::SimServer;
 use kunci::{HttpConfig, ProviderKind};
 
 const PROCESSES: usize = 16;
@@ -31,10 +35,12 @@ const LIFETIME: Duration = Duration::from_secs(3);
 const LIFETIMES: u32 = 3;
 const LATENCY: Duration = Duration::from_millis(50);
 const CHILD_ENV: &str = "KUNCI_FLEET_CHILD";
+const PROVIDER_ENV: &str = "KUNCI_FLEET_PROVIDER";
 
 fn main() {
     if let Ok(vars) = std::env::var(CHILD_ENV) {
-        child(&vars);
+        let provider = std::env::var(PROVIDER_ENV).unwrap();
+        child(ProviderKind::from_name(&provider).unwrap(), &vars);
         return;
     }
     // `cargo bench` passes `--bench`; under `cargo test --all-targets` this long measurement
@@ -77,73 +83,9 @@ fn main() {
         "no shared store (each process its own memory store)",
         "memory:".to_owned(),
     ));
-    for (name, store) in modes {
-        let sim = rt
-            .block_on(SehatMuSim::start_with(
-                SimServer::builder()
-                    .latency(LATENCY)
-                    .token_lifetime(LIFETIME),
-            ))
-            .unwrap();
-        let vars: HashMap<&str, String> = HashMap::from([
-            ("SEHATMU_CLIENT_ID", sim.client_id().to_owned()),
-            ("SEHATMU_CLIENT_SECRET", sim.client_secret().to_owned()),
-            ("SEHATMU_BASE_URL", sim.base_url()),
-            ("KUNCI_STORE", store),
-        ]);
-        let vars = serde_json::to_string(&vars).unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let mut children: Vec<Child> = Vec::new();
-        for _ in 0..PROCESSES {
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .env(CHILD_ENV, &vars)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let out = child.stdout.take().unwrap();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-            children.push(child);
-        }
-        let mut ready = 0;
-        let mut errors = Vec::new();
-        let wait_until = Instant::now() + Duration::from_secs(60);
-        while ready < PROCESSES && Instant::now() < wait_until {
-            match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(line) if line == "ready" => ready += 1,
-                Ok(line) => errors.push(line),
-                Err(_) => {}
-            }
-        }
-        assert_eq!(
-            ready, PROCESSES,
-            "every process got its first token: {errors:?}"
-        );
-        let before = sim.request_count();
-        std::thread::sleep(LIFETIME * LIFETIMES);
-        let requests = sim.request_count() - before;
-        for mut c in children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        errors.extend(rx.try_iter().filter(|l| l != "ready"));
-        println!(
-            "report: fleet, {name}: **{requests} requests** in {LIFETIMES} token lifetimes of {} s = **{:.2} per lifetime**{} ({} errors in the processes)",
-            LIFETIME.as_secs(),
-            f64::from(u32::try_from(requests).unwrap_or(u32::MAX)) / f64::from(LIFETIMES),
-            if name.starts_with("no shared") {
-                " (for contrast)"
-            } else {
-                " (target 1)"
-            },
-            errors.len()
-        );
-        for e in errors.iter().take(3) {
-            eprintln!("fleet child: {e}");
+    for kind in support::providers() {
+        for (name, store) in &modes {
+            fleet(&rt, kind, name, store);
         }
     }
     if let Some(url) = postgres {
@@ -156,24 +98,87 @@ fn main() {
     }
 }
 
+/// 16 processes of `kind` on `store`, counted over `LIFETIMES` token lifetimes.
+fn fleet(rt: &tokio::runtime::Runtime, kind: ProviderKind, name: &str, store: &str) {
+    let sim = support::start(
+        rt,
+        kind,
+        SimServer::builder()
+            .latency(LATENCY)
+            .token_lifetime(LIFETIME),
+    );
+    let vars = serde_json::to_string(&support::variables(&*sim, store)).unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut children: Vec<Child> = Vec::new();
+    for _ in 0..PROCESSES {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, &vars)
+            .env(PROVIDER_ENV, kind.name())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        children.push(child);
+    }
+    let mut ready = 0;
+    let mut errors = Vec::new();
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    while ready < PROCESSES && Instant::now() < wait_until {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) if line == "ready" => ready += 1,
+            Ok(line) => errors.push(line),
+            Err(_) => {}
+        }
+    }
+    let before = sim.server().request_count();
+    std::thread::sleep(LIFETIME * LIFETIMES);
+    let requests = sim.server().request_count() - before;
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    errors.extend(rx.try_iter().filter(|l| l != "ready"));
+    println!(
+        "report: fleet, {}, {name}: **{requests} requests** in {LIFETIMES} token lifetimes of {} s = **{:.2} per lifetime**{}; {ready} of {PROCESSES} processes had a first token, {} errors in the processes",
+        kind.display_name(),
+        LIFETIME.as_secs(),
+        f64::from(u32::try_from(requests).unwrap_or(u32::MAX)) / f64::from(LIFETIMES),
+        if name.starts_with("no shared") {
+            " (for contrast)"
+        } else {
+            " (target 1)"
+        },
+        errors.len()
+    );
+    for e in errors.iter().take(3) {
+        eprintln!("fleet child ({}): {e}", kind.name());
+    }
+}
+
 /// A process of the fleet: its first token, then `token()` every 5 ms until killed (at most
 /// two minutes).
-fn child(vars: &str) {
+fn child(kind: ProviderKind, vars: &str) {
     let vars: HashMap<String, String> = serde_json::from_str(vars).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let manager = kunci::from_lookup(
-            ProviderKind::SehatMu,
-            &|name| vars.get(name).cloned(),
-            HttpConfig::default(),
-        )
-        .await
-        .unwrap();
+        let manager =
+            kunci::from_lookup(kind, &|name| vars.get(name).cloned(), HttpConfig::default())
+                .await
+                .unwrap();
         let mut out = std::io::stdout();
-        manager.token().await.unwrap();
+        if let Err(e) = manager.token().await {
+            writeln!(out, "error: first token: {e}").unwrap();
+            return;
+        }
         writeln!(out, "ready").unwrap();
         let end = Instant::now() + Duration::from_secs(120);
         while Instant::now() < end {

@@ -1,6 +1,9 @@
-//! Load: 2 callers on a 2-worker runtime call `token()` for 60 s (a Kalsel.dev manager with a
-//! file store: tokens live 3 s, so every ~2.5 s a refresh fetches a new token and saves it). Reports calls, errors (target 0), refreshes, and the resident set size at the start and
-//! the end (target: flat). `harness = false`; `cargo xtask bench load` only.
+//! Load, for every provider compiled in (`support::providers`), one after the other in this
+//! process: 2 callers on a 2-worker runtime call `token()` for 60 s (`KUNCI_LOAD_SECONDS`)
+//! on a manager with a file store: tokens live 3 s, so every ~2.5 s a refresh fetches a new
+//! token and saves it. Reports calls, errors (target 0), refreshes, and the resident set size
+//! at the start and the end of each run (target: flat). `harness = false`; `cargo xtask bench
+//! load` only.
 #![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
 #![allow(
     clippy::disallowed_methods,
@@ -8,12 +11,11 @@
 )]
 #![allow(clippy::print_stdout, reason = "report lines for cargo xtask bench")]
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+mod support;
 
-use auth_testkit::{SimServer, kalsel::KalselSim};
+use std::time::{Duration, Instant};
+
+use auth_testkit::SimServer;
 use kunci::{HttpConfig, ProviderKind};
 
 const CALLERS: usize = 2;
@@ -48,28 +50,25 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let sim = rt
-        .block_on(KalselSim::start_with(
-            SimServer::builder()
-                .latency(Duration::from_millis(5))
-                .token_lifetime(LIFETIME),
-        ))
-        .unwrap();
-    // The server's limiter (30 requests a minute) exempts clients on its own host; so does
-    // this measurement of kunci.
-    sim.set_rate_limit(None);
+    for kind in support::providers() {
+        load(&rt, kind, seconds);
+    }
+}
+
+/// One provider's run.
+fn load(rt: &tokio::runtime::Runtime, kind: ProviderKind, seconds: u64) {
+    let sim = support::start(
+        rt,
+        kind,
+        SimServer::builder()
+            .latency(Duration::from_millis(5))
+            .token_lifetime(LIFETIME),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
-        (
-            "KALSEL_REFRESH_TOKEN",
-            sim.initial_refresh_token().to_owned(),
-        ),
-        ("KALSEL_BASE_URL", sim.base_url()),
-        ("KUNCI_STORE", dir.path().to_string_lossy().into_owned()),
-    ]);
+    let vars = support::variables(&*sim, &dir.path().to_string_lossy());
     let manager = rt
         .block_on(kunci::from_lookup(
-            ProviderKind::Kalsel,
+            kind,
             &|name| vars.get(name).cloned(),
             HttpConfig::default(),
         ))
@@ -98,7 +97,7 @@ fn main() {
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(10)).await;
             // the simulator keeps every request it receives: drop them, they are not kunci's
-            sim.clear_requests();
+            sim.server().clear_requests();
             samples.push(rss_kib());
         }
         let mut total = (0, 0);
@@ -112,14 +111,16 @@ fn main() {
     let rss_end = rss_kib();
     let stats = manager.stats();
     println!(
-        "report: load: {CALLERS} callers × {seconds} s: **{calls} calls, {errors} errors** (target 0); {} refreshes (tokens living {} s, each saved to the file store), {} failed",
+        "report: load, {}: {CALLERS} callers × {seconds} s: **{calls} calls, {errors} errors** (target 0); {} refreshes (tokens living {} s, each saved to the file store), {} failed",
+        kind.display_name(),
         stats.fetches,
         LIFETIME.as_secs(),
         stats.failures
     );
     let warmed = samples.get(1).copied().unwrap_or(rss_start);
     println!(
-        "report: resident set size in steady state: **{warmed} KiB after the first 10 s, {rss_end} KiB at the end ({:+} KiB)** (target: flat); {rss_start} KiB before the load started (the first seconds grow the allocator's and runtime's per-thread caches); every 10 s: {}",
+        "report: load, {}: resident set size in steady state: **{warmed} KiB after the first 10 s, {rss_end} KiB at the end ({:+} KiB)** (target: flat); {rss_start} KiB before the load started (the first seconds grow the allocator's and runtime's per-thread caches); every 10 s: {}",
+        kind.display_name(),
         i128::from(rss_end) - i128::from(warmed),
         samples
             .iter()

@@ -1,7 +1,8 @@
-//! Refresh boundary: 8 callers call `token()` in a loop for 10 s on a multi-thread runtime
-//! with 2 workers; tokens live 3 s and the simulator answers after 50 ms. Prints `report:`
-//! lines: requests sent (target ≤ 5) and the callers' latency p50 / p99 / max (target: max
-//! under 1 ms — nobody waits on the network while a token is valid).
+//! Refresh boundary, for every provider compiled in (`support::providers`): 8 callers call
+//! `token()` in a loop for 10 s on a multi-thread runtime with 2 workers; tokens live 3 s and
+//! the provider's simulator answers after 50 ms. Prints `report:` lines per provider: requests
+//! sent (target ≤ 5) and the callers' latency p50 / p99 / max (target: max under 1 ms — nobody
+//! waits on the network while a token is valid); then one control run.
 //!
 //! One long measurement, not a criterion bench (`harness = false`).
 #![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
@@ -11,13 +12,12 @@
 )]
 #![allow(clippy::print_stdout, reason = "report lines for cargo xtask bench")]
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+mod support;
 
-use auth_testkit::{SimServer, sehatmu::SehatMuSim};
-use kunci::{HttpConfig, ProviderKind};
+use std::time::{Duration, Instant};
+
+use auth_testkit::SimServer;
+use kunci::HttpConfig;
 
 const CALLERS: usize = 8;
 const RUN: Duration = Duration::from_secs(10);
@@ -100,72 +100,77 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let sim = rt
-        .block_on(SehatMuSim::start_with(
+    let mut last = None;
+    for kind in support::providers() {
+        let sim = support::start(
+            &rt,
+            kind,
             SimServer::builder()
                 .latency(LATENCY)
                 .token_lifetime(LIFETIME),
-        ))
-        .unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("SEHATMU_CLIENT_ID", sim.client_id().to_owned()),
-        ("SEHATMU_CLIENT_SECRET", sim.client_secret().to_owned()),
-        ("SEHATMU_BASE_URL", sim.base_url()),
-        ("KUNCI_STORE", "memory:".to_owned()),
-    ]);
-    let manager = rt
-        .block_on(kunci::from_lookup(
-            ProviderKind::SehatMu,
-            &|name| vars.get(name).cloned(),
-            HttpConfig::default(),
-        ))
-        .unwrap();
-    // The cold first call waits for the network by necessity; the run starts after it.
-    rt.block_on(manager.token()).unwrap();
-    let requests_before = sim.request_count();
-    let (histogram, errors) = rt.block_on(run(&manager, false));
-    let requests = sim.request_count() - requests_before;
+        );
+        let vars = support::variables(&*sim, "memory:");
+        let manager = rt
+            .block_on(kunci::from_lookup(
+                kind,
+                &|name| vars.get(name).cloned(),
+                HttpConfig::default(),
+            ))
+            .unwrap();
+        // The cold first call waits for the network by necessity; the run starts after it.
+        rt.block_on(manager.token()).unwrap();
+        let requests_before = sim.server().request_count();
+        let (histogram, errors) = rt.block_on(run(&manager, false));
+        let requests = sim.server().request_count() - requests_before;
+        let stats = manager.stats();
+        let name = kind.display_name();
+        println!(
+            "report: {name}, refresh boundary ({CALLERS} callers on 2 workers, {} s, tokens living {} s, {} ms upstream latency): **{requests} requests** sent during the run (target ≤ 5); {} calls, {errors} errors; manager counters: {} fetches, {} failures, {} cache hits",
+            RUN.as_secs(),
+            LIFETIME.as_secs(),
+            LATENCY.as_millis(),
+            histogram.count,
+            stats.fetches,
+            stats.failures,
+            stats.cache_hits
+        );
+        let mut slow = histogram.slow.clone();
+        slow.sort();
+        println!(
+            "report: {name}, caller latency p50 **{}**, p99 **{}**, max **{}** (target: max < 1 ms); {} of {} calls over 1 ms{}",
+            histogram.quantile(0.50),
+            histogram.quantile(0.99),
+            human(histogram.max),
+            histogram.over_1ms,
+            histogram.count,
+            if slow.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", at (s into the run, duration): {}",
+                    slow.iter()
+                        .take(12)
+                        .map(|(at, took)| format!("{:.3} s {}", at.as_secs_f64(), human(*took)))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        );
+        last = Some(manager);
+    }
     // Control: the same 8 tasks timing an empty statement instead of `token()`. Its outliers
     // are what the OS scheduler (and the other processes on the machine) add to any timing.
-    let (control, _) = rt.block_on(run(&manager, true));
-    let stats = manager.stats();
-    println!(
-        "report: refresh boundary ({CALLERS} callers on 2 workers, {} s, tokens living {} s, {} ms upstream latency): **{requests} requests** sent during the run (target ≤ 5); {} calls, {errors} errors",
-        RUN.as_secs(),
-        LIFETIME.as_secs(),
-        LATENCY.as_millis(),
-        histogram.count,
-    );
-    println!(
-        "report: caller latency p50 **{}**, p99 **{}**, max **{}** (target: max < 1 ms); {} of {} calls over 1 ms, none near the 50 ms a network wait would take",
-        histogram.quantile(0.50),
-        histogram.quantile(0.99),
-        human(histogram.max),
-        histogram.over_1ms,
-        histogram.count,
-    );
-    let mut slow = histogram.slow.clone();
-    slow.sort();
-    println!(
-        "report: when the calls over 1 ms happened (s into the run, duration): {}",
-        slow.iter()
-            .take(40)
-            .map(|(at, took)| format!("{:.3} s {}", at.as_secs_f64(), human(*took)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    println!(
-        "report: control, the same loop timing an empty statement: p50 {}, p99 {}, max **{}**; {} of {} timings over 1 ms (scheduler noise on this machine)",
-        control.quantile(0.50),
-        control.quantile(0.99),
-        human(control.max),
-        control.over_1ms,
-        control.count,
-    );
-    println!(
-        "report: manager counters: {} fetches, {} failures, {} cache hits",
-        stats.fetches, stats.failures, stats.cache_hits
-    );
+    if let Some(manager) = last {
+        let (control, _) = rt.block_on(run(&manager, true));
+        println!(
+            "report: control, the same loop timing an empty statement: p50 {}, p99 {}, max **{}**; {} of {} timings over 1 ms (scheduler noise on this machine)",
+            control.quantile(0.50),
+            control.quantile(0.99),
+            human(control.max),
+            control.over_1ms,
+            control.count,
+        );
+    }
 }
 
 async fn run(manager: &kunci::TokenManager, control: bool) -> (Histogram, u64) {

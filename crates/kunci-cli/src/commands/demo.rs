@@ -1,23 +1,24 @@
-//! `kunci demo`: the four providers' simulators, in this process, on 127.0.0.1, and a walk
-//! through a token's life with each: first token, served from cache, refresh ahead of expiry,
-//! Kalsel's refresh token reused without rotation and its expiry, a SehatMu wrong secret and
-//! its cool-down, bursts of
-//! concurrent callers that send one request. One line per step, a summary table at the end.
+//! `kunci demo`: every provider compiled in, each through its simulator in this process on
+//! 127.0.0.1, and one walk through a token's life with each: a burst of callers that sends one
+//! request, the cache, the token in the store and what is saved beside it (rotating refresh
+//! material or none, the login's expiry), another process served from the store, refresh
+//! ahead of expiry, a refused credential and what the manager does on the next call (a
+//! provider's cool-down shows here). One line per step, a summary table at the end.
 //!
-//! Everything goes through the same path as `kunci token`: the provider is built from
-//! variables by `ProviderKind::source_from_lookup`, the manager by `ManagerBuilder`; the store
-//! is in memory. No secret or token is printed.
+//! The demo knows no provider by name: it loops over `ProviderKind::ALL` and sees each
+//! simulator through `auth_testkit::Simulator` (the variables it accepts, its refusal), so a
+//! provider added by `cargo xtask new-provider` is in it with no edit here. Everything goes
+//! through the same path as `kunci token`: the source is built from variables by
+//! `ProviderKind::source_from_lookup`, the manager by `ManagerBuilder`; the store is in
+//! memory. No secret or token is printed.
 
 use std::{collections::HashMap, time::Duration};
 
-use auth_core::{Clock as _, Freshness, MemoryStore, MonoTime, SystemClock};
-use auth_testkit::{
-    SimServer, kalsel::KalselSim, krmpesan::KrmPesanSim, sehatmu::SehatMuSim, stamps::StampsSim,
+use auth_core::{
+    Clock as _, Freshness, MemoryStore, MonoTime, SystemClock, TokenGuard, TokenStore,
 };
-use kunci::{
-    EnvProvider as _, ErrorKind, HttpConfig, ManagerBuilder, ProviderKind, SharedTokenSource,
-    TokenManager, providers::stamps,
-};
+use auth_testkit::SimServer;
+use kunci::{ErrorKind, HttpConfig, ManagerBuilder, ProviderKind, TokenManager};
 use secrecy::ExposeSecret as _;
 use tokio::task::JoinSet;
 
@@ -30,7 +31,7 @@ mod spinner;
 
 use spinner::Spinner;
 
-/// How long the KrmPesan simulator's tokens live: short, so refresh-ahead shows.
+/// How long the simulators' tokens live: short, so refresh-ahead shows.
 const SHORT_LIFETIME: Duration = Duration::from_secs(4);
 /// Simulated network latency of every token request, so requests are visible in the timings.
 const LATENCY: Duration = Duration::from_millis(25);
@@ -147,60 +148,240 @@ fn http() -> HttpConfig {
 }
 
 fn sim_builder() -> auth_testkit::SimBuilder {
-    SimServer::builder().latency(LATENCY)
+    SimServer::builder()
+        .latency(LATENCY)
+        .token_lifetime(SHORT_LIFETIME)
 }
 
 fn io_error(e: std::io::Error) -> Failure {
     Failure::new(code::OTHER, format!("cannot start a simulator: {e}"))
 }
 
-/// The providers with a scenario of their own below.
-const DETAILED: &[ProviderKind] = &[
-    ProviderKind::KrmPesan,
-    ProviderKind::Kalsel,
-    ProviderKind::SehatMu,
-    ProviderKind::Stamps,
-];
-
-/// Any provider, by its simulator and the variables it gives: a burst of callers shares one
-/// request, and the token is then served from the cache.
-async fn any_provider(timer: &Timer, kind: ProviderKind) -> Result<Summary, Failure> {
-    let mut s = Summary::new(kind.display_name());
-    out_line("")?;
-    out_line(&format!(
-        "{}: its simulator, configured by the variables it declares",
-        kind.display_name()
-    ))?;
+/// One provider's walk, through its simulator and the variables it gives.
+async fn walk(timer: &Timer, kind: ProviderKind) -> Result<Summary, Failure> {
+    let declaration = kind.declaration();
+    let mut s = Summary::new(declaration.display_name);
     let sim = kind
         .start_simulator(sim_builder())
         .await
         .map_err(io_error)?;
+    let server = sim.server();
+    out_line("")?;
+    out_line(&format!(
+        "{}: {} tokens, living {} here; {}",
+        declaration.display_name,
+        declaration.schemes.join("/"),
+        human(SHORT_LIFETIME),
+        declaration.docs_url
+    ))?;
     let store = MemoryStore::new();
-    let m = manager(kind, &sim.variables(), &store).await?;
-    let (sent, waited, same) = burst(timer, &m, sim.server()).await;
+    let vars = sim.variables();
+    let m = manager(kind, &vars, &store).await?;
+
+    let (sent, waited, same) = burst(timer, &m, server).await;
     step(
         &format!("first token, {BURST} concurrent callers"),
         sent,
         &short(waited),
-        &format!("{same} of {BURST} got the same token"),
+        &format!("{same} of {BURST} callers got the same token from one request"),
     )?;
-    s.check(sent == 1, "one request for a burst of callers")?;
-    s.check(same == BURST, "every caller got the token")?;
-    let before = sim.server().request_count();
-    let cached = m.token().await.is_ok();
+    s.check(sent == 1, "a burst of callers sends one request")?;
+    s.check(same == BURST, "every caller of the burst gets the token")?;
+
+    let before = server.request_count();
+    let t = timer.now();
+    for _ in 0..CACHE_CALLS {
+        let token = m.token().await.map_err(demo_error)?;
+        std::hint::black_box(&token);
+    }
+    let each = timer.since(t) / CACHE_CALLS;
     step(
-        "again",
-        sim.server().request_count() - before,
+        &format!("served from cache x{CACHE_CALLS}"),
+        server.request_count() - before,
+        &short(each),
+        "per call: no lock, no allocation, no request",
+    )?;
+    s.check(server.request_count() == before, "cache hits send nothing")?;
+
+    let token = m.token().await.map_err(demo_error)?;
+    let stored = TokenStore::load(&store, m.key())
+        .await
+        .map_err(|e| demo_error(e.into()))?;
+    let saved = stored
+        .as_ref()
+        .and_then(|e| e.token.as_ref())
+        .is_some_and(|t| t.same_secret(&token));
+    let beside = if stored.as_ref().is_some_and(|e| e.refresh.is_some()) {
+        "with the rotated refresh material it came with"
+    } else {
+        "no refresh material: the configured credential is reused"
+    };
+    let login = m
+        .stats()
+        .credential_expires_at
+        .map_or_else(String::new, |at| {
+            format!("; log in again {}", in_time(timer, Some(at)))
+        });
+    step(
+        "saved in the store",
+        0,
         "-",
-        "from the cache",
+        &format!("before it was handed out, {beside}{login}"),
+    )?;
+    s.check(saved, "the token is in the store")?;
+
+    // Another process: a new manager with the same variables on the same store.
+    let other = manager(kind, &vars, &store).await?;
+    let before = server.request_count();
+    let t = timer.now();
+    let shared = other.token().await.map_err(demo_error)?;
+    let waited = timer.since(t);
+    step(
+        "another process, same store",
+        server.request_count() - before,
+        &short(waited),
+        "served the stored token",
     )?;
     s.check(
-        cached && sim.server().request_count() == before,
-        "served from the cache",
+        shared.same_secret(&token) && server.request_count() == before,
+        "another process is served the stored token without a request",
     )?;
-    s.requests = sim.server().request_count();
+    drop((other, shared));
+
+    let current = match token.expires_at() {
+        Some(expires) => refresh_ahead(timer, &m, server, &token, expires, &mut s).await?,
+        None => {
+            step("no expiry", 0, "-", "a permanent token: never refreshed")?;
+            token
+        }
+    };
+
+    // The server refuses the credential: the token is rejected and the next fetch refused.
+    server.fail_next(sim.refusal("refused by the demo"));
+    m.invalidate(&current);
+    drop(current);
+    let before = server.request_count();
+    let t = timer.now();
+    let refused = m.token().await;
+    let waited = timer.since(t);
+    let reauthenticate =
+        matches!(&refused, Err(e) if e.kind() == ErrorKind::ReauthenticationRequired);
+    step(
+        "credential refused",
+        server.request_count() - before,
+        &short(waited),
+        &format!(
+            "log in again (`kunci token` exits {})",
+            refused.as_ref().err().map_or(0, |e| exit_code(e.kind()))
+        ),
+    )?;
+    s.check(
+        reauthenticate && server.request_count() == before + 1,
+        "a refused credential means logging in again, after one request",
+    )?;
+
+    let before = server.request_count();
+    let t = timer.now();
+    let again = m.token().await;
+    let waited = timer.since(t);
+    let sent = server.request_count() - before;
+    let (note, expected) = match &again {
+        Ok(_) => ("sent again, and served a new token".to_owned(), sent == 1),
+        Err(e) => match e.kind() {
+            ErrorKind::RateLimited { until } => (
+                format!(
+                    "refused locally: the provider's cool-down ends {} (exit {}); nothing sent",
+                    in_time(timer, Some(until)),
+                    exit_code(e.kind())
+                ),
+                sent == 0,
+            ),
+            ErrorKind::ReauthenticationRequired if sent == 0 => (
+                format!(
+                    "still refused, without a request: the refusal holds until the credential changes (exit {})",
+                    exit_code(e.kind())
+                ),
+                true,
+            ),
+            kind => (
+                format!("{kind:?} (exit {})", exit_code(kind)),
+                kind == ErrorKind::ReauthenticationRequired && sent == 1,
+            ),
+        },
+    };
+    step("trying again at once", sent, &short(waited), &note)?;
+    s.check(
+        expected,
+        "the next call is served, held back by a cool-down without a request, or refused again",
+    )?;
+    s.requests = server.request_count();
     s.tokens = m.stats().cache_hits + m.stats().fetches;
     Ok(s)
+}
+
+/// Waits for `token` to enter its refresh-ahead window, then checks that the caller is
+/// served it at once while one background request replaces it. Returns the token in place
+/// afterwards.
+async fn refresh_ahead(
+    timer: &Timer,
+    m: &TokenManager,
+    server: &SimServer,
+    token: &TokenGuard,
+    expires: time::OffsetDateTime,
+    s: &mut Summary,
+) -> Result<TokenGuard, Failure> {
+    let spinner = Spinner::start("waiting for the token to enter its refresh-ahead window");
+    let waited_from = timer.now();
+    while m.freshness() == Some(Freshness::Fresh) && timer.since(waited_from) < SHORT_LIFETIME {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    spinner.stop();
+    let before = server.request_count();
+    let t = timer.now();
+    let served = m.token().await.map_err(demo_error)?;
+    let caller = timer.since(t);
+    let old_served = served.same_secret(token);
+    let spinner = Spinner::start("the background refresh is under way");
+    let mut replaced = None;
+    while timer.since(t) < Duration::from_secs(3) {
+        let now = m.token().await.map_err(demo_error)?;
+        if !now.same_secret(token) {
+            replaced = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    spinner.stop();
+    let margin = if replaced.is_some() {
+        let left = expires - timer.clock.now();
+        format!(
+            "the new token was in place {} before the old one expired",
+            short(Duration::from_millis(
+                u64::try_from(left.whole_milliseconds()).unwrap_or(0)
+            ))
+        )
+    } else {
+        "the new token did not arrive".to_owned()
+    };
+    step(
+        "refresh ahead of expiry",
+        server.request_count() - before,
+        &short(caller),
+        &format!("caller got the valid old token at once; {margin}"),
+    )?;
+    s.check(
+        old_served,
+        "the expiring token is served while the refresh runs",
+    )?;
+    s.check(
+        replaced.is_some(),
+        "the background refresh replaces the token",
+    )?;
+    s.check(
+        server.request_count() == before + 1,
+        "refresh-ahead sends one request",
+    )?;
+    Ok(replaced.unwrap_or(served))
 }
 
 /// `kunci demo`.
@@ -217,19 +398,9 @@ pub(crate) async fn run() -> Result<(), Failure> {
     out_line(
         "Each line: the step, the requests the simulator received, how long the caller waited.",
     )?;
-    let mut summaries = vec![
-        krmpesan(&timer).await?,
-        kalsel(&timer).await?,
-        sehatmu(&timer).await?,
-        stamps(&timer).await?,
-    ];
-    // Every other provider compiled in gets the same scenario, through its simulator
-    // (`ProviderKind::start_simulator`): a provider added by `cargo xtask new-provider` is in
-    // the demo with no edit here.
+    let mut summaries = Vec::with_capacity(ProviderKind::ALL.len());
     for &kind in ProviderKind::ALL {
-        if !DETAILED.contains(&kind) {
-            summaries.push(any_provider(&timer, kind).await?);
-        }
+        summaries.push(walk(&timer, kind).await?);
     }
     out_line("")?;
     out_line(&format!(
@@ -263,380 +434,6 @@ pub(crate) async fn run() -> Result<(), Failure> {
     Ok(())
 }
 
-async fn krmpesan(timer: &Timer) -> Result<Summary, Failure> {
-    let mut s = Summary::new("KrmPesan");
-    let sim = KrmPesanSim::start_with(sim_builder().token_lifetime(SHORT_LIFETIME))
-        .await
-        .map_err(io_error)?;
-    out_line("")?;
-    out_line(&format!(
-        "KrmPesan: GET /tokens with refresh_token and device_key; tokens live {} here (24 h for real)",
-        human(SHORT_LIFETIME)
-    ))?;
-    let store = MemoryStore::new();
-    let m = manager(
-        ProviderKind::KrmPesan,
-        &[
-            ("KRMPESAN_BASE_URL", sim.base_url()),
-            ("KRMPESAN_REFRESH_TOKEN", sim.refresh_token().to_owned()),
-            ("KRMPESAN_DEVICE_KEY", sim.device_key().to_owned()),
-        ],
-        &store,
-    )
-    .await?;
-
-    let t = timer.now();
-    let first = m.token().await.map_err(demo_error)?;
-    let waited = timer.since(t);
-    let first_secret = first.secret().expose_secret().to_owned();
-    let expires = first.expires_at();
-    step(
-        "first token",
-        sim.request_count(),
-        &short(waited),
-        &format!("expires {}", in_time(timer, expires)),
-    )?;
-    s.check(
-        sim.request_count() == 1,
-        "the first token takes one request",
-    )?;
-    drop(first);
-
-    let before = sim.request_count();
-    let t = timer.now();
-    for _ in 0..CACHE_CALLS {
-        let token = m.token().await.map_err(demo_error)?;
-        std::hint::black_box(&token);
-    }
-    let each = timer.since(t) / CACHE_CALLS;
-    step(
-        &format!("served from cache x{CACHE_CALLS}"),
-        sim.request_count() - before,
-        &short(each),
-        "per call: no lock, no allocation, no request",
-    )?;
-    s.check(sim.request_count() == before, "cache hits send nothing")?;
-
-    // Wait for the refresh-ahead window.
-    let spinner = Spinner::start("waiting for the token to enter its refresh-ahead window");
-    let waited_from = timer.now();
-    while m.freshness() == Some(Freshness::Fresh) && timer.since(waited_from) < SHORT_LIFETIME {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    spinner.stop();
-    let before = sim.request_count();
-    let t = timer.now();
-    let served = m.token().await.map_err(demo_error)?;
-    let caller = timer.since(t);
-    let old_served = served.secret().expose_secret() == first_secret;
-    drop(served);
-    let spinner = Spinner::start("the background refresh is under way");
-    let mut new_secret = None;
-    while timer.since(t) < Duration::from_secs(3) {
-        let token = m.token().await.map_err(demo_error)?;
-        if token.secret().expose_secret() != first_secret {
-            new_secret = Some(token.expires_at());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    spinner.stop();
-    let margin = match (expires, new_secret) {
-        (Some(old), Some(_)) => {
-            let left = old - timer.clock.now();
-            format!(
-                "the new token was in place {} before the old one expired",
-                short(Duration::from_millis(
-                    u64::try_from(left.whole_milliseconds()).unwrap_or(0)
-                ))
-            )
-        }
-        _ => "the new token did not arrive".to_owned(),
-    };
-    step(
-        "refresh ahead of expiry",
-        sim.request_count() - before,
-        &short(caller),
-        &format!("caller got the valid old token at once; {margin}"),
-    )?;
-    s.check(
-        old_served,
-        "the expiring token is served while the refresh runs",
-    )?;
-    s.check(
-        new_secret.is_some(),
-        "the background refresh replaces the token",
-    )?;
-    s.check(
-        sim.request_count() == before + 1,
-        "refresh-ahead sends one request",
-    )?;
-    s.requests = sim.request_count();
-    s.tokens = m.stats().cache_hits + m.stats().fetches;
-    Ok(s)
-}
-
-async fn kalsel(timer: &Timer) -> Result<Summary, Failure> {
-    let mut s = Summary::new("Kalsel");
-    let sim = KalselSim::start_with(sim_builder())
-        .await
-        .map_err(io_error)?;
-    out_line("")?;
-    out_line(
-        "Kalsel.dev: POST /api/v1/refresh with the login's refresh token, which never rotates and lives 7 days",
-    )?;
-    let store = MemoryStore::new();
-    let refresh_token = sim.refresh_token();
-    let vars = |refresh_token: String| {
-        vec![
-            ("KALSEL_BASE_URL", sim.base_url()),
-            ("KALSEL_REFRESH_TOKEN", refresh_token),
-        ]
-    };
-    let m = manager(ProviderKind::Kalsel, &vars(refresh_token.clone()), &store).await?;
-    let t = timer.now();
-    let token = m.token().await.map_err(demo_error)?;
-    let waited = timer.since(t);
-    let stored = auth_core::TokenStore::load(&store, m.key())
-        .await
-        .map_err(|e| demo_error(e.into()))?;
-    let token_saved = stored
-        .as_ref()
-        .and_then(|e| e.token.as_ref())
-        .is_some_and(|t| t.same_secret(&token));
-    let no_rotation = stored.as_ref().is_some_and(|e| e.refresh.is_none());
-    let login_before = m.stats().credential_expires_at;
-    step(
-        "first token",
-        sim.request_count(),
-        &short(waited),
-        &format!(
-            "stored before it was handed out; log in again {}",
-            in_time(timer, login_before)
-        ),
-    )?;
-    s.check(token_saved, "the token is in the store")?;
-    s.check(
-        no_rotation,
-        "no refresh material is stored: nothing rotates",
-    )?;
-    s.check(
-        login_before.is_some(),
-        "the refresh token's expiry is read from it",
-    )?;
-    let mut tokens = m.stats().fetches + m.stats().cache_hits;
-
-    // A second refresh (as after a 401 from the API) sends the same refresh token again.
-    m.invalidate(&token);
-    drop(token);
-    let before = sim.request_count();
-    let t = timer.now();
-    let second = m.token().await;
-    let waited = timer.since(t);
-    let sent: Vec<String> = sim
-        .requests()
-        .iter()
-        .filter_map(|r| r.json()?["refresh_token"].as_str().map(str::to_owned))
-        .collect();
-    let same_refresh_token = sent.len() == 2 && sent.iter().all(|t| *t == refresh_token);
-    step(
-        "second refresh",
-        sim.request_count() - before,
-        &short(waited),
-        "the same refresh token, accepted again",
-    )?;
-    s.check(second.is_ok(), "the second refresh succeeds")?;
-    s.check(
-        same_refresh_token,
-        "both refreshes send the configured refresh token",
-    )?;
-    tokens += 1;
-
-    // Seven days after the login the server refuses the refresh token: 422 jwt_error.
-    let m2 = manager(
-        ProviderKind::Kalsel,
-        &vars(sim.expired_refresh_token()),
-        &MemoryStore::new(),
-    )
-    .await?;
-    let before = sim.request_count();
-    let t = timer.now();
-    let result = m2.token().await;
-    let waited = timer.since(t);
-    let reauth = matches!(&result, Err(e) if e.kind() == ErrorKind::ReauthenticationRequired
-        && e.message().contains("Token is expired"));
-    step(
-        "expired refresh token: 422",
-        sim.request_count() - before,
-        &short(waited),
-        &format!(
-            "\"Token is expired\": log in again (`kunci token` exits {})",
-            code::REAUTHENTICATE
-        ),
-    )?;
-    s.check(reauth, "an expired refresh token means logging in again")?;
-
-    // The login's access token configured by mistake: refused before any request.
-    let before = sim.request_count();
-    let mistaken = kunci::ProviderKind::Kalsel
-        .source_from_lookup(
-            &|name| (name == "KALSEL_REFRESH_TOKEN").then(|| sim.access_token()),
-            http(),
-        )
-        .err();
-    step(
-        "an access token as refresh token",
-        sim.request_count() - before,
-        "-",
-        &format!(
-            "a configuration error naming KALSEL_REFRESH_TOKEN (exit {})",
-            code::CONFIGURATION
-        ),
-    )?;
-    s.check(
-        mistaken.is_some_and(|e| {
-            exit_code(e.kind()) == code::CONFIGURATION
-                && e.message().contains("KALSEL_REFRESH_TOKEN")
-        }),
-        "an access token is refused as refresh token, without a request",
-    )?;
-    s.requests = sim.request_count();
-    s.tokens = tokens;
-    Ok(s)
-}
-
-async fn sehatmu(timer: &Timer) -> Result<Summary, Failure> {
-    let mut s = Summary::new("SehatMu");
-    let sim = SehatMuSim::start_with(sim_builder())
-        .await
-        .map_err(io_error)?;
-    out_line("")?;
-    out_line(
-        "SehatMu: OAuth2 client credentials; after a rejected secret, one request per minute per client",
-    )?;
-    let vars = |secret: String| {
-        vec![
-            ("SEHATMU_BASE_URL", sim.base_url()),
-            ("SEHATMU_CLIENT_ID", sim.client_id().to_owned()),
-            ("SEHATMU_CLIENT_SECRET", secret),
-        ]
-    };
-    let m = manager(
-        ProviderKind::SehatMu,
-        &vars(sim.client_secret().to_owned()),
-        &MemoryStore::new(),
-    )
-    .await?;
-    let t = timer.now();
-    let token = m.token().await.map_err(demo_error)?;
-    let waited = timer.since(t);
-    step(
-        "first token",
-        sim.request_count(),
-        &short(waited),
-        &format!("expires {}", in_time(timer, token.expires_at())),
-    )?;
-    drop(token);
-    s.check(
-        sim.request_count() == 1,
-        "the first token takes one request",
-    )?;
-    let mut tokens = 1;
-
-    // A burst on a cold cache.
-    let cold = manager(
-        ProviderKind::SehatMu,
-        &vars(sim.client_secret().to_owned()),
-        &MemoryStore::new(),
-    )
-    .await?;
-    let (sent, waited, ok) = burst(timer, &cold, &sim).await;
-    step(
-        &format!("{BURST} concurrent callers, cold cache"),
-        sent,
-        &short(waited),
-        &format!("{ok} of {BURST} callers got the same token from one request"),
-    )?;
-    s.check(sent == 1 && ok == BURST, "a burst sends one request")?;
-    tokens += ok as u64;
-
-    // A wrong secret, then the cool-down.
-    let shared = MemoryStore::new();
-    let wrong = manager(
-        ProviderKind::SehatMu,
-        &vars("not-the-secret".to_owned()),
-        &shared,
-    )
-    .await?;
-    let before = sim.request_count();
-    let t = timer.now();
-    let result = wrong.token().await;
-    let waited = timer.since(t);
-    let rejected = matches!(&result, Err(e) if e.kind() == ErrorKind::ReauthenticationRequired);
-    step(
-        "wrong client secret",
-        sim.request_count() - before,
-        &short(waited),
-        &format!(
-            "credentials rejected (exit {}); a 60 s cool-down starts",
-            code::REAUTHENTICATE
-        ),
-    )?;
-    s.check(rejected, "a wrong secret is 'credentials rejected'")?;
-
-    let before = sim.request_count();
-    let t = timer.now();
-    let again = wrong.token().await;
-    let waited = timer.since(t);
-    let until = match &again {
-        Err(e) => match e.kind() {
-            ErrorKind::RateLimited { until } => Some(until),
-            _ => None,
-        },
-        Ok(_) => None,
-    };
-    step(
-        "trying again at once",
-        sim.request_count() - before,
-        &short(waited),
-        &format!(
-            "refused locally, cool-down ends {} (exit {}); nothing sent",
-            in_time(timer, until),
-            again.as_ref().err().map_or(0, |e| exit_code(e.kind()))
-        ),
-    )?;
-    s.check(
-        until.is_some() && sim.request_count() == before,
-        "the cool-down refuses without a request",
-    )?;
-
-    // Another "process": a new manager on the same store honours the recorded cool-down.
-    let other = manager(
-        ProviderKind::SehatMu,
-        &vars("not-the-secret".to_owned()),
-        &shared,
-    )
-    .await?;
-    let before = sim.request_count();
-    let t = timer.now();
-    let third = other.token().await;
-    let waited = timer.since(t);
-    let limited = matches!(&third, Err(e) if matches!(e.kind(), ErrorKind::RateLimited { .. }));
-    step(
-        "another process, same store",
-        sim.request_count() - before,
-        &short(waited),
-        "the cool-down recorded in the store is honoured too",
-    )?;
-    s.check(
-        limited && sim.request_count() == before,
-        "the stored cool-down is shared",
-    )?;
-    s.requests = sim.request_count();
-    s.tokens = tokens;
-    Ok(s)
-}
-
 /// `BURST` callers at once on a cold manager: (requests sent, time until the last caller had
 /// its token, callers that got the same token).
 async fn burst(timer: &Timer, m: &TokenManager, sim: &SimServer) -> (usize, Duration, usize) {
@@ -665,100 +462,4 @@ async fn burst(timer: &Timer, m: &TokenManager, sim: &SimServer) -> (usize, Dura
         .filter(|t| t.is_some() && **t == first)
         .count();
     (sim.request_count() - before, waited, same)
-}
-
-async fn stamps(timer: &Timer) -> Result<Summary, Failure> {
-    let mut s = Summary::new("Stamps");
-    let sim = StampsSim::start_with(sim_builder())
-        .await
-        .map_err(io_error)?;
-    out_line("")?;
-    out_line(
-        "Stamps: POST /api/auth/get-access-token/; the expiry is read from the JWT's exp claim",
-    )?;
-    let vars: HashMap<String, String> = [
-        ("STAMPS_BASE_URL", sim.base_url()),
-        ("STAMPS_TOKEN", sim.auth_token().to_owned()),
-        ("STAMPS_MERCHANT_ID", sim.merchant_id().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let source =
-        stamps::StampsSource::from_lookup(&|n| vars.get(n).cloned(), http()).map_err(demo_error)?;
-    let key = source.config().store_key();
-    let m = ManagerBuilder::from_source(SharedTokenSource::new(source.clone()), key.clone())
-        .store(MemoryStore::new())
-        .build()
-        .await
-        .map_err(demo_error)?;
-
-    let (sent, waited, ok) = burst(timer, &m, &sim).await;
-    step(
-        &format!("first token, {BURST} concurrent callers"),
-        sent,
-        &short(waited),
-        &format!("{ok} of {BURST} callers got the same token from one request"),
-    )?;
-    s.check(sent == 1 && ok == BURST, "a burst sends one request")?;
-    let mut tokens = ok as u64;
-
-    let token = m.token().await.map_err(demo_error)?;
-    tokens += 1;
-    let before = sim.request_count();
-    let t = timer.now();
-    let verified = source.verify(token.secret()).await;
-    let waited = timer.since(t);
-    let note = match &verified {
-        Ok(stamps::Verification::Valid(claims)) => format!(
-            "valid: merchant_id {}, user_id {}, exp claim {}",
-            claims.merchant_id,
-            claims.user_id,
-            in_time(timer, Some(claims.exp))
-        ),
-        Ok(other) => format!("not valid: {other:?}"),
-        Err(e) => format!("failed: {e}"),
-    };
-    step(
-        "verify-token",
-        sim.request_count() - before,
-        &short(waited),
-        &note,
-    )?;
-    let exp_matches = match &verified {
-        Ok(stamps::Verification::Valid(claims)) => token.expires_at() == Some(claims.exp),
-        _ => false,
-    };
-    s.check(exp_matches, "the token's expiry is its exp claim")?;
-    drop(token);
-
-    let before = sim.request_count();
-    let static_manager = manager(
-        ProviderKind::Stamps,
-        &[
-            ("STAMPS_BASE_URL", sim.base_url()),
-            ("STAMPS_STATIC_TOKEN", sim.static_token().to_owned()),
-        ],
-        &MemoryStore::new(),
-    )
-    .await?;
-    let t = timer.now();
-    let token = static_manager.token().await.map_err(demo_error)?;
-    let waited = timer.since(t);
-    let scheme = token.scheme().to_string();
-    let permanent = token.expires_at().is_none();
-    step(
-        "static token",
-        sim.request_count() - before,
-        &short(waited),
-        &format!("permanent, sent as `Authorization: {scheme} …`; no token endpoint"),
-    )?;
-    s.check(
-        permanent && scheme == "Token" && sim.request_count() == before,
-        "a static token needs no request",
-    )?;
-    tokens += 1;
-    s.requests = sim.request_count();
-    s.tokens = tokens;
-    Ok(s)
 }
