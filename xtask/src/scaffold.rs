@@ -489,7 +489,7 @@ should do.
 /// builds and packaging (rustfmt, clippy with warnings denied, tidy, generated files fresh,
 /// the whole test suite, the facade with `acme` alone, rustdoc, the examples), and `acme` must
 /// be in the facade, the demo's table, the `providers` example, the reliability suite's
-/// provider list and the docs — with no hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
+/// provider list, the facade's benches and the docs — with no hand edit. Builds in `$CARGO_TARGET_DIR` when set (reuse a warm one), else
 /// `target/new-provider-check`. A shared target directory is left holding the copy's
 /// binaries (`debug/kunci`, `debug/xtask`, the examples, with `acme` compiled in) where cargo
 /// still counts the checkout's own as fresh: touch a source of each (or build once with
@@ -580,6 +580,24 @@ pub(crate) fn check(root: &Path) -> Result<()> {
         .any(|l| l.starts_with("Acme") && l.ends_with("ok"))
     {
         bail!("acme is not in the demo's table:\n{demo}");
+    }
+    // The facade's benches loop over `ProviderKind::ALL` too: one stampede per provider, each
+    // run once (criterion's test mode, debug build), prints acme's report line.
+    let bench = cargo(&[
+        "bench",
+        "-p",
+        "kunci",
+        "--bench",
+        "stampede",
+        "--features",
+        "testing",
+        "--profile",
+        "dev",
+        "--",
+        "--test",
+    ])?;
+    if !String::from_utf8_lossy(&bench.stdout).contains("stampede through the facade, Acme:") {
+        bail!("acme is not in the facade's stampede bench");
     }
     let read = |rel: &str| fs::read_to_string(dir.join(rel)).unwrap_or_default();
     for (rel, needle) in [

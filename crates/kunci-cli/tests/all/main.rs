@@ -15,5 +15,6 @@ mod behaviour;
 mod commands;
 mod config;
 mod exit_codes;
+mod providers;
 mod security;
 mod shell;
