@@ -119,7 +119,7 @@ impl<S: TokenSource> Answering<S> {
 /// the bodies of its own shapes.
 #[cfg(feature = "proptest")]
 pub mod strategies {
-    use auth_core::{ErrorKind, TokenSource};
+    use auth_core::{ErrorKind, TokenSource, time::OffsetDateTime};
     use proptest::{prelude::*, test_runner::TestRunner};
     use serde_json::json;
 
@@ -168,6 +168,23 @@ pub mod strategies {
             Just(json!(true)),
             Just(json!({"a": [1]})),
             Just(json!([{"details": {"text": 5}}])),
+        ]
+    }
+
+    /// The last second a clock can show: the one before [`auth_core::expiry::LATEST`].
+    pub const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
+
+    /// A moment a `Date` header or a local clock can show, 1970 to 9999: `now`, the Unix
+    /// epoch, [`LAST_CLOCK_SECOND`] or any second between.
+    pub fn moment(now: OffsetDateTime) -> impl Strategy<Value = OffsetDateTime> {
+        let at = |second: i64| {
+            OffsetDateTime::from_unix_timestamp(second).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        };
+        prop_oneof![
+            Just(now),
+            Just(OffsetDateTime::UNIX_EPOCH),
+            Just(at(LAST_CLOCK_SECOND)),
+            (0..=LAST_CLOCK_SECOND).prop_map(at),
         ]
     }
 

@@ -46,6 +46,7 @@ pub mod krmpesan;
 pub mod logs;
 pub mod sehatmu;
 mod server;
+pub mod setup;
 pub mod simulator;
 pub mod stamps;
 

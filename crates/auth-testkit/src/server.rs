@@ -841,6 +841,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::setup::client;
 
     async fn echo() -> SimServer {
         SimServer::builder()
@@ -856,14 +857,6 @@ mod tests {
                 .with_header("x-sim", "1")
             })
             .await
-            .unwrap()
-    }
-
-    fn client() -> reqwest::Client {
-        auth_core::http::ensure_crypto_provider().unwrap();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
             .unwrap()
     }
 

@@ -6,21 +6,12 @@
     reason = "test helpers: a failure is a test failure"
 )]
 
-use std::time::Duration;
-
 use auth_testkit::{
     jwt,
     krmpesan::{INVALID_TEXT, KrmPesanSim, REVOKED_TEXT},
+    setup::{client, sorted_keys, status_and_json},
 };
 use serde_json::{Value, json};
-
-fn client() -> reqwest::Client {
-    auth_core::http::ensure_crypto_provider().unwrap();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
 
 async fn refresh(sim: &KrmPesanSim, refresh_token: &str, device_key: &str) -> (u16, Value) {
     let res = client()
@@ -31,8 +22,7 @@ async fn refresh(sim: &KrmPesanSim, refresh_token: &str, device_key: &str) -> (u
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    status_and_json(res).await
 }
 
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
@@ -48,14 +38,10 @@ async fn answers_cognitos_authentication_result() {
     let sim = KrmPesanSim::start().await.unwrap();
     let (status, answer) = refresh(&sim, sim.refresh_token(), sim.device_key()).await;
     assert_eq!(status, 200);
-    let mut keys: Vec<&str> = answer
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["AccessToken", "ExpiresIn", "IdToken", "TokenType"]);
+    assert_eq!(
+        sorted_keys(&answer),
+        ["AccessToken", "ExpiresIn", "IdToken", "TokenType"]
+    );
     assert_eq!(answer["ExpiresIn"], 86_400);
     assert_eq!(answer["TokenType"], "Bearer");
     let id = jwt::claims(answer["IdToken"].as_str().unwrap()).unwrap();

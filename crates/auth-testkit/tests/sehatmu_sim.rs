@@ -14,20 +14,13 @@ use auth_testkit::{
     sehatmu::{
         CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT, ResponseShape, SehatMuSim, gateway_timeout,
     },
+    setup::{client, sorted_keys, status_and_json},
 };
 use serde_json::Value;
 
 async fn sim_on(clock: &Arc<ManualClock>) -> SehatMuSim {
     SehatMuSim::start_with(SimServer::builder().clock(SharedClock::from(clock.clone())))
         .await
-        .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    auth_core::http::ensure_crypto_provider().unwrap();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
         .unwrap()
 }
 
@@ -39,8 +32,7 @@ async fn token(sim: &SehatMuSim, query: &str, content_type: &str, body: String) 
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    status_and_json(res).await
 }
 
 fn form(id: &str, secret: &str) -> String {
@@ -50,6 +42,11 @@ fn form(id: &str, secret: &str) -> String {
 const FORM: &str = "application/x-www-form-urlencoded";
 const QUERY: &str = "?grant_type=client_credentials";
 
+/// The documented request, with the simulator's own client id and secret.
+async fn documented_request(sim: &SehatMuSim) -> (u16, Value) {
+    token(sim, QUERY, FORM, form(sim.client_id(), sim.client_secret())).await
+}
+
 fn text(answer: &Value) -> &str {
     assert_eq!(answer["resourceType"], "OperationOutcome", "{answer}");
     answer["issue"][0]["details"]["text"].as_str().unwrap()
@@ -58,13 +55,7 @@ fn text(answer: &Value) -> &str {
 #[tokio::test]
 async fn answers_both_documented_shapes() {
     let sim = SehatMuSim::start().await.unwrap();
-    let (status, answer) = token(
-        &sim,
-        QUERY,
-        FORM,
-        form(sim.client_id(), sim.client_secret()),
-    )
-    .await;
+    let (status, answer) = documented_request(&sim).await;
     assert_eq!(status, 200);
     let access = answer["accessToken"].as_str().unwrap();
     assert_eq!(access.len(), 40);
@@ -82,15 +73,8 @@ async fn answers_both_documented_shapes() {
     assert_eq!(answer["clientId"], sim.client_id());
     assert!(answer["client"]["name"].is_string() && answer["user"]["email"].is_string());
     assert_eq!(answer["userId"], answer["user"]["id"]);
-    let mut keys: Vec<&str> = answer
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        sorted_keys(&answer),
         [
             "accessToken",
             "accessTokenExpiresAt",
@@ -102,13 +86,7 @@ async fn answers_both_documented_shapes() {
     );
 
     sim.set_shape(ResponseShape::SnakeCase);
-    let (status, answer) = token(
-        &sim,
-        QUERY,
-        FORM,
-        form(sim.client_id(), sim.client_secret()),
-    )
-    .await;
+    let (status, answer) = documented_request(&sim).await;
     assert_eq!(status, 200);
     assert_eq!(answer["expires_in"], 3600);
     assert!(answer["access_token"].is_string());
@@ -119,13 +97,7 @@ async fn answers_both_documented_shapes() {
 async fn the_expiry_is_the_lifetime_from_now_in_milliseconds() {
     let clock = ManualClock::new(datetime!(2023-12-16 05:31:48.002 UTC));
     let sim = sim_on(&clock).await;
-    let (_, answer) = token(
-        &sim,
-        QUERY,
-        FORM,
-        form(sim.client_id(), sim.client_secret()),
-    )
-    .await;
+    let (_, answer) = documented_request(&sim).await;
     assert_eq!(answer["accessTokenExpiresAt"], "2023-12-16T06:31:48.002Z");
 }
 

@@ -5,22 +5,12 @@
     reason = "test helpers: a failure is a test failure"
 )]
 
-use std::time::Duration;
-
 use auth_testkit::{
     jwt,
+    setup::{client, status_and_json},
     stamps::{SimpleJwt, StampsSim, TOKEN_NOT_VALID_DETAIL},
 };
 use serde_json::{Value, json};
-
-fn client() -> reqwest::Client {
-    auth_core::http::ensure_crypto_provider().unwrap();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 async fn post_json(sim: &StampsSim, path: &str, body: &str) -> (u16, Value) {
     let res = client()
@@ -30,8 +20,7 @@ async fn post_json(sim: &StampsSim, path: &str, body: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    status_and_json(res).await
 }
 
 #[tokio::test]
@@ -139,8 +128,7 @@ async fn verify(sim: &StampsSim, authorization: Option<&str>) -> (u16, Value) {
         req = req.header("authorization", auth);
     }
     let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    status_and_json(res).await
 }
 
 async fn ping(sim: &StampsSim, authorization: &str) -> (u16, Value) {
@@ -150,8 +138,7 @@ async fn ping(sim: &StampsSim, authorization: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    status_and_json(res).await
 }
 
 async fn issue(sim: &StampsSim) -> String {

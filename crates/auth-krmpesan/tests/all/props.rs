@@ -9,7 +9,7 @@ use auth_core::{ErrorKind, SharedClock, http::HttpConfig, time::OffsetDateTime};
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 use auth_testkit::answers::{
     Answer, Answering,
-    strategies::{assert_kinds_of_arbitrary_answers, json_value, runner},
+    strategies::{LAST_CLOCK_SECOND, assert_kinds_of_arbitrary_answers, json_value, runner},
 };
 use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -121,8 +121,6 @@ fn valid_answers_round_trip() {
 
 /// The moments `time` represents end with 9999-12-31T23:59:59Z.
 const LAST_SECOND: i64 = 253_402_300_799;
-/// The last second a kunci clock reads: times are clamped to `auth_core::expiry::LATEST`.
-const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
 
 /// `ExpiresIn` from anywhere: `9223372036854775807`, its neighbours, beyond 64 bits, any size.
 fn extreme_expires_in() -> impl Strategy<Value = serde_json::Value> {

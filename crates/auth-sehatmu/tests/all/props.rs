@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use auth_core::{ErrorKind, http::HttpResponse, time::OffsetDateTime};
 use auth_sehatmu::{CREDENTIALS_REJECTED_TEXT, RATE_LIMIT_TEXT, parse_token_response};
-use auth_testkit::answers::strategies::{config, content_type, json_value, status};
+use auth_testkit::answers::strategies::{config, content_type, json_value, moment, status};
 use http::StatusCode;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
@@ -122,8 +122,6 @@ proptest! {
 
 /// 9999-12-31T23:59:59Z, the last second `time` (and RFC 3339) can write.
 const LAST_SECOND: i64 = 253_402_300_799;
-/// The last second a kunci clock reads: times are clamped to `auth_core::expiry::LATEST`.
-const LAST_CLOCK_SECOND: i64 = auth_core::expiry::LATEST.unix_timestamp() - 1;
 
 /// An `accessTokenExpiresAt` from anywhere: the last moment RFC 3339 can write (the value
 /// `oauth2-server` would give a token living "forever"), the year 0000, the epoch, any moment in
@@ -161,16 +159,6 @@ fn extreme_expires_in() -> impl Strategy<Value = serde_json::Value> {
     ]
 }
 
-/// A moment a `Date` header or a local clock can show: 1970 to 9999.
-fn moment() -> impl Strategy<Value = OffsetDateTime> {
-    prop_oneof![
-        Just(sent()),
-        Just(OffsetDateTime::UNIX_EPOCH),
-        Just(OffsetDateTime::from_unix_timestamp(LAST_CLOCK_SECOND).unwrap()),
-        (0..=LAST_CLOCK_SECOND).prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap()),
-    ]
-}
-
 proptest! {
     #![proptest_config(config(256))]
 
@@ -181,8 +169,8 @@ proptest! {
     fn extreme_expiries_with_skewed_dates_never_panic(
         expires_at in proptest::option::of(extreme_expiry()),
         expires_in in proptest::option::of(extreme_expires_in()),
-        date in proptest::option::of(moment()),
-        sent_at in moment(),
+        date in proptest::option::of(moment(sent())),
+        sent_at in moment(sent()),
     ) {
         let mut body = json!({"accessToken": "718d19c515f12c68dcfce7a97b7510c160c4678f"});
         if let Some(at) = &expires_at {

@@ -8,26 +8,19 @@ use std::{sync::Arc, time::Duration};
 
 use auth_core::{
     ManualClock, MemoryStore, SharedClock, SharedTokenSource, TokenManager, http::HttpConfig,
-    time::macros::datetime,
 };
 use auth_sehatmu::{SehatMuConfig, SehatMuSource};
-use auth_testkit::{SimServer, sehatmu::SehatMuSim};
+use auth_testkit::{sehatmu::SehatMuSim, setup};
 use secrecy::SecretString;
 
 /// A manual clock shared by the simulator and the manager, so expiry is tested without waiting.
-pub(crate) fn clock() -> Arc<ManualClock> {
-    ManualClock::new(datetime!(2026-03-01 08:00 UTC))
-}
+pub(crate) use auth_testkit::setup::manual_clock as clock;
 
 /// A simulator on `clock`, issuing tokens that live `lifetime`.
 pub(crate) async fn sim(clock: &Arc<ManualClock>, lifetime: Duration) -> SehatMuSim {
-    SehatMuSim::start_with(
-        SimServer::builder()
-            .clock(SharedClock::from(clock.clone()))
-            .token_lifetime(lifetime),
-    )
-    .await
-    .unwrap()
+    SehatMuSim::start_with(setup::sim_builder(clock, lifetime))
+        .await
+        .unwrap()
 }
 
 /// A source for the simulator's client with `secret`, a short HTTP timeout and `clock`.
@@ -59,9 +52,5 @@ pub(crate) fn manager(
     store: &MemoryStore,
     clock: &Arc<ManualClock>,
 ) -> TokenManager {
-    TokenManager::builder(SharedTokenSource::from_arc(source.clone()))
-        .store(store.clone())
-        .clock(SharedClock::from(clock.clone()))
-        .build()
-        .unwrap()
+    setup::manager(SharedTokenSource::from_arc(source.clone()), store, clock)
 }

@@ -6,27 +6,21 @@
 
 use std::{sync::Arc, time::Duration};
 
-use auth_core::{
-    ManualClock, MemoryStore, SharedClock, TokenManager, http::HttpConfig, time::macros::datetime,
-};
+use auth_core::{ManualClock, http::HttpConfig};
 use auth_stamps::{StampsConfig, StampsSource};
-use auth_testkit::{SimServer, stamps::StampsSim};
+use auth_testkit::{setup, stamps::StampsSim};
 use secrecy::SecretString;
 
+/// A manager for a source on a store and a clock, keyed as the crate says.
+pub(crate) use auth_testkit::setup::manager;
 /// A manual clock shared by the simulator and the manager, so expiry is tested without waiting.
-pub(crate) fn clock() -> Arc<ManualClock> {
-    ManualClock::new(datetime!(2026-03-01 08:00 UTC))
-}
+pub(crate) use auth_testkit::setup::manual_clock as clock;
 
 /// A simulator on `clock`, issuing JWTs that live `lifetime`.
 pub(crate) async fn sim(clock: &Arc<ManualClock>, lifetime: Duration) -> StampsSim {
-    StampsSim::start_with(
-        SimServer::builder()
-            .clock(SharedClock::from(clock.clone()))
-            .token_lifetime(lifetime),
-    )
-    .await
-    .unwrap()
+    StampsSim::start_with(setup::sim_builder(clock, lifetime))
+        .await
+        .unwrap()
 }
 
 /// A JWT source for the simulator's account, with a short HTTP timeout.
@@ -39,19 +33,6 @@ pub(crate) fn jwt_source(sim: &StampsSim) -> StampsSource {
         HttpConfig::default().with_timeout(Duration::from_millis(500)),
     )
     .unwrap()
-}
-
-/// A manager for `source` on `store` and `clock`, keyed as the crate says.
-pub(crate) fn manager(
-    source: StampsSource,
-    store: &MemoryStore,
-    clock: &Arc<ManualClock>,
-) -> TokenManager {
-    TokenManager::builder(source)
-        .store(store.clone())
-        .clock(SharedClock::from(clock.clone()))
-        .build()
-        .unwrap()
 }
 
 pub(crate) use auth_testkit::logs::LogCapture;

@@ -56,29 +56,25 @@ async fn sigkill_never_leaves_a_torn_entry() {
     }
     // Each `~tmp-` file left behind is a kill that landed between creating the temporary file
     // and renaming it: the instants where a non-atomic write would have torn the entry.
-    let mid_write = fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains("~tmp-")
-        })
-        .count();
+    let mid_write = files_named(dir.path(), "~tmp-");
     eprintln!(
         "200 kills: the writer advanced in {advanced} rounds, to version {last_version}; {mid_write} kills landed mid-write"
     );
     assert!(advanced > 0, "the writer made progress");
-    let leftovers = fs::read_dir(dir.path())
+    let leftovers = files_named(dir.path(), "~corrupt-");
+    assert_eq!(leftovers, 0, "nothing was ever found corrupt");
+}
+
+/// How many files in `dir` have `part` in their name.
+fn files_named(dir: &std::path::Path, part: &str) -> usize {
+    fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
             e.as_ref()
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .contains("~corrupt-")
+                .contains(part)
         })
-        .count();
-    assert_eq!(leftovers, 0, "nothing was ever found corrupt");
+        .count()
 }

@@ -12,6 +12,18 @@ use secrecy::ExposeSecret as _;
 
 use crate::support::{counting_source, entry, secret_of};
 
+/// The path of `key()`'s entry in `store`, and its name without the extension (the stem its
+/// lock files are named after).
+fn entry_path_and_stem(store: &FileStore) -> (std::path::PathBuf, String) {
+    let entry_path = store.entry_path(&key());
+    let stem = entry_path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    (entry_path, stem)
+}
+
 fn key() -> StoreKey {
     StoreKey::new("sehatmu:client-1@example.com").unwrap()
 }
@@ -373,12 +385,7 @@ async fn links_planted_in_the_directory_are_never_followed() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path()).unwrap();
-    let entry_path = store.entry_path(&key());
-    let stem = entry_path
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let (entry_path, stem) = entry_path_and_stem(&store);
 
     // The entry is a link to a file elsewhere: not read.
     let victim = elsewhere.path().join("victim");
@@ -420,12 +427,7 @@ async fn links_planted_in_the_directory_are_never_followed() {
 fn a_fifo_planted_as_an_entry_or_lock_is_refused_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path()).unwrap();
-    let entry_path = store.entry_path(&key());
-    let stem = entry_path
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let (entry_path, stem) = entry_path_and_stem(&store);
     let refresh_lock = dir.path().join(format!("{stem}~refresh.lock"));
     for path in [&entry_path, &refresh_lock] {
         let made = std::process::Command::new("mkfifo")

@@ -21,3 +21,5 @@ mod redis;
 mod release;
 mod servers;
 mod support;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod waiters;

@@ -21,6 +21,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use crate::{
     servers::{PgCluster, free_port, is_root},
     support::{assert_unreachable_hides_the_password, entry, secret_of},
+    waiters::{
+        a_release_wakes_a_waiter, next_note, spawn_waiter, waiters_are_woken_by_the_release_note,
+        woken,
+    },
 };
 
 fn pg_url(test: &str) -> Option<String> {
@@ -368,52 +372,15 @@ async fn waiters_are_woken_by_notify_when_the_holder_releases_and_saves_notify_t
     let waiting = PostgresStore::connect(&url, options).await.unwrap();
     let (_listening, mut notes) = listen_raw(&url, &scratch.table()).await;
 
-    let held = holder
-        .lock(&key(), Duration::from_secs(3600))
-        .await
-        .unwrap();
-    let waiter = {
-        let waiting = waiting.clone();
-        tokio::spawn(async move { waiting.lock(&key(), Duration::from_secs(60)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "the lease is held");
-
-    holder.save(&key(), &entry("x", None), 0).await.unwrap();
-    let note = tokio::time::timeout(Duration::from_secs(30), notes.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(note, format!("s:{}", key()), "a save notifies");
-    assert!(!waiter.is_finished(), "a save does not free the lease");
-
-    held.release().await.unwrap();
-    let note = tokio::time::timeout(Duration::from_secs(30), notes.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(note, format!("r:{}", key()), "a release notifies");
-    let second = tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .expect("the waiter was woken by the release's notification, not by its hourly poll")
-        .unwrap()
-        .unwrap();
+    let second = waiters_are_woken_by_the_release_note(&holder, &waiting, &key(), &mut notes).await;
     second.release().await.unwrap();
-    let note = tokio::time::timeout(Duration::from_secs(30), notes.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(note, format!("r:{}", key()));
+    assert_eq!(next_note(&mut notes).await, format!("r:{}", key()));
 
     // A refused save notifies nobody.
     let _ = holder.save(&key(), &entry("y", None), 0).await.unwrap_err();
     let _ = holder.delete(&key()).await;
     holder.save(&key(), &entry("z", None), 0).await.unwrap();
-    let note = tokio::time::timeout(Duration::from_secs(30), notes.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(note, format!("s:{}", key()));
+    assert_eq!(next_note(&mut notes).await, format!("s:{}", key()));
     assert!(
         notes.try_recv().is_err(),
         "one notification per save that landed"
@@ -464,21 +431,7 @@ async fn terminated_backends_are_replaced_and_the_listener_reconnects() {
         .unwrap();
     store.save(&key(), &entry("kept", None), 0).await.unwrap();
     // Start the listener (a lock that has to wait starts it) and see it work once.
-    let held = store.lock(&key(), Duration::from_secs(3600)).await.unwrap();
-    let waiter = {
-        let other = other.clone();
-        tokio::spawn(async move { other.lock(&key(), Duration::from_secs(60)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    held.release().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    a_release_wakes_a_waiter(&store, &other, &key(), Duration::from_secs(3600)).await;
 
     let client = raw(&url).await;
     let killed: i64 = client
@@ -695,20 +648,13 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
     let store = PostgresStore::connect(&url, options.clone()).await.unwrap();
 
     // The listener is started (a lock that waits starts it) before the outage.
-    let held = store.lock(&key(), Duration::from_secs(60)).await.unwrap();
     let other = PostgresStore::connect(
         &with_param(&url, "application_name", "kunci_other"),
         options.clone(),
     )
     .await
     .unwrap();
-    let waiter = {
-        let other = other.clone();
-        tokio::spawn(async move { other.lock(&key(), Duration::from_secs(60)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    held.release().await.unwrap();
-    waiter.await.unwrap().unwrap().release().await.unwrap();
+    a_release_wakes_a_waiter(&store, &other, &key(), Duration::from_secs(60)).await;
 
     // The store contract's outage check; the server comes back with its data.
     conformance::outage_keeps_the_valid_token_served(store.clone(), other.clone(), |running| {
@@ -732,18 +678,12 @@ async fn an_outage_keeps_the_valid_token_served_and_ends_with_resumption() {
             }
         }
     };
-    let waiter = {
-        let other = other.clone();
-        tokio::spawn(async move { other.lock(&key(), Duration::from_secs(60)).await })
-    };
+    let waiter = spawn_waiter(&other, &key());
     wait_for_listener(&raw(&url).await, "kunci_other").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     held.release().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), waiter)
+    woken(waiter, "the reconnected listener delivered the release")
         .await
-        .expect("the reconnected listener delivered the release")
-        .unwrap()
-        .unwrap()
         .release()
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use secrecy::ExposeSecret as _;
 use crate::{
     servers::free_port,
     support::{assert_unreachable_hides_the_password, counting_source, entry, secret_of},
+    waiters::waiters_are_woken_by_the_release_note,
 };
 
 fn redis_url(test: &str) -> Option<String> {
@@ -481,40 +482,18 @@ async fn waiters_are_woken_by_pub_sub_when_the_holder_releases_and_saves_publish
         .await
         .unwrap();
     pubsub.subscribe(format!("{prefix}events")).await.unwrap();
-    let mut notes = pubsub.into_on_message();
+    // The payloads of the messages published on the channel.
+    let (published, mut notes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            if published.send(message.get_payload().unwrap()).is_err() {
+                return;
+            }
+        }
+    });
 
-    let held = holder
-        .lock(&key(), Duration::from_secs(3600))
-        .await
-        .unwrap();
-    let waiter = {
-        let waiting = waiting.clone();
-        tokio::spawn(async move { waiting.lock(&key(), Duration::from_secs(60)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "the lock is held");
-    holder.save(&key(), &entry("x", None), 0).await.unwrap();
-    let note: String = tokio::time::timeout(Duration::from_secs(30), notes.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .get_payload()
-        .unwrap();
-    assert_eq!(note, format!("s:{}", key()), "a save publishes");
-    assert!(!waiter.is_finished(), "a save does not free the lock");
-    held.release().await.unwrap();
-    let note: String = tokio::time::timeout(Duration::from_secs(30), notes.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .get_payload()
-        .unwrap();
-    assert_eq!(note, format!("r:{}", key()), "a release publishes");
-    let second = tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .expect("the waiter was woken by the release's message, not by its hourly poll")
-        .unwrap()
-        .unwrap();
+    let second = waiters_are_woken_by_the_release_note(&holder, &waiting, &key(), &mut notes).await;
     second.release().await.unwrap();
     cleanup(&url, &prefix).await;
 }

@@ -13,14 +13,29 @@ const LIFE: Duration = Duration::from_secs(120);
 /// How long the next holder may wait once the store answers again.
 const WAIT: Duration = Duration::from_secs(15);
 
+/// A key of the test's own, `name:<random>`.
+fn random_key(name: &str) -> StoreKey {
+    StoreKey::new(format!("{name}:{:08x}", fastrand::u32(..))).unwrap()
+}
+
+/// `direct` takes the lease under `key` within [`WAIT`] (it was freed, `why`), and releases it.
+async fn taken_in_time(direct: &SharedTokenStore, key: &StoreKey, why: &str) {
+    let next = tokio::time::timeout(WAIT, direct.lock(key, LIFE))
+        .await
+        .expect(why)
+        .unwrap();
+    next.release().await.unwrap();
+}
+
 /// Takes the lease through `proxy`, cuts the proxy, releases (which fails), restores it, then
 /// takes the lease from `direct` (not through the proxy).
-async fn a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
-    via_proxy: SharedTokenStore,
-    direct: SharedTokenStore,
+async fn release_lost_in_an_outage(
+    via_proxy: impl Into<SharedTokenStore>,
+    direct: impl Into<SharedTokenStore>,
     proxy: &Proxy,
 ) {
-    let key = StoreKey::new(format!("release:{:08x}", fastrand::u32(..))).unwrap();
+    let (via_proxy, direct) = (via_proxy.into(), direct.into());
+    let key = random_key("release");
     let held = via_proxy.lock(&key, LIFE).await.unwrap();
     proxy.cut();
     assert!(
@@ -29,11 +44,12 @@ async fn a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.restore();
-    let next = tokio::time::timeout(WAIT, direct.lock(&key, LIFE))
-        .await
-        .expect("the lease was freed once the store answered, not left to its whole life")
-        .unwrap();
-    next.release().await.unwrap();
+    taken_in_time(
+        &direct,
+        &key,
+        "the lease was freed once the store answered, not left to its whole life",
+    )
+    .await;
 }
 
 #[cfg(feature = "redis")]
@@ -49,12 +65,7 @@ async fn on_redis_a_release_lost_in_an_outage_frees_the_lease_once_the_store_ans
         .await
         .unwrap();
     let direct = RedisStore::connect(&server.url(), options).await.unwrap();
-    a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
-        via_proxy.into(),
-        direct.into(),
-        &proxy,
-    )
-    .await;
+    release_lost_in_an_outage(via_proxy, direct, &proxy).await;
 }
 
 /// The test's own PostgreSQL cluster, a proxy in front of it, a store through the proxy (with
@@ -92,12 +103,7 @@ async fn on_postgres_a_release_lost_in_an_outage_frees_the_lease_once_the_store_
     else {
         return;
     };
-    a_release_lost_in_an_outage_frees_the_lease_once_the_store_answers(
-        via_proxy.into(),
-        direct.into(),
-        &proxy,
-    )
-    .await;
+    release_lost_in_an_outage(via_proxy, direct, &proxy).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -109,7 +115,7 @@ async fn on_postgres_a_lease_taken_with_its_reply_lost_is_freed_once_the_store_a
     let Some((cluster, proxy, via_proxy, direct)) = postgres_behind_a_proxy(1).await else {
         return;
     };
-    let warm = StoreKey::new(format!("release-warm:{:08x}", fastrand::u32(..))).unwrap();
+    let warm = random_key("release-warm");
     via_proxy
         .lock(&warm, LIFE)
         .await
@@ -117,7 +123,7 @@ async fn on_postgres_a_lease_taken_with_its_reply_lost_is_freed_once_the_store_a
         .release()
         .await
         .unwrap();
-    let key = StoreKey::new(format!("release:{:08x}", fastrand::u32(..))).unwrap();
+    let key = random_key("release");
     // The statement that takes the lease reaches the server; its answer never comes back.
     proxy.swallow_replies();
     assert!(
@@ -141,9 +147,10 @@ async fn on_postgres_a_lease_taken_with_its_reply_lost_is_freed_once_the_store_a
         "the statement taking the lease ran (a freed lease keeps its row)"
     );
     proxy.restore();
-    let next = tokio::time::timeout(WAIT, direct.lock(&key, LIFE))
-        .await
-        .expect("the lease taken without an answer was freed once the store answered")
-        .unwrap();
-    next.release().await.unwrap();
+    taken_in_time(
+        &direct.into(),
+        &key,
+        "the lease taken without an answer was freed once the store answered",
+    )
+    .await;
 }

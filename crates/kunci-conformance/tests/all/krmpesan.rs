@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use auth_core::{Clock, ErrorKind, MemoryStore, Token};
+use auth_core::{ErrorKind, MemoryStore};
 use auth_krmpesan::{KrmPesanConfig, KrmPesanSource};
 use kunci_conformance::{KRMPESAN_URL, RecordingProxy, Upstream};
 use secrecy::SecretString;
 use serde_json::json;
 
 use crate::support::{
-    assert_carries, assert_shows_none, jwt_payload, manager, manual_clock, many_callers, past,
-    secret, unix,
+    assert_carries, assert_shows_none, fetched_once_for_many_callers, jwt_payload, manager,
+    manual_clock, refreshed_after_manual_expiry, secret, unix,
 };
 
 const TOKENS_PATH: &str = "/tokens";
@@ -63,20 +63,7 @@ async fn an_id_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstre
         let source = source(&proxy, &login);
         manager(source, &store, None)
     };
-    let manager = process();
-
-    let token = many_callers(&manager, 50).await;
-    for _ in 0..50 {
-        assert!(manager.token().await.unwrap().same_secret(&token));
-    }
-    // Another process sharing the store takes the saved token and sends nothing.
-    assert!(process().token().await.unwrap().same_secret(&token));
-    assert_eq!(
-        proxy.count("GET", TOKENS_PATH),
-        1,
-        "{:?}",
-        proxy.exchanges()
-    );
+    let (token, _) = fetched_once_for_many_callers(process, &proxy, ("GET", TOKENS_PATH)).await;
     let answer = proxy.last("GET", TOKENS_PATH).answer().json();
     assert_eq!(answer["IdToken"].as_str(), Some(secret(&token).as_str()));
     assert_eq!(jwt_payload(&secret(&token))["token_use"], json!("id"));
@@ -117,20 +104,15 @@ async fn after_expiry_the_id_token_is_refreshed_once_and_the_new_one_is_accepted
     let source = source(&proxy, &login);
     let manager = manager(source, &MemoryStore::new(), Some(&clock));
 
-    let first = Token::clone(&manager.token().await.unwrap());
-    clock.advance(past(LIFETIME));
-    let second = many_callers(&manager, 20).await;
-    assert!(
-        !second.same_secret(&first),
-        "the expired IdToken was handed out"
-    );
-    assert_eq!(
-        proxy.count("GET", TOKENS_PATH),
-        2,
-        "{:?}",
-        proxy.exchanges()
-    );
-    assert!(second.expires_at().unwrap() > clock.now());
+    let second = refreshed_after_manual_expiry(
+        &manager,
+        &clock,
+        LIFETIME,
+        &proxy,
+        ("GET", TOKENS_PATH),
+        "IdToken",
+    )
+    .await;
     let refresh = proxy.last("GET", TOKENS_PATH);
     assert_eq!(refresh.status, 200, "{}", refresh.body);
 

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use auth_core::{
-    Clock, ErrorKind, MemoryStore, SharedClock, Token,
-    time::format_description::well_known::Rfc3339,
+    ErrorKind, MemoryStore, SharedClock, Token, time::format_description::well_known::Rfc3339,
 };
 use auth_sehatmu::{SehatMuConfig, SehatMuSource};
 use http::Method;
@@ -15,7 +14,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::support::{
-    assert_carries, assert_shows_none, manager, manual_clock, many_callers, now, past, secret,
+    assert_carries, assert_shows_none, fetched_once_for_many_callers, manager, manual_clock, now,
+    one_new_token, refreshed_after_manual_expiry, secret,
 };
 
 const TOKEN_PATH: &str = "/oauth/token";
@@ -83,20 +83,7 @@ async fn a_token_is_fetched_once_for_many_callers_and_accepted_by_the_upstream()
         let source = source(&proxy, &id, &secret_value);
         manager(source, &store, None)
     };
-    let manager = process();
-
-    let token = many_callers(&manager, 50).await;
-    for _ in 0..50 {
-        assert!(manager.token().await.unwrap().same_secret(&token));
-    }
-    // Another process sharing the store takes the saved token and sends nothing.
-    assert!(process().token().await.unwrap().same_secret(&token));
-    assert_eq!(
-        proxy.count("POST", TOKEN_PATH),
-        1,
-        "{:?}",
-        proxy.exchanges()
-    );
+    let (token, _) = fetched_once_for_many_callers(process, &proxy, ("POST", TOKEN_PATH)).await;
     let issued = proxy.last("POST", TOKEN_PATH);
     assert_eq!(
         issued.query.as_deref(),
@@ -169,17 +156,7 @@ async fn after_a_real_expiry_the_token_is_fetched_once_more_and_the_new_one_is_a
         "Invalid token: access token has expired"
     );
 
-    let second = many_callers(&manager, 20).await;
-    assert!(
-        !second.same_secret(&first),
-        "the expired token was handed out"
-    );
-    assert_eq!(
-        proxy.count("POST", TOKEN_PATH),
-        2,
-        "{:?}",
-        proxy.exchanges()
-    );
+    let second = one_new_token(&manager, &proxy, ("POST", TOKEN_PATH), &first, "token").await;
     let pong = sehatmu.get("/api/ping", second.header_value()).await;
     assert_eq!(
         pong.status, 200,
@@ -200,20 +177,15 @@ async fn after_a_manual_expiry_the_token_is_fetched_once_more_and_the_new_one_is
     let source = source(&proxy, &id, &secret_value).with_clock(SharedClock::from(clock.clone()));
     let manager = manager(source, &MemoryStore::new(), Some(&clock));
 
-    let first = Token::clone(&manager.token().await.unwrap());
-    clock.advance(past(LIFETIME));
-    let second = many_callers(&manager, 20).await;
-    assert!(
-        !second.same_secret(&first),
-        "the expired token was handed out"
-    );
-    assert_eq!(
-        proxy.count("POST", TOKEN_PATH),
-        2,
-        "{:?}",
-        proxy.exchanges()
-    );
-    assert!(second.expires_at().unwrap() > clock.now());
+    let second = refreshed_after_manual_expiry(
+        &manager,
+        &clock,
+        LIFETIME,
+        &proxy,
+        ("POST", TOKEN_PATH),
+        "token",
+    )
+    .await;
     let pong = sehatmu.get("/api/ping", second.header_value()).await;
     assert_eq!(
         pong.status, 200,

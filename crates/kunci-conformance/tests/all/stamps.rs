@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use auth_core::{Clock, ErrorKind, MemoryStore, StoredEntry, Token, TokenStore};
+use auth_core::{ErrorKind, MemoryStore, StoredEntry, Token, TokenStore};
 use auth_stamps::{StampsConfig, StampsSource, Verification};
 use http::HeaderValue;
 use kunci_conformance::{RecordingProxy, STAMPS_URL, Upstream};
@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::support::{
-    assert_carries, assert_shows_none, manager, manual_clock, many_callers, past, secret, unix,
+    assert_carries, assert_shows_none, fetched_once_for_many_callers, manager, manual_clock,
+    many_callers, refreshed_after_manual_expiry, secret, unix,
 };
 
 const TOKEN_PATH: &str = "/api/auth/get-access-token/";
@@ -66,21 +67,9 @@ async fn a_jwt_is_fetched_once_for_many_callers_and_accepted_by_the_upstream() {
     let proxy = stamps.proxy().await;
     let source = jwt_source(&proxy, &key);
     let store = MemoryStore::new();
-    let manager = manager(source.clone(), &store, None);
-
-    let token = many_callers(&manager, 50).await;
-    for _ in 0..50 {
-        assert!(manager.token().await.unwrap().same_secret(&token));
-    }
-    // Another process sharing the store takes the saved token and sends nothing.
-    let other = crate::support::manager(source.clone(), &store, None);
-    assert!(other.token().await.unwrap().same_secret(&token));
-    assert_eq!(
-        proxy.count("POST", TOKEN_PATH),
-        1,
-        "{:?}",
-        proxy.exchanges()
-    );
+    let process = || manager(source.clone(), &store, None);
+    let (token, manager) =
+        fetched_once_for_many_callers(process, &proxy, ("POST", TOKEN_PATH)).await;
     assert_eq!(manager.stats().fetches, 1);
     let issued = proxy.last("POST", TOKEN_PATH).answer().json();
     assert_eq!(
@@ -123,20 +112,15 @@ async fn after_expiry_the_jwt_is_fetched_once_more_and_the_new_one_is_accepted()
     let source = jwt_source(&proxy, &key);
     let manager = manager(source.clone(), &MemoryStore::new(), Some(&clock));
 
-    let first = Token::clone(&manager.token().await.unwrap());
-    clock.advance(past(LIFETIME));
-    let second = many_callers(&manager, 20).await;
-    assert!(
-        !second.same_secret(&first),
-        "the expired JWT was handed out"
-    );
-    assert_eq!(
-        proxy.count("POST", TOKEN_PATH),
-        2,
-        "{:?}",
-        proxy.exchanges()
-    );
-    assert!(second.expires_at().unwrap() > clock.now());
+    let second = refreshed_after_manual_expiry(
+        &manager,
+        &clock,
+        LIFETIME,
+        &proxy,
+        ("POST", TOKEN_PATH),
+        "JWT",
+    )
+    .await;
 
     let pong = stamps.get("/api/ping", second.header_value()).await;
     assert_eq!(pong.status, 200, "ping refused the new JWT: {}", pong.body);

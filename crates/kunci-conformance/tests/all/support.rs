@@ -3,10 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use auth_core::{
-    Error, ManualClock, MemoryStore, SharedClock, Token, TokenGuard, TokenManager, TokenSource,
-    time::OffsetDateTime,
+    Clock as _, Error, ManualClock, MemoryStore, SharedClock, Token, TokenGuard, TokenManager,
+    TokenSource, time::OffsetDateTime,
 };
 use futures_util::future::join_all;
+use kunci_conformance::RecordingProxy;
 use secrecy::ExposeSecret;
 
 /// The wall-clock time now, read through kunci's clock (the only place allowed to read it).
@@ -43,6 +44,61 @@ pub(crate) async fn many_callers(manager: &TokenManager, n: usize) -> Token {
         assert!(token.same_secret(&first), "callers got different tokens");
     }
     first
+}
+
+/// Fifty callers at once of the manager `process` makes get one token, and fifty more calls
+/// the same; another process (another manager sharing the store) takes the saved token: one
+/// `method` `path` request through `proxy` in all. Returns the token and the first manager.
+pub(crate) async fn fetched_once_for_many_callers(
+    process: impl Fn() -> TokenManager,
+    proxy: &RecordingProxy,
+    (method, path): (&str, &str),
+) -> (Token, TokenManager) {
+    let manager = process();
+    let token = many_callers(&manager, 50).await;
+    for _ in 0..50 {
+        assert!(manager.token().await.unwrap().same_secret(&token));
+    }
+    // Another process sharing the store takes the saved token and sends nothing.
+    assert!(process().token().await.unwrap().same_secret(&token));
+    assert_eq!(proxy.count(method, path), 1, "{:?}", proxy.exchanges());
+    (token, manager)
+}
+
+/// Twenty callers at once after the token `first` expired: they get one new token (not
+/// `first`, "the expired `what` was handed out" otherwise), fetched with one more `method`
+/// `path` request through `proxy` (two in all).
+pub(crate) async fn one_new_token(
+    manager: &TokenManager,
+    proxy: &RecordingProxy,
+    (method, path): (&str, &str),
+    first: &Token,
+    what: &str,
+) -> Token {
+    let second = many_callers(manager, 20).await;
+    assert!(
+        !second.same_secret(first),
+        "the expired {what} was handed out"
+    );
+    assert_eq!(proxy.count(method, path), 2, "{:?}", proxy.exchanges());
+    second
+}
+
+/// A first token from `manager`, then `clock` moved [`past`] `lifetime`: twenty callers get
+/// [`one_new_token`], valid on `clock`. Returns it.
+pub(crate) async fn refreshed_after_manual_expiry(
+    manager: &TokenManager,
+    clock: &ManualClock,
+    lifetime: Duration,
+    proxy: &RecordingProxy,
+    request: (&str, &str),
+    what: &str,
+) -> Token {
+    let first = Token::clone(&manager.token().await.unwrap());
+    clock.advance(past(lifetime));
+    let second = one_new_token(manager, proxy, request, &first, what).await;
+    assert!(second.expires_at().unwrap() > clock.now());
+    second
 }
 
 /// The error text a user reads (the error and its sources) contains `text`, the upstream's
