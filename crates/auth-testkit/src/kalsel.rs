@@ -10,7 +10,9 @@
 //!   `-Remaining` and `-Reset`. The server exempts `127.0.0.1`; every client of this
 //!   loopback simulator comes from there, so the simulator does not (or it could never answer
 //!   429) and all its clients share one window. [`KalselSim::set_rate_limit`] changes or
-//!   removes the limit.
+//!   removes the limit; a server built
+//!   [`without_rate_limits`](crate::SimBuilder::without_rate_limits) exempts every client, as
+//!   the real one exempts its own host.
 //! * **Routes** (`app/url_mappings.go`): `POST /api/v1/login`, `POST /api/v1/refresh`,
 //!   `GET /api/v1/ping`; case-insensitive, a trailing `/` allowed (fiber's defaults). Another
 //!   path: 404 `text/plain` `Cannot POST /x`; a known path with another method: 405
@@ -607,9 +609,13 @@ impl KalselHandler {
 
 impl Handler for KalselHandler {
     fn handle(&self, request: &SimRequest, ctx: &SimContext) -> SimResponse {
-        let headers = match self.limit(ctx.now().unix_timestamp()) {
-            Err(too_many) => return too_many,
-            Ok(headers) => headers,
+        let headers = if ctx.enforces_rate_limits() {
+            match self.limit(ctx.now().unix_timestamp()) {
+                Err(too_many) => return too_many,
+                Ok(headers) => headers,
+            }
+        } else {
+            None
         };
         let path = request.path.to_ascii_lowercase();
         let path = path

@@ -276,6 +276,12 @@ impl SimContext {
         self.shared.settings().token_lifetime
     }
 
+    /// Whether the provider's own rate limit applies (yes, unless the server was built
+    /// [`without_rate_limits`](SimBuilder::without_rate_limits)).
+    pub fn enforces_rate_limits(&self) -> bool {
+        self.shared.settings().rate_limits
+    }
+
     /// A number unique within this simulator, counting from 1.
     pub fn serial(&self) -> u64 {
         self.shared.serial.fetch_add(1, Ordering::Relaxed) + 1
@@ -297,6 +303,7 @@ struct Settings {
     token_lifetime: Duration,
     latency: Option<Duration>,
     skew: time::Duration,
+    rate_limits: bool,
 }
 
 struct Shared {
@@ -345,6 +352,7 @@ pub struct SimBuilder {
     latency: Option<Duration>,
     skew: time::Duration,
     clock: Option<SharedClock>,
+    rate_limits: bool,
 }
 
 /// A bare server is its own [`Simulated::Sim`](crate::Simulated::Sim).
@@ -362,6 +370,7 @@ impl Default for SimBuilder {
             latency: None,
             skew: time::Duration::ZERO,
             clock: None,
+            rate_limits: true,
         }
     }
 }
@@ -409,6 +418,17 @@ impl SimBuilder {
         self
     }
 
+    /// Leaves out the provider's own rate limit (a simulator that has one reads
+    /// [`SimContext::enforces_rate_limits`]), as a server does for clients on its own host:
+    /// Kalsel.dev's exempts `127.0.0.1`. For benchmarks, which measure kunci and not the
+    /// provider's limit, and which see every provider the same way through
+    /// [`Simulated`](crate::Simulated).
+    #[must_use]
+    pub fn without_rate_limits(mut self) -> Self {
+        self.rate_limits = false;
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving with `handler` on the current tokio runtime.
     pub async fn start(self, handler: impl Handler) -> io::Result<SimServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -421,6 +441,7 @@ impl SimBuilder {
                 token_lifetime: self.token_lifetime,
                 latency: self.latency,
                 skew: self.skew,
+                rate_limits: self.rate_limits,
             }),
             faults: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),

@@ -107,14 +107,21 @@ fn providers() -> Vec<ProviderKind> {
     }
 }
 
-/// `kind`'s simulator with `lifetime` tokens.
+/// `kind`'s simulator with `lifetime` tokens, without the provider's own rate limit (the bench
+/// measures the agent, not the provider's limit).
 fn simulator(
     rt: &tokio::runtime::Runtime,
     kind: ProviderKind,
     lifetime: Duration,
 ) -> Box<dyn Simulator> {
-    rt.block_on(kind.start_simulator(SimServer::builder().token_lifetime(lifetime)))
-        .unwrap()
+    rt.block_on(
+        kind.start_simulator(
+            SimServer::builder()
+                .token_lifetime(lifetime)
+                .without_rate_limits(),
+        ),
+    )
+    .unwrap()
 }
 
 /// Part 3: the resident memory of an idle agent serving 100 profiles of `kind` (24 h

@@ -495,3 +495,20 @@ async fn a_signed_token_with_a_past_exp_is_expired_even_with_type_1() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_server_built_without_rate_limits_answers_every_request_as_for_its_own_host() {
+    auth_core::http::ensure_crypto_provider().unwrap();
+    let sim = Api {
+        sim: KalselSim::start_with(SimServer::builder().without_rate_limits())
+            .await
+            .unwrap(),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    };
+    let token = sim.refresh_token();
+    for i in 0..RATE_LIMIT * 2 {
+        let answer = refresh(&sim, &json!({"refresh_token": token})).await;
+        assert_eq!(answer.status, 200, "request {i}");
+        assert_eq!(answer.remaining, None, "no limit, no X-RateLimit headers");
+    }
+}
