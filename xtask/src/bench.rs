@@ -105,7 +105,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "refresh_boundary",
         features: "testing",
         explicit: false,
-        what: "for every provider compiled in, through its simulator: 8 callers in a loop for 10 s on a 2-worker runtime, tokens living 3 s, 50 ms upstream latency (`kunci::from_lookup`, memory store)",
+        what: "For every provider compiled in, through its simulator: 8 callers in a loop for 10 s on a 2-worker runtime, tokens living 3 s, 50 ms upstream latency (`kunci::from_lookup`, memory store)",
         with: None,
     },
     ReportSuite {
@@ -114,7 +114,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "fleet",
         features: "testing,redis,postgres",
         explicit: false,
-        what: "for every provider compiled in, through its simulator: 16 processes sharing one token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend) and the `outage` suite",
+        what: "For every provider compiled in, through its simulator: 16 processes sharing one token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend) and the `outage` suite",
         with: None,
     },
     ReportSuite {
@@ -141,7 +141,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "load",
         features: "testing",
         explicit: true,
-        what: "for every provider compiled in, through its simulator: 2 callers × 60 s of `token()` on a manager with a file store; tokens living 3 s, so a new token is fetched and saved every few seconds",
+        what: "For every provider compiled in, through its simulator: 2 callers × 60 s of `token()` on a manager with a file store; tokens living 3 s, so a new token is fetched and saved every few seconds",
         with: None,
     },
 ];
