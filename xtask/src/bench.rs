@@ -114,7 +114,7 @@ const REPORT_SUITES: &[ReportSuite] = &[
         bench: "fleet",
         features: "testing,redis,postgres",
         explicit: false,
-        what: "For every provider compiled in, through its simulator: 16 processes sharing one token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend) and the `outage` suite",
+        what: "For every provider compiled in, through its simulator: 16 processes sharing one token (3 s lifetime, 50 ms upstream latency) through a store, counted over 3 lifetimes after every process had its first token, beside 16 processes each with its own memory store, whose count per process (what one process alone sends) is the target; `cargo xtask bench fleet` also reruns the `store` suite (load, save, fenced save, renewal and hand-over latency per backend) and the `outage` suite",
         with: None,
     },
     ReportSuite {
