@@ -16,7 +16,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use auth_testkit::SimServer;
-use kunci::{HttpConfig, ProviderKind};
+use kunci::ProviderKind;
 
 const CALLERS: usize = 2;
 const LIFETIME: Duration = Duration::from_secs(3);
@@ -66,13 +66,7 @@ fn load(rt: &tokio::runtime::Runtime, kind: ProviderKind, seconds: u64) {
     );
     let dir = tempfile::tempdir().unwrap();
     let vars = support::variables(&*sim, &dir.path().to_string_lossy());
-    let manager = rt
-        .block_on(kunci::from_lookup(
-            kind,
-            &|name| vars.get(name).cloned(),
-            HttpConfig::default(),
-        ))
-        .unwrap();
+    let manager = support::manager(rt, kind, &vars);
     rt.block_on(manager.token()).unwrap();
     let rss_start = rss_kib();
     let mut samples = vec![rss_start];

@@ -17,7 +17,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use auth_testkit::SimServer;
-use kunci::HttpConfig;
 
 const CALLERS: usize = 8;
 const RUN: Duration = Duration::from_secs(10);
@@ -110,13 +109,7 @@ fn main() {
                 .token_lifetime(LIFETIME),
         );
         let vars = support::variables(&*sim, "memory:");
-        let manager = rt
-            .block_on(kunci::from_lookup(
-                kind,
-                &|name| vars.get(name).cloned(),
-                HttpConfig::default(),
-            ))
-            .unwrap();
+        let manager = support::manager(&rt, kind, &vars);
         // The cold first call waits for the network by necessity; the run starts after it.
         rt.block_on(manager.token()).unwrap();
         let requests_before = sim.server().request_count();

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use auth_testkit::SimServer;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kunci::HttpConfig;
 
 const CALLERS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(50);
@@ -39,7 +38,6 @@ fn stampede(c: &mut Criterion) {
                 .token_lifetime(Duration::from_secs(3600)),
         );
         let vars = support::variables(&*sim, "memory:");
-        let lookup = |name: &str| vars.get(name).cloned();
         let mut stampedes = 0u64;
         let before = sim.server().request_count();
         g.bench_function(
@@ -48,9 +46,7 @@ fn stampede(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let manager = rt
-                            .block_on(kunci::from_lookup(kind, &lookup, HttpConfig::default()))
-                            .unwrap();
+                        let manager = support::manager(&rt, kind, &vars);
                         total += rt.block_on(async {
                             let start = Instant::now();
                             let tasks: Vec<_> = (0..CALLERS)

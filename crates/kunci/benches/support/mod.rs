@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use auth_testkit::{SimBuilder, Simulator};
-use kunci::ProviderKind;
+use kunci::{HttpConfig, ProviderKind, TokenManager};
 
 /// The providers a bench measures: every one compiled in (`ProviderKind::ALL`), or the ones
 /// named in `KUNCI_BENCH_PROVIDERS` (comma-separated, `KUNCI_BENCH_PROVIDERS=sehatmu`) to
@@ -49,4 +49,19 @@ pub(crate) fn variables(sim: &dyn Simulator, store: &str) -> HashMap<String, Str
         .map(|(name, value)| (name.to_owned(), value))
         .chain([("KUNCI_STORE".to_owned(), store.to_owned())])
         .collect()
+}
+
+/// A manager for `kind` from `vars` (see [`variables`]), as `kunci::from_lookup` builds it, on
+/// `rt`.
+pub(crate) fn manager(
+    rt: &tokio::runtime::Runtime,
+    kind: ProviderKind,
+    vars: &HashMap<String, String>,
+) -> TokenManager {
+    rt.block_on(kunci::from_lookup(
+        kind,
+        &|name| vars.get(name).cloned(),
+        HttpConfig::default(),
+    ))
+    .unwrap_or_else(|e| panic!("{}'s manager: {e}", kind.name()))
 }
