@@ -19,7 +19,6 @@ use auth_core::{
 };
 use auth_testkit::SimServer;
 use kunci::{ErrorKind, HttpConfig, ManagerBuilder, ProviderKind, TokenManager};
-use secrecy::ExposeSecret as _;
 use tokio::task::JoinSet;
 
 use crate::{
@@ -443,12 +442,8 @@ async fn burst(timer: &Timer, m: &TokenManager, sim: &SimServer) -> (usize, Dura
     let mut set = JoinSet::new();
     for _ in 0..BURST {
         let m = m.clone();
-        set.spawn(async move {
-            m.token()
-                .await
-                .ok()
-                .map(|t| t.secret().expose_secret().to_owned())
-        });
+        // The token's identity (its generation), not its secret: the same token is the same id.
+        set.spawn(async move { m.token().await.ok().map(|t| t.id()) });
     }
     let mut tokens = Vec::with_capacity(BURST);
     while let Some(result) = set.join_next().await {
@@ -456,7 +451,7 @@ async fn burst(timer: &Timer, m: &TokenManager, sim: &SimServer) -> (usize, Dura
     }
     let waited = timer.since(t);
     spinner.stop();
-    let first = tokens.first().cloned().flatten();
+    let first = tokens.first().copied().flatten();
     let same = tokens
         .iter()
         .filter(|t| t.is_some() && **t == first)
