@@ -1193,10 +1193,13 @@ impl PostgresStore {
             let attempt = match self.try_acquire(key, &holder, ttl).await {
                 Ok(attempt) => attempt,
                 Err(e) => {
-                    // The statement may have run and its reply been lost: free what it may
-                    // have taken, once the store answers.
-                    let life = ttl.min(MAX_LEASE);
-                    PostgresLock::free_in_background(self, key, holder, None, life);
+                    // No answer: the statement may have run and its reply been lost, so free
+                    // what it may have taken once the store answers. Any other error is an
+                    // answer (a refused privilege, a malformed reply): nothing was taken.
+                    if matches!(e, StoreError::Unavailable { .. }) {
+                        let life = ttl.min(MAX_LEASE);
+                        PostgresLock::free_in_background(self, key, holder, None, life);
+                    }
                     return Err(e);
                 }
             };

@@ -929,6 +929,8 @@ impl TokenStore for RedisStore {
                 .await
             {
                 Ok(acquired) => acquired,
+                // An error answer (not `Unavailable`): the command did not run, nothing taken.
+                Err(e) if !matches!(e, StoreError::Unavailable { .. }) => return Err(e),
                 Err(e) => {
                     // The command may have run and its reply been lost: free what it took.
                     // It may also still be queued behind a slow server, so the release (queued

@@ -18,8 +18,10 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Frees a lease in the background: `free` — a compare-and-delete by holder, so repeating it
 /// can never free another holder's lease — is tried until the store answers, for at most
-/// `life`, after which the lease has expired by itself. Outside a tokio runtime nothing is
-/// spawned and the lease expires by its TTL.
+/// `life`, after which the lease has expired by itself. Only [`StoreError::Unavailable`] (no
+/// answer) is tried again: any other error is an answer (a refused privilege, a malformed
+/// reply) that trying again would only repeat, so the lease is left to its TTL. Outside a
+/// tokio runtime nothing is spawned and the lease expires by its TTL.
 pub(crate) fn free_in_background<F, Fut>(lease: String, life: Duration, free: F)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -34,9 +36,13 @@ where
             loop {
                 match free().await {
                     Ok(freed) => return freed,
-                    Err(_) => {
+                    Err(StoreError::Unavailable { .. }) => {
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(MAX_WAIT);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%lease, error = %e, "the store refused to free a refresh lease; it expires by itself");
+                        return false;
                     }
                 }
             }
