@@ -47,7 +47,8 @@ impl Kunci {
     }
 
     /// A command with a cleared environment: PATH, HOME and XDG dirs in the sandbox,
-    /// `KUNCI_STORE` the sandbox store, and the variables added with [`env`](Self::env).
+    /// `KUNCI_STORE` the sandbox store, no session bus (so no keychain), and the variables
+    /// added with [`env`](Self::env).
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kunci"));
         let home = self.home.path();
@@ -59,6 +60,10 @@ impl Kunci {
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_CACHE_HOME", home.join("cache"))
             .env("KUNCI_STORE", self.store())
+            // No session bus: with feature `keychain`, a `kunci login` under test must never
+            // reach the developer's own keyring (zbus would otherwise find
+            // /run/user/<uid>/bus); it falls back to the store, as on CI.
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
             .stdin(Stdio::null());
         for (k, v) in &self.envs {
             cmd.env(k, v);
