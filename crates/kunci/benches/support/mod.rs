@@ -47,7 +47,7 @@ pub(crate) fn variables(sim: &dyn Simulator, store: &str) -> HashMap<String, Str
     sim.variables()
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
-        .chain([("KUNCI_STORE".to_owned(), store.to_owned())])
+        .chain([(kunci::ENV_STORE.to_owned(), store.to_owned())])
         .collect()
 }
 
