@@ -257,9 +257,10 @@ impl Handler for SehatMuHandler {
         if limits.failed_at.is_some_and(|at| now - at < window) {
             return outcome(429, RATE_LIMIT_TEXT);
         }
-        if account
-            .max_tokens_per_window
-            .is_some_and(|max| limits.issued.len() >= max)
+        if ctx.enforces_rate_limits()
+            && account
+                .max_tokens_per_window
+                .is_some_and(|max| limits.issued.len() >= max)
         {
             return outcome(429, RATE_LIMIT_TEXT);
         }

@@ -418,9 +418,11 @@ impl SimBuilder {
         self
     }
 
-    /// Leaves out the provider's own rate limit (a simulator that has one reads
-    /// [`SimContext::enforces_rate_limits`]), as a server does for clients on its own host:
-    /// Kalsel.dev's exempts `127.0.0.1`. For benchmarks, which measure kunci and not the
+    /// Leaves out the provider's own request limit (a simulator that has one reads
+    /// [`SimContext::enforces_rate_limits`]: Kalsel.dev's 30 requests a minute, SehatMu's
+    /// optional tokens per window), as a server does for clients on its own host: Kalsel.dev's
+    /// exempts `127.0.0.1`. SehatMu's minute after a rejected secret stays: it is how that
+    /// provider refuses a credential, not a limit on a well-behaved client. For benchmarks, which measure kunci and not the
     /// provider's limit, and which see every provider the same way through
     /// [`Simulated`](crate::Simulated).
     #[must_use]

@@ -231,3 +231,15 @@ async fn too_many_tokens_within_a_window_are_refused_with_the_rate_limit_text() 
     clock.advance(Duration::from_secs(60));
     assert_eq!(token(&sim, QUERY, FORM, right()).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_server_built_without_rate_limits_issues_past_the_tokens_per_window_limit() {
+    let sim = SehatMuSim::start_with(SimServer::builder().without_rate_limits())
+        .await
+        .unwrap();
+    sim.set_max_tokens_per_window(Some(2));
+    let right = || form(sim.client_id(), sim.client_secret());
+    for i in 0..4 {
+        assert_eq!(token(&sim, QUERY, FORM, right()).await.0, 200, "token {i}");
+    }
+}
