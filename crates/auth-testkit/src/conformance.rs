@@ -166,7 +166,7 @@ pub async fn check(subject: &Subject) -> Vec<String> {
                 .find(|(name, _)| *name == n)
                 .map(|(_, v)| v.clone())
         };
-        (subject.build)(&lookup, HttpConfig::default().with_timeout(TIMEOUT))
+        (subject.build)(&lookup, crate::setup::http_config(TIMEOUT))
     };
     let source = match build(&variables) {
         Ok(source) => source,
@@ -315,16 +315,12 @@ pub fn subject<S: crate::Simulated>() -> Subject {
 /// Check 7 on a simulator of its own, whose clock is the manager's.
 async fn expiry_is_refreshed_once(subject: &Subject) -> Result<(), String> {
     let clock = ManualClock::new(auth_core::SystemClock::new().now());
-    let sim = (subject.start)(
-        SimServer::builder()
-            .clock(SharedClock::from(clock.clone()))
-            .token_lifetime(Duration::from_secs(3600)),
-    )
+    let sim = (subject.start)(crate::setup::sim_builder(&clock, Duration::from_secs(3600)))
     .await
     .map_err(|e| format!("its simulator did not start on a manual clock: {e}"))?;
     let vars = sim.variables();
     let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
-    let source = (subject.build)(&lookup, HttpConfig::default().with_timeout(TIMEOUT))
+    let source = (subject.build)(&lookup, crate::setup::http_config(TIMEOUT))
         .map_err(|e| format!("expiry: the source cannot be built: {e}"))?;
     let manager = TokenManager::builder(source)
         .clock(SharedClock::from(clock.clone()))
