@@ -74,6 +74,12 @@ impl Paths {
         }
     }
 
+    /// The key whose entry file is `<stem>.json`: [`new`](Self::new)'s mapping backwards
+    /// (`+` → `:`); `None` for a stem no key maps to.
+    fn key_of(stem: &str) -> Option<StoreKey> {
+        StoreKey::new(stem.replace('+', ":")).ok()
+    }
+
     fn refresh_lock(&self) -> PathBuf {
         self.dir.join(format!("{}~refresh.lock", self.stem))
     }
@@ -283,11 +289,7 @@ impl Inner {
             let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
-            let key = stem.replace('+', ":");
-            if stem.contains('~') || !key.starts_with(prefix) {
-                continue;
-            }
-            if let Ok(key) = StoreKey::new(&key) {
+            if let Some(key) = Paths::key_of(stem).filter(|k| k.as_str().starts_with(prefix)) {
                 keys.push(key);
             }
         }
