@@ -88,28 +88,22 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure> {
-    // The commands that need no profile, config or store.
-    match &args.command {
-        #[cfg(feature = "demo")]
-        Command::Demo => return commands::demo::run().await,
-        Command::Completions { shell } => return commands::completions::print(*shell),
-        Command::GenerateMan { dir } => return commands::completions::man_pages(dir),
-        _ => {}
-    }
-    let ctx = Context::new(&args.global)?.with_local_offset(offset);
+    // Built only by the commands that work on a profile, its config and its store.
+    let ctx = || Ok::<_, Failure>(Context::new(&args.global)?.with_local_offset(offset));
     match &args.command {
         Command::Token { profile, json } => {
-            commands::token::run(&ctx, profile.as_deref(), *json).await
+            commands::token::run(&ctx()?, profile.as_deref(), *json).await
         }
-        Command::Header { profile } => commands::header::run(&ctx, profile.as_deref()).await,
+        Command::Header { profile } => commands::header::run(&ctx()?, profile.as_deref()).await,
         Command::Status { profile, json } => {
-            commands::status::run(&ctx, profile.as_deref(), *json).await
+            commands::status::run(&ctx()?, profile.as_deref(), *json).await
         }
         Command::Login { profile, email } => {
-            commands::login::run(&ctx, profile.as_deref(), email.as_deref()).await
+            commands::login::run(&ctx()?, profile.as_deref(), email.as_deref()).await
         }
-        Command::Logout { profile } => commands::logout::run(&ctx, profile.as_deref()).await,
-        Command::Verify { profile } => commands::verify::run(&ctx, profile.as_deref()).await,
+        Command::Logout { profile } => commands::logout::run(&ctx()?, profile.as_deref()).await,
+        Command::Verify { profile } => commands::verify::run(&ctx()?, profile.as_deref()).await,
+        Command::Exec(exec) => commands::exec::run(&ctx()?, exec).await,
         Command::Agent(agent) => {
             let overrides = agent::settings::Overrides {
                 socket: agent.socket.clone(),
@@ -118,9 +112,9 @@ async fn run(args: Args, offset: Option<time::UtcOffset>) -> Result<(), Failure>
             };
             agent::run(&args.global, overrides).await
         }
-        Command::Exec(exec) => commands::exec::run(&ctx, exec).await,
         #[cfg(feature = "demo")]
         Command::Demo => commands::demo::run().await,
-        Command::Completions { .. } | Command::GenerateMan { .. } => Ok(()),
+        Command::Completions { shell } => commands::completions::print(*shell),
+        Command::GenerateMan { dir } => commands::completions::man_pages(dir),
     }
 }
