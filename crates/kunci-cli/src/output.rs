@@ -19,7 +19,18 @@ use crate::failure::{Failure, code};
 /// Writes one line to stdout. A closed pipe is not an error worth a panic (`kunci token | head`).
 pub(crate) fn out_line(line: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
-    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+    written(writeln!(out, "{line}").and_then(|()| out.flush()))
+}
+
+/// Writes `bytes` to stdout, as [`out_line`] does (a completion script, say).
+pub(crate) fn out_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    written(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
+/// A write to stdout's outcome: a closed pipe is fine, anything else a failure.
+fn written(result: io::Result<()>) -> Result<(), Failure> {
+    match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Failure::new(

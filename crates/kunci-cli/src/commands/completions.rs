@@ -16,7 +16,7 @@ pub(crate) fn print(shell: clap_complete::Shell) -> Result<(), Failure> {
     let mut command = Args::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "kunci", &mut script);
-    write_stdout(&script)
+    crate::output::out_bytes(&script)
 }
 
 /// Writes `kunci.1` and a page per subcommand (`kunci-token.1`, …) into `dir`.
@@ -29,16 +29,4 @@ pub(crate) fn man_pages(dir: &Path) -> Result<(), Failure> {
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
     clap_mangen::generate_to(Args::command(), dir).map_err(failed)
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-            code::OTHER,
-            format!("cannot write to stdout: {e}"),
-        )),
-        _ => Ok(()),
-    }
 }
