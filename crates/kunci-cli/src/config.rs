@@ -75,23 +75,18 @@ fn provider_names() -> String {
         .join(", ")
 }
 
-/// A profile's `accounts`: a store-key prefix (the characters of a store key, at least one).
+/// A profile's `accounts`: a store-key prefix (itself a valid store key).
 fn accounts_prefix(value: toml::Value) -> Result<String, String> {
     let toml::Value::String(prefix) = value else {
         return Err("`accounts` must be a store-key prefix such as \"stamps:\"".to_owned());
     };
-    let ok = !prefix.is_empty()
-        && prefix.len() <= 200
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
-    if ok {
-        Ok(prefix)
-    } else {
-        Err(format!(
-            "`accounts = \"{}\"` is not a store-key prefix: use ASCII letters, digits and `._:@-`",
+    // A prefix is the start of a key, so it is a key itself (the store's one rule for them).
+    match auth_core::StoreKey::new(&prefix) {
+        Ok(_) => Ok(prefix),
+        Err(_) => Err(format!(
+            "`accounts = \"{}\"` is not a store-key prefix: use ASCII letters, digits and `._:@-`, not starting with `.`",
             prefix.escape_debug()
-        ))
+        )),
     }
 }
 
