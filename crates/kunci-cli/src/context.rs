@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use auth_core::{MemoryStore, RefreshPolicy, StoreKey, SystemClock};
+use auth_core::{MemoryStore, RefreshPolicy, StoreKey, SystemClock, http::HttpClient};
 use kunci::{
     Cipher, HttpConfig, ManagerBuilder, ProviderKind, SharedTokenSource, SharedTokenStore,
     StoreSpec, TokenManager,
@@ -199,11 +199,7 @@ impl Context {
         profile: &Profile,
         vars: &HashMap<String, String>,
     ) -> Result<(SharedTokenSource, StoreKey), Failure> {
-        let source = profile
-            .kind
-            .source_from_lookup(&|name| vars.get(name).cloned(), self.http.clone())?;
-        let key = store_key(&source)?;
-        Ok((source, key))
+        source_with(profile, vars, self.http.clone())
     }
 
     /// A manager of `source`'s token under `key` in `store`, with this context's policy.
@@ -242,6 +238,20 @@ pub(crate) fn store_key(source: &SharedTokenSource) -> Result<StoreKey, Failure>
         Some(key) => Ok(key),
         None => Ok(StoreKey::for_account(source.name(), "default")?),
     }
+}
+
+/// The source `vars` configure for `profile` on `http` (the agent's profiles of one provider
+/// share one client), and its store key.
+pub(crate) fn source_with(
+    profile: &Profile,
+    vars: &HashMap<String, String>,
+    http: impl Into<HttpClient>,
+) -> Result<(SharedTokenSource, StoreKey), Failure> {
+    let source = profile
+        .kind
+        .source_from_lookup(&|name| vars.get(name).cloned(), http)?;
+    let key = store_key(&source)?;
+    Ok((source, key))
 }
 
 /// Adds the usual way out to a configuration failure.

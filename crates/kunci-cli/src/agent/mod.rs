@@ -36,7 +36,7 @@ use self::{
     settings::{Overrides, Settings},
     tokens::Tokens,
 };
-use crate::{cli::Global, commands::Context, failure::Failure};
+use crate::{cli::Global, context::Context, failure::Failure};
 
 /// What every connection shares.
 #[derive(Debug)]

@@ -32,8 +32,8 @@ use tokio::sync::{Notify, watch};
 
 use super::AbortOnDrop;
 use crate::{
-    commands::Context,
     config::Profile,
+    context::Context,
     failure::{Failure, code},
 };
 
@@ -277,11 +277,8 @@ impl Tokens {
     ) -> Result<Arc<Served>, Failure> {
         let vars: HashMap<String, String> = ctx.variables(profile, store).await?;
         // Building a source is cheap: the provider's HTTP client is built on its first request.
-        let built = profile
-            .kind
-            .source_from_lookup(&|name| vars.get(name).cloned(), http)
-            .map_err(|e| crate::commands::configuration_hint(e.into(), profile))?;
-        let key = crate::commands::store_key(&built)?;
+        let (built, key) = crate::context::source_with(profile, &vars, http)
+            .map_err(|e| crate::context::configuration_hint(e, profile))?;
         let sorted: BTreeMap<String, String> =
             vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(Slot::Ready(old)) = previous.and_then(|p| p.slots.get(&profile.name))

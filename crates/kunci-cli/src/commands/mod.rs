@@ -11,6 +11,3 @@ pub(crate) mod logout;
 pub(crate) mod status;
 pub(crate) mod token;
 pub(crate) mod verify;
-
-// `agent` reaches the context through this path; the items live in `crate::context`.
-pub(crate) use crate::context::{Context, configuration_hint, store_key};
