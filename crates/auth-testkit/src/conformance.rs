@@ -316,8 +316,8 @@ pub fn subject<S: crate::Simulated>() -> Subject {
 async fn expiry_is_refreshed_once(subject: &Subject) -> Result<(), String> {
     let clock = ManualClock::new(auth_core::SystemClock::new().now());
     let sim = (subject.start)(crate::setup::sim_builder(&clock, Duration::from_secs(3600)))
-    .await
-    .map_err(|e| format!("its simulator did not start on a manual clock: {e}"))?;
+        .await
+        .map_err(|e| format!("its simulator did not start on a manual clock: {e}"))?;
     let vars = sim.variables();
     let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
     let source = (subject.build)(&lookup, crate::setup::http_config(TIMEOUT))
