@@ -69,13 +69,10 @@ pub(crate) struct Row {
     pub(crate) state: State,
     /// When the stored token expires (`None`: no token, or one that never expires).
     pub(crate) expires_at: Option<OffsetDateTime>,
-    /// A stored token that never expires.
-    pub(crate) permanent: bool,
     /// Until when nothing is sent after a failed attempt, when that is still ahead.
     pub(crate) cooldown_until: Option<OffsetDateTime>,
     /// When the configured credential stops working (Kalsel.dev's refresh token), if known.
     pub(crate) credential_expires_at: Option<OffsetDateTime>,
-    now: OffsetDateTime,
 }
 
 impl Row {
@@ -87,10 +84,8 @@ impl Row {
             key: None,
             state: State::None,
             expires_at: None,
-            permanent: false,
             cooldown_until: None,
             credential_expires_at: None,
-            now: OffsetDateTime::UNIX_EPOCH,
         }
     }
 
@@ -116,12 +111,10 @@ impl Row {
             key: Some(key.to_string()),
             state: State::of(token, clock),
             expires_at: token.and_then(|t| t.expires_at()),
-            permanent: token.is_some_and(|t| t.expires_at().is_none()),
             cooldown_until: entry
                 .and_then(|e| e.cooldown_until)
                 .filter(|until| *until > now),
             credential_expires_at: None,
-            now,
         }
     }
 
@@ -144,12 +137,13 @@ impl Row {
         }
     }
 
-    /// The EXPIRES cell: `-`, `never`, or the local time and how far it is.
-    fn expires_text(&self, offset: Option<UtcOffset>) -> String {
+    /// The EXPIRES cell: `-` (nothing stored), `never` (a stored token without expiry), or the
+    /// local time and how far it is from `now`.
+    fn expires_text(&self, now: OffsetDateTime, offset: Option<UtcOffset>) -> String {
         match self.expires_at {
-            None if self.permanent => "never".to_owned(),
+            None if self.state != State::None => "never".to_owned(),
             None => "-".to_owned(),
-            Some(at) => format!("{} ({})", local_time(at, offset), relative(at - self.now)),
+            Some(at) => format!("{} ({})", local_time(at, offset), relative(at - now)),
         }
     }
 
@@ -229,12 +223,13 @@ pub(crate) fn render(
     clock: &dyn Clock,
 ) -> String {
     let header = ["PROFILE", "PROVIDER", "STATE", "EXPIRES", "KEY", "STORE"];
+    let now = clock.now();
     let texts: Vec<[String; 3]> = rows
         .iter()
         .map(|r| {
             [
                 r.state_text(offset),
-                r.expires_text(offset),
+                r.expires_text(now, offset),
                 r.key.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
@@ -273,7 +268,6 @@ pub(crate) fn render(
     for row in &cells {
         out.push_str(&line(row));
     }
-    let now = clock.now();
     for note in rows.iter().filter_map(|r| r.credential_note(now, offset)) {
         out.push_str(&note);
         out.push('\n');
@@ -365,7 +359,7 @@ mod tests {
         assert_eq!(
             (
                 row.state_text(None).as_str(),
-                row.expires_text(None).as_str()
+                row.expires_text(now, None).as_str()
             ),
             ("none", "-")
         );
@@ -383,7 +377,10 @@ mod tests {
             row.state_text(Some(offset!(+7))),
             "fresh, cooling down until 2026-11-22 14:01:00 +07:00"
         );
-        assert!(row.expires_text(Some(offset!(+7))).ends_with("(in 3h 0m)"));
+        assert!(
+            row.expires_text(now, Some(offset!(+7)))
+                .ends_with("(in 3h 0m)")
+        );
         let table = render(
             std::slice::from_ref(&row),
             "memory:",
