@@ -12,7 +12,9 @@
 //! The warm path (`kunci token` with a valid stored token) opens the store, reads two entries
 //! and prints: a current-thread runtime, no Redis or PostgreSQL client unless the store is
 //! one, no request, and no HTTP client (a source's HTTP client is built on its first request,
-//! `auth_core::http::HttpClient`).
+//! `auth_core::http::HttpClient`). One exception: a profile whose login is kept in the OS
+//! keychain (feature `keychain`, off by default) also reads that item, a D-Bus call on Linux,
+//! because the source is built from the login's secrets.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
